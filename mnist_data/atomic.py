@@ -1,0 +1,67 @@
+"""Atomic file output: write under a temporary name in the same directory, then rename.
+
+A reader (or a resumed run) therefore never sees a partial file under its final name,
+whatever moment the writer is killed at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+TEMP_MARKER = ".tmp-"
+
+
+def temp_name_for(final: Path) -> Path:
+    """A unique hidden sibling of `final`, recognisable as temporary by TEMP_MARKER."""
+    return final.with_name(f".{final.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def is_temp_name(path: Path) -> bool:
+    return path.name.startswith(".") and TEMP_MARKER in path.name
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path; on success fsync it (if `durable`) and rename it to `final`.
+
+    On any exception the temporary file is removed and `final` is left untouched.
+    """
+    final = Path(final)
+    tmp = temp_name_for(final)
+    try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(final: str | os.PathLike, data: bytes | memoryview, *, durable: bool = True) -> Path:
+    """Write `data` to `final` atomically and return the final path."""
+    final = Path(final)
+    with atomic_path(final, durable=durable) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+    return final
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> int:
+    """Delete temporary files left by a killed writer in `directory`; return how many."""
+    removed = 0
+    for entry in Path(directory).iterdir():
+        if entry.is_file() and is_temp_name(entry):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed += 1
+    return removed

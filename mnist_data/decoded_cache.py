@@ -1,0 +1,51 @@
+"""A cache of decoded IDX files as .npy, memory-mapped on reload.
+
+Decoding once and memory-mapping afterwards turns a ~0.1 s inflate into a ~0.1 ms
+open. Entries are keyed by the source's absolute path, size and mtime, so a changed
+source is decoded again; a cache that cannot be written is skipped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from mnist_data.atomic import atomic_path
+from mnist_data.idx import read_idx
+
+
+def cache_entry(source: Path, cache_dir: Path) -> tuple[Path, str]:
+    """The .npy path for `source` as it is now, and the prefix shared by all its versions."""
+    source = source.resolve()
+    stat = source.stat()
+    where = hashlib.sha1(str(source).encode()).hexdigest()[:12]
+    version = hashlib.sha1(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    prefix = f"{where}-{source.name}-"
+    return cache_dir / f"{prefix}{version}.npy", prefix
+
+
+def read_idx_cached(source: str | Path, cache_dir: str | Path | None) -> np.ndarray:
+    """read_idx, served from (and stored into) `cache_dir` when one is given."""
+    source = Path(source)
+    if cache_dir is None:
+        return read_idx(source)
+    cache_dir = Path(cache_dir)
+    entry, prefix = cache_entry(source, cache_dir)
+    with contextlib.suppress(FileNotFoundError, ValueError, OSError):
+        return np.load(entry, mmap_mode="c", allow_pickle=False)
+    array = read_idx(source)
+    with contextlib.suppress(OSError):
+        _store(array, entry, prefix)
+    return array
+
+
+def _store(array: np.ndarray, entry: Path, prefix: str) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    for stale in entry.parent.glob(f"{prefix}*.npy"):
+        stale.unlink(missing_ok=True)
+    with atomic_path(entry, durable=False) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)

@@ -1,0 +1,21 @@
+"""Exception types of the data layer: one per domain, all under MnistDataError.
+
+The CLI catches MnistDataError and prints its message as one line, so every message
+names the file (or dataset) and says what was expected and what was found.
+"""
+
+
+class MnistDataError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class IdxError(MnistDataError, ValueError):
+    """An IDX file (or bytes) is malformed: bad magic, wrong length, corrupt gzip."""
+
+
+class DatasetError(MnistDataError, ValueError):
+    """A dataset cannot be resolved or its files do not agree with each other."""
+
+
+class FetchError(MnistDataError):
+    """A download failed on every mirror or did not match its checksum."""

@@ -1,0 +1,148 @@
+"""Download a catalog dataset: mirrors in order, resumable, checksummed, atomic.
+
+A download goes to a hidden `.NAME.part` file beside the target; an interrupted one is
+resumed with an HTTP Range request where the server allows it, and the file is renamed
+to its final name only once its MD5 matches the catalog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from http.client import HTTPException
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
+from mnist_data.errors import FetchError
+from mnist_data.locate import user_cache_dir
+
+CHUNK = 1 << 16
+ATTEMPTS_PER_MIRROR = 3
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def part_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.part")
+
+
+def fetch(
+    dataset: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    mirrors: Sequence[str] | None = None,
+    splits: Iterable[str] = SPLITS,
+    progress: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Make sure the dataset's files for `splits` are in `data_dir`, downloading what is missing.
+
+    Returns the directory. Raises FetchError, naming the files and where to put them,
+    when some file cannot be had from any mirror.
+    """
+    spec = get_dataset(dataset)
+    directory = Path(data_dir) if data_dir is not None else user_cache_dir() / spec.name
+    urls = tuple(mirrors) if mirrors else spec.mirrors
+    if not urls:
+        raise FetchError(f"{spec.name} has no mirrors: it is embedded in the package and needs no download")
+    directory.mkdir(parents=True, exist_ok=True)
+    for split in splits:
+        for role in ROLES:
+            fetch_file(spec.file(split, role), directory, urls, progress=progress, timeout=timeout)
+    return directory
+
+
+def fetch_file(remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, progress: bool, timeout: float) -> Path:
+    """Download one file unless a valid copy is present; try each mirror in order."""
+    target = directory / remote.name
+    if target.is_file() and md5_of(target) == remote.md5:
+        return target
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + remote.name
+        try:
+            _download_verified(url, remote, target, progress=progress, timeout=timeout)
+            return target
+        except FetchError as exc:
+            failures.append(f"{url}: {exc}")
+    tried = "\n  ".join(failures)
+    raise FetchError(
+        f"could not download {remote.name} (md5 {remote.md5}) from any mirror:\n  {tried}\n"
+        f"Offline? Place the standard files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in {directory} and run again."
+    )
+
+
+def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: bool, timeout: float) -> None:
+    part = part_path(target)
+    last_error = "no attempt made"
+    for _ in range(ATTEMPTS_PER_MIRROR):
+        try:
+            complete = _download_to(url, part, remote.size, progress=progress, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, HTTPException, OSError) as exc:
+            last_error = _describe(exc)
+            if isinstance(exc, urllib.error.URLError) and not part.exists():
+                break  # the host cannot be reached at all: no point retrying
+            continue  # connection dropped: resume from what we have
+        if complete:
+            found = md5_of(part)
+            if found != remote.md5:
+                part.unlink(missing_ok=True)
+                raise FetchError(f"checksum mismatch: expected md5 {remote.md5}, found {found}")
+            fd = os.open(part, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(part, target)
+            return
+        last_error = "connection closed before the end of the file"
+    raise FetchError(last_error)
+
+
+def _download_to(url: str, part: Path, expected_size: int | None, *, progress: bool, timeout: float) -> bool:
+    """Append the rest of `url` to `part`; True when the server says the body is complete."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "mnist-data"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # nothing left to send: the part file is already whole
+            return True
+        raise
+    with response:
+        if response.status != 206:
+            have = 0  # the server ignored the Range header: start over
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else expected_size
+        from tqdm import tqdm
+
+        with open(part, "ab" if have else "wb") as sink, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, desc=part.name[1:-5], disable=not progress, leave=False
+        ) as bar:
+            while True:
+                block = response.read(CHUNK)
+                if not block:
+                    break
+                sink.write(block)
+                bar.update(len(block))
+        written = part.stat().st_size
+    return total is None or written >= total
+
+
+def _describe(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason if reason is not None else exc) or type(exc).__name__

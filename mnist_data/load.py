@@ -1,0 +1,115 @@
+"""`load`: a dataset name or IDX directory in, checked (images, labels) arrays out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+import numpy as np
+
+from mnist_data.catalog import CATALOG, SPLITS, check_split
+from mnist_data.decoded_cache import read_idx_cached
+from mnist_data.errors import DatasetError, FetchError
+from mnist_data.fetch import fetch
+from mnist_data.locate import SplitFiles, locate, user_cache_dir
+
+log = logging.getLogger(__name__)
+FALLBACK_DATASET = "mnist-sample"
+DEFAULT_NUM_CLASSES = 10
+
+
+def resolve(
+    source: str | os.PathLike, split: str, data_dir: str | os.PathLike | None = None, *, download: bool = True
+) -> SplitFiles:
+    """The files of one split: found locally, else downloaded, else (for MNIST) the embedded sample."""
+    found = locate(source, split, data_dir)
+    if found is not None:
+        return found
+    name = os.fspath(source)
+    failure = None
+    if download:
+        try:
+            fetch(name, data_dir, splits=[split])
+            found = locate(source, split, data_dir)
+        except FetchError as exc:
+            failure = exc
+    if found is not None:
+        return found
+    if name == "mnist":
+        warnings.warn(
+            "MNIST is not available locally and could not be downloaded: using the embedded "
+            "2,000-digit sample (mnist-sample) instead",
+            stacklevel=3,
+        )
+        return locate(FALLBACK_DATASET, split)
+    hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {name}`"
+    raise DatasetError(f"dataset {name!r} ({split}) was not found locally{hint}")
+
+
+def load(
+    source: str | os.PathLike = "mnist",
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    cache: bool = True,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split.
+
+    `source` is a catalog name (see `mnist_data.CATALOG`) or a directory holding the
+    four standard IDX files. Decoded arrays are cached as memory-mapped .npy files in
+    the user cache dir (``cache=False`` decodes every time).
+    """
+    return load_splits(source, [split], data_dir, download=download, cache=cache, num_classes=num_classes)[split]
+
+
+def load_splits(
+    source: str | os.PathLike = "mnist",
+    splits: Iterable[str] = SPLITS,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    cache: bool = True,
+    num_classes: int | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Several splits at once; their files are decoded concurrently (inflate releases the GIL)."""
+    files = {split: resolve(source, check_split(split), data_dir, download=download) for split in splits}
+    cache_dir = user_cache_dir() / "decoded" if cache else None
+    paths = [path for f in files.values() for path in (f.images, f.labels)]
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+        arrays = list(pool.map(lambda p: read_idx_cached(p, cache_dir), paths))
+    result = {}
+    for i, (split, found) in enumerate(files.items()):
+        images, labels = arrays[2 * i], arrays[2 * i + 1]
+        classes = num_classes or (found.dataset.num_classes if found.dataset else DEFAULT_NUM_CLASSES)
+        check_pair(images, labels, found, classes)
+        result[split] = (images, labels)
+    return result
+
+
+def check_pair(images: np.ndarray, labels: np.ndarray, files: SplitFiles, num_classes: int) -> None:
+    """Images and labels must agree in count, have the expected types and valid labels."""
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DatasetError(f"{files.images}: expected uint8 images [N, H, W], found {images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise DatasetError(f"{files.labels}: expected uint8 labels [N], found {labels.dtype} {labels.shape}")
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{files.directory}: {files.images.name} holds {len(images)} images but "
+            f"{files.labels.name} holds {len(labels)} labels"
+        )
+    if len(labels) and int(labels.max()) >= num_classes:
+        bad = int(np.argmax(labels >= num_classes))
+        raise DatasetError(
+            f"{files.labels}: label {int(labels[bad])} at index {bad} is out of range: expected 0..{num_classes - 1}"
+        )
+
+
+def class_names(source: str | os.PathLike) -> tuple[str, ...] | None:
+    """Class names of a catalog dataset, or None for a plain directory."""
+    spec = CATALOG.get(os.fspath(source))
+    return spec.classes if spec else None

@@ -1,0 +1,39 @@
+"""The `mnist-data` command: the composition root above `mnist_data` and `pipelines`.
+
+Each layer registers its own subcommands; errors the packages raise on purpose are
+printed as one line with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import mnist_data
+import mnist_data.cli
+import pipelines.cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist-data", description=mnist_data.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mnist-data {mnist_data.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    mnist_data.cli.register(commands)
+    pipelines.cli.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (mnist_data.MnistDataError, OSError) as exc:
+        message = str(exc).strip()
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+            message = f"{exc.filename}: {message}"
+        print(f"mnist-data: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mnist-data: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,5 @@
+import sys
+
+from mnist_data_cli import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""Downloads from a real HTTP server on 127.0.0.1 serving the real sample files."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+import mnist_data.catalog as catalog
+from mnist_data import FetchError, fetch
+from mnist_data.fetch import part_path
+from mnist_data_cli import main
+
+NAMES = [f.name for f in catalog.CATALOG["mnist-sample"].files.values()]
+
+
+@pytest.fixture
+def served_catalog(monkeypatch: pytest.MonkeyPatch, sample_dir: Path, tmp_path: Path):
+    """A catalog entry 'mnist' whose checksums are those of the sample files being served."""
+    root = tmp_path / "www"
+    root.mkdir()
+    for name in NAMES:
+        shutil.copy(sample_dir / name, root / name)
+    entry = dataclasses.replace(catalog.CATALOG["mnist"], files=catalog.CATALOG["mnist-sample"].files)
+    monkeypatch.setitem(catalog.CATALOG, "mnist", entry)
+    return root
+
+
+def test_fetches_verifies_and_skips_present(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    target = tmp_path / "data"
+    fetch("mnist", target, mirrors=[server.url], progress=False)
+    for name in NAMES:
+        assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
+    assert not [p for p in target.iterdir() if p.name.startswith(".")]
+    asked = len(server.requests)
+    fetch("mnist", target, mirrors=[server.url], progress=False)
+    assert len(server.requests) == asked  # all present and valid: nothing downloaded
+
+
+def test_falls_over_to_next_mirror_on_404_and_corruption(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    missing = file_server(tmp_path)  # serves nothing: every file 404s
+    corrupt = file_server(served_catalog)
+    corrupt.behaviour = {name: "corrupt" for name in NAMES}
+    good = file_server(served_catalog)
+    target = tmp_path / "data"
+    fetch("mnist", target, mirrors=[missing.url, corrupt.url, good.url], progress=False)
+    assert sorted(p.name for p in target.iterdir()) == sorted(NAMES)
+    assert len(missing.requests) == 4 and len(corrupt.requests) == 4
+
+
+def test_all_mirrors_failing_names_files_and_directory(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    corrupt = file_server(served_catalog)
+    corrupt.behaviour = {name: "corrupt" for name in NAMES}
+    target = tmp_path / "data"
+    with pytest.raises(FetchError) as info:
+        fetch("mnist", target, mirrors=[corrupt.url, "http://127.0.0.1:9/"], progress=False)
+    message = str(info.value)
+    assert "checksum mismatch" in message and "train-images-idx3-ubyte.gz" in message and str(target) in message
+    assert not (target / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_dropped_connection_resumes_with_range(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    server.behaviour = {"train-images-idx3-ubyte.gz": "drop-once"}
+    target = tmp_path / "data"
+    fetch("mnist", target, mirrors=[server.url], progress=False)
+    image_requests = [r for r in server.requests if r[0] == "train-images-idx3-ubyte.gz"]
+    assert image_requests[0][1] is None
+    assert image_requests[1][1] is not None and image_requests[1][1].startswith("bytes=")
+    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == (served_catalog / "train-images-idx3-ubyte.gz").read_bytes()
+
+
+def test_part_file_from_an_earlier_run_is_resumed(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    target = tmp_path / "data"
+    target.mkdir()
+    name = "train-images-idx3-ubyte.gz"
+    body = (served_catalog / name).read_bytes()
+    part_path(target / name).write_bytes(body[:1000])
+    fetch("mnist", target, mirrors=[server.url], splits=["train"], progress=False)
+    assert ("train-images-idx3-ubyte.gz", "bytes=1000-") in server.requests
+    assert (target / name).read_bytes() == body
+
+
+def test_server_ignoring_range_restarts_from_zero(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    server.honour_range = False
+    target = tmp_path / "data"
+    target.mkdir()
+    name = "train-labels-idx1-ubyte.gz"
+    part_path(target / name).write_bytes(b"garbage that must not stay")
+    fetch("mnist", target, mirrors=[server.url], splits=["train"], progress=False)
+    assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
+
+
+def test_cli_offline_prints_one_clear_line(served_catalog: Path, tmp_path: Path, capsys) -> None:
+    code = main(["fetch", "--dataset", "mnist", "--data-dir", str(tmp_path / "d"), "--mirror", "http://127.0.0.1:9/", "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.startswith("mnist-data: error: could not download")
+    assert "Traceback" not in err and str(tmp_path / "d") in err

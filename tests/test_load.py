@@ -1,0 +1,111 @@
+"""`load`: resolution order, checks across files, the decoded cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_data import DatasetError, load, load_splits, read_idx, write_idx
+from mnist_data.decoded_cache import cache_entry
+
+
+def copy_sample(sample_dir: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sample_dir.glob("*.gz"):
+        shutil.copy(path, target / path.name)
+    return target
+
+
+def test_embedded_sample_has_the_documented_sizes() -> None:
+    splits = load_splits("mnist-sample")
+    assert splits["train"][0].shape == (1600, 28, 28) and splits["test"][0].shape == (400, 28, 28)
+    for images, labels in splits.values():
+        assert images.dtype == np.uint8 and labels.dtype == np.uint8
+        assert set(np.unique(labels)) == set(range(10))
+
+
+def test_directory_source_with_raw_and_gz_files(tmp_path: Path, sample_dir: Path) -> None:
+    directory = tmp_path / "raw"
+    directory.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        write_idx(directory / name, read_idx(sample_dir / f"{name}.gz"))
+    images, labels = load(directory, "test")
+    expected_images, expected_labels = load("mnist-sample", "test")
+    np.testing.assert_array_equal(images, expected_images)
+    np.testing.assert_array_equal(labels, expected_labels)
+    with pytest.raises(DatasetError, match="no train split here"):
+        load(directory, "train")
+
+
+def test_resolution_order_data_dir_then_env(tmp_path: Path, sample_dir: Path, monkeypatch) -> None:
+    explicit = copy_sample(sample_dir, tmp_path / "explicit")
+    labels = read_idx(sample_dir / "t10k-labels-idx1-ubyte.gz").copy()
+    labels[0] = (labels[0] + 1) % 10
+    write_idx(explicit / "t10k-labels-idx1-ubyte.gz", labels)
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "root"))
+    copy_sample(sample_dir, tmp_path / "root" / "kmnist")
+    assert load("kmnist", "test", data_dir=explicit)[1][0] == labels[0]
+    np.testing.assert_array_equal(load("kmnist", "test")[1], read_idx(sample_dir / "t10k-labels-idx1-ubyte.gz"))
+
+
+def test_missing_dataset_without_network_is_clear(monkeypatch) -> None:
+    with pytest.raises(DatasetError, match="kmnist"):
+        load("kmnist", "test", download=False)
+    with pytest.raises(DatasetError, match="neither a known dataset"):
+        load("no-such-thing")
+
+
+def test_mnist_falls_back_to_sample_with_warning(monkeypatch) -> None:
+    with pytest.warns(UserWarning, match="embedded"):
+        images, _ = load("mnist", "test", download=False)
+    assert len(images) == 400
+
+
+def test_count_mismatch_and_label_range(tmp_path: Path, sample_dir: Path) -> None:
+    directory = copy_sample(sample_dir, tmp_path / "d")
+    labels = read_idx(sample_dir / "t10k-labels-idx1-ubyte.gz")
+    write_idx(directory / "t10k-labels-idx1-ubyte.gz", labels[:-1])
+    with pytest.raises(DatasetError, match="400 images but t10k-labels-idx1-ubyte.gz holds 399 labels"):
+        load(directory, "test")
+    bad = labels.copy()
+    bad[7] = 12
+    write_idx(directory / "t10k-labels-idx1-ubyte.gz", bad)
+    with pytest.raises(DatasetError, match="label 12 at index 7 is out of range"):
+        load(directory, "test")
+
+
+def test_cache_is_used_then_invalidated_when_source_changes(tmp_path: Path, sample_dir: Path, isolated_cache: Path) -> None:
+    directory = copy_sample(sample_dir, tmp_path / "d")
+    labels_path = directory / "t10k-labels-idx1-ubyte.gz"
+    first = load(directory, "test")[1]
+    entry, _ = cache_entry(labels_path, isolated_cache / "decoded")
+    assert entry.exists()
+    warm = load(directory, "test")[1]
+    assert isinstance(warm, np.memmap)
+    np.testing.assert_array_equal(warm, first)
+    changed = first.copy()
+    changed[:5] = 9
+    time.sleep(0.01)
+    write_idx(labels_path, changed)
+    os.utime(labels_path, ns=(time.time_ns(), time.time_ns()))
+    np.testing.assert_array_equal(load(directory, "test")[1], changed)
+    assert len(list((isolated_cache / "decoded").glob("*t10k-labels*"))) == 1
+
+
+def test_cache_disabled_and_unwritable(tmp_path: Path, sample_dir: Path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("MNIST_DATA_CACHE", str(blocker))
+    images, _ = load("mnist-sample", "test")
+    assert images.shape == (400, 28, 28)
+    assert not isinstance(load("mnist-sample", "test", cache=False)[0], np.memmap)
+
+
+def test_fashion_mnist_from_system(fashion_dir: Path) -> None:
+    splits = load_splits("fashion-mnist")
+    assert splits["train"][0].shape == (60000, 28, 28) and splits["test"][1].shape == (10000,)
