@@ -18,13 +18,8 @@ import numpy as np
 
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.errors import IdxError
+from mnist_data.inflate import GZIP_MAGIC, inflate_exact
 
-try:  # libdeflate: the fastest whole-buffer inflate measured here; it releases the GIL.
-    import deflate as _libdeflate
-except ImportError:  # pragma: no cover - exercised only where the wheel is missing
-    _libdeflate = None
-
-GZIP_MAGIC = b"\x1f\x8b"
 # Deflate cannot expand data by more than about 1032:1, so a header that needs more
 # than this many bytes per compressed byte is a lie we can reject before inflating.
 MAX_DEFLATE_RATIO = 1032
@@ -131,9 +126,9 @@ def gzip_compress(data: bytes, compresslevel: int = 6) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
-def _read_source(source: Source) -> tuple[str, bytes | memoryview]:
+def _read_source(source: Source) -> tuple[str, bytes]:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return "<bytes>", memoryview(source).cast("B")
+        return "<bytes>", bytes(source)
     path = Path(source)
     try:
         with open(path, "rb") as handle:
@@ -150,7 +145,7 @@ def _check_length(header: IdxHeader, found: int, name: str) -> None:
         )
 
 
-def _inflate_idx(data: bytes | memoryview, name: str) -> tuple[IdxHeader, bytes]:
+def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytearray]:
     """Inflate a gzipped IDX stream after checking its header against the gzip size."""
     window = memoryview(data)[:HEADER_WINDOW]
     inflater = zlib.decompressobj(31)
@@ -166,43 +161,12 @@ def _inflate_idx(data: bytes | memoryview, name: str) -> tuple[IdxHeader, bytes]
             f"{name}: IDX header declares shape {header.shape} ({header.total_size} bytes), "
             f"more than a {len(data)}-byte gzip stream can hold"
         )
-    trailer_size = int.from_bytes(bytes(data[-4:]), "little")
-    raw = None
-    if _libdeflate is not None and trailer_size == header.total_size % 2**32:
-        try:
-            raw = _libdeflate.gzip_decompress(data)
-        except _libdeflate.DeflateError:
-            raw = None  # fall through to the streaming inflater for a precise diagnosis
-    if raw is None:
-        raw = _inflate_members(data, header.total_size + 1, name)
+    raw = inflate_exact(data, header.total_size, name)
     _check_length(header, len(raw), name)
     return header, raw
 
 
-def _inflate_members(data: bytes | memoryview, limit: int, name: str) -> bytes:
-    """Inflate every gzip member, never producing more than `limit` bytes."""
-    parts: list[bytes] = []
-    produced = 0
-    rest = memoryview(data)
-    while len(rest):
-        if bytes(rest[:2]) != GZIP_MAGIC:
-            raise IdxError(f"{name}: {len(rest)} bytes of trailing garbage after the gzip stream")
-        inflater = zlib.decompressobj(31)
-        try:
-            chunk = inflater.decompress(rest, limit - produced)
-        except zlib.error as exc:
-            raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
-        parts.append(chunk)
-        produced += len(chunk)
-        if produced >= limit:
-            break  # more data than the header declares: reported by the length check
-        if not inflater.eof:
-            raise IdxError(f"{name}: truncated gzip stream: it ends after {produced} inflated bytes")
-        rest = memoryview(inflater.unused_data)
-    return bytearray().join(parts)
-
-
-def _to_array(raw: bytes | memoryview, header: IdxHeader) -> np.ndarray:
+def _to_array(raw: bytes | bytearray | np.ndarray, header: IdxHeader) -> np.ndarray:
     count = prod(header.shape)
     array = np.frombuffer(raw, dtype=header.dtype, count=count, offset=header.header_size)
     if header.dtype.itemsize > 1:

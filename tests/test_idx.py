@@ -176,3 +176,30 @@ def test_zlib_error_is_not_leaked_for_bad_deflate_block() -> None:
     with pytest.raises(IdxError):
         read_idx(broken)
     assert zlib  # stdlib inflater is the fallback being exercised
+
+
+@pytest.mark.parametrize("backend", ["libdeflate-into-array", "deflate-api", "zlib"])
+def test_every_inflate_backend_decodes_and_checks(backend: str, monkeypatch, sample_dir: Path) -> None:
+    import mnist_data.inflate as inflate
+
+    if backend != "libdeflate-into-array":
+        monkeypatch.setattr(inflate, "_LIBDEFLATE", None)
+    if backend == "zlib":
+        monkeypatch.setattr(inflate, "_deflate_api", None)
+    path = sample_dir / "t10k-images-idx3-ubyte.gz"
+    decoded = read_idx(path)
+    assert encode_idx(decoded) == gzip.decompress(path.read_bytes())
+    truncated = path.read_bytes()[:-100]
+    with pytest.raises(IdxError, match="truncated gzip"):
+        read_idx(truncated)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_result_is_writable_for_every_input_kind(tmp_path: Path, compress: bool) -> None:
+    blob = encode_idx(np.arange(12, dtype=np.uint8).reshape(3, 4))
+    if compress:
+        blob = gzip_compress(blob)
+    (tmp_path / "f").write_bytes(blob)
+    for decoded in (read_idx(blob), read_idx(tmp_path / "f")):
+        decoded[0, 0] = 99
+        assert decoded[0, 0] == 99
