@@ -1,15 +1,14 @@
-"""The data layer's subcommands: fetch and info. Each one calls a public function."""
+"""The data layer's subcommands. Each one calls a public function of the package."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-import numpy as np
-
-from mnist_data.catalog import CATALOG, SPLITS
+from mnist_data.atomic import write_bytes_atomic
+from mnist_data.catalog import CATALOG
+from mnist_data.describe import describe
 from mnist_data.fetch import fetch
-from mnist_data.load import load_splits, resolve
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -22,9 +21,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_fetch)
 
-    p = commands.add_parser("info", help="show where a dataset resolves to and what it holds",
-                            description="Resolve a dataset name or IDX directory and summarise each split.")
-    p.add_argument("source", nargs="?", default="mnist", help="dataset name or directory of IDX files")
+    p = commands.add_parser("info", help="show what a dataset, IDX directory or IDX file holds",
+                            description="Shapes, dtypes, counts per class, MD5s and catalog matches.")
+    p.add_argument("source", nargs="?", default="mnist", help="dataset name, directory of IDX files, or IDX file")
     p.add_argument("--data-dir", help="directory searched first")
     p.add_argument("--json", dest="json_path", help="also write the summary as JSON here")
     p.set_defaults(run=_run_info)
@@ -37,17 +36,14 @@ def _run_fetch(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    arrays = load_splits(args.source, SPLITS, args.data_dir)
-    summary = {"source": str(args.source), "splits": {}}
-    for split, (images, labels) in arrays.items():
-        files = resolve(args.source, split, args.data_dir, download=False)
-        counts = np.bincount(labels, minlength=10).tolist()
-        summary["splits"][split] = {"directory": str(files.directory), "images": list(images.shape),
-                                    "labels": len(labels), "per_class": counts}
-        print(f"{split:5s} {len(labels):6d} examples {images.shape[1]}x{images.shape[2]}  from {files.directory}")
-        print(f"      per class: {counts}")
+    summary = describe(args.source, args.data_dir)
+    for entry in summary["files"]:
+        split = f"{entry['split']:5s} " if "split" in entry else ""
+        match = entry["catalog_match"] or "no catalog match"
+        print(f"{split}{entry['file']}")
+        print(f"      {entry['dtype']} {tuple(entry['shape'])}  md5 {entry['md5']}  ({match})")
+        if "per_class" in entry:
+            print(f"      per class: {entry['per_class']}")
     if args.json_path:
-        from mnist_data.atomic import write_bytes_atomic
-
         write_bytes_atomic(args.json_path, json.dumps(summary, indent=2).encode())
     return 0

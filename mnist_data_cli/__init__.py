@@ -18,6 +18,7 @@ import pipelines.cli
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-data", description=mnist_data.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mnist-data {mnist_data.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mnist_data.cli.register(commands)
     pipelines.cli.register(commands)
@@ -29,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (mnist_data.MnistDataError, OSError) as exc:
+        if args.debug:
+            raise
         message = str(exc).strip()
         if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
             message = f"{exc.filename}: {message}"

@@ -29,10 +29,27 @@ def test_every_subcommand_has_help(name: str, capsys) -> None:
 def test_info_on_sample_writes_json(tmp_path: Path, capsys) -> None:
     out = tmp_path / "info.json"
     assert main(["info", "mnist-sample", "--json", str(out)]) == 0
-    summary = json.loads(out.read_text())
-    assert summary["splits"]["train"]["labels"] == 1600
-    assert sum(summary["splits"]["test"]["per_class"]) == 400
-    assert "1600 examples" in capsys.readouterr().out
+    files = {Path(f["file"]).name: f for f in json.loads(out.read_text())["files"]}
+    labels = files["train-labels-idx1-ubyte.gz"]
+    assert labels["shape"] == [1600] and sum(labels["per_class"]) == 1600
+    assert labels["catalog_match"] == "mnist-sample/train-labels-idx1-ubyte.gz"
+    assert files["t10k-images-idx3-ubyte.gz"]["shape"] == [400, 28, 28]
+    assert files["t10k-images-idx3-ubyte.gz"]["dtype"] == "uint8"
+    assert "(400, 28, 28)" in capsys.readouterr().out
+
+
+def test_info_on_a_single_file(sample_dir: Path, capsys) -> None:
+    assert main(["info", str(sample_dir / "t10k-labels-idx1-ubyte.gz")]) == 0
+    out = capsys.readouterr().out
+    assert "uint8 (400,)" in out and "per class:" in out and "0c148cd64fc4226c2ed350580c2d59cb" in out
+
+
+def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.idx"
+    bad.write_bytes(b"\x01\x02")
+    with pytest.raises(Exception, match="too short for an IDX header"):
+        main(["--debug", "info", str(bad)])
+    assert main(["info", str(bad)]) == 1
 
 
 def test_console_script_reports_bad_file_in_one_line(tmp_path: Path) -> None:
