@@ -24,6 +24,17 @@ def is_temp_name(path: Path) -> bool:
     return path.name.startswith(".") and TEMP_MARKER in path.name
 
 
+def publish(tmp: str | os.PathLike, final: str | os.PathLike, *, durable: bool = True) -> None:
+    """Give a complete temporary file its final name (after fsync, if `durable`)."""
+    if durable:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, final)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path; on success fsync it (if `durable`) and rename it to `final`.
@@ -34,13 +45,7 @@ def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[P
     tmp = temp_name_for(final)
     try:
         yield tmp
-        if durable:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, final)
+        publish(tmp, final, durable=durable)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -15,6 +15,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from mnist_data.atomic import publish
 from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
 from mnist_data.errors import FetchError
 from mnist_data.locate import user_cache_dir
@@ -100,12 +101,7 @@ def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: 
             if found != remote.md5:
                 part.unlink(missing_ok=True)
                 raise FetchError(f"checksum mismatch: expected md5 {remote.md5}, found {found}")
-            fd = os.open(part, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(part, target)
+            publish(part, target)
             return
         last_error = "connection closed before the end of the file"
     raise FetchError(last_error)
