@@ -3,7 +3,99 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from mnist_data.atomic import write_bytes_atomic
+from pipelines.config import MODELS, PRESETS
+
+FORMATS = ("idx", "tfrecord", "png")
 
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
     """Add top-level subcommands to `commands` and benchmarks to `bench_commands`."""
+    p = commands.add_parser("train", help="train a reference model (softmax, mlp, lenet)",
+                            description="Train a reference model; see docs/trainers.md.")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--data", required=True, help="dataset name, IDX directory, or converted TFRecord/PNG directory")
+    p.add_argument("--format", choices=FORMATS, help="input format (default: from the directory's manifest)")
+    p.add_argument("--preset", default="modern", choices=PRESETS)
+    p.add_argument("--epochs", type=int, help="default: the preset's")
+    p.add_argument("--batch-size", type=int, help="default: the preset's")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--xla", action="store_true", default=None, help="compile the step with XLA (jit_compile)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, figures, SavedModel)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--json", dest="json_path", help="also write the final summary as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_run_train)
+
+    p = commands.add_parser("evaluate", help="test accuracy of a run's latest checkpoint",
+                            description="Restore RUN_DIR's latest checkpoint and evaluate it on the test split.")
+    p.add_argument("run_dir")
+    p.add_argument("--data", required=True, help="the data the run was trained on")
+    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", help="print (or write to PATH) JSON")
+    p.set_defaults(run=_run_evaluate)
+
+    p = commands.add_parser("predict", help="classify digit images with a run's SavedModel",
+                            description="Print the predicted digit of each image (any size, made 28x28 grayscale).")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(run=_run_predict)
+
+    p = bench_commands.add_parser("train", help="our loop vs synthetic data vs Keras model.fit",
+                                  description="Training images/s: our pipeline+loop, synthetic on-device batches, "
+                                              "Keras fit (and GPU-resident data on a GPU).")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--data", default="mnist-sample", help="dataset (default: the embedded sample)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=400, help="timed steps per method")
+    p.add_argument("--repeat", type=int, default=3, help="alternating rounds; the best is kept")
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", help="print (or write to PATH) JSON")
+    p.set_defaults(run=_run_bench)
+
+
+def _emit(result: dict, json_path: str | None) -> None:
+    if json_path == "-":
+        print(json.dumps(result, indent=1))
+    elif json_path:
+        write_bytes_atomic(json_path, json.dumps(result, indent=1).encode())
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pipelines.config import get_config
+    from pipelines.train import train
+
+    config = get_config(args.model, args.preset, epochs=args.epochs, batch_size=args.batch_size,
+                        seed=args.seed, xla=args.xla)
+    summary = train(config, args.data, args.out, format=args.format, resume=args.resume,
+                    json_path=args.json_path, progress=not args.quiet)
+    print(f"{summary['model']}/{summary['preset']}: test accuracy {summary['test_accuracy']:.4f} after "
+          f"{summary['epochs']} epochs, {summary['train_seconds']:.1f} s on {summary['device']}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from pipelines.train import evaluate
+
+    result = evaluate(args.run_dir, args.data, format=args.format)
+    print(f"{result['model']}/{result['preset']} epoch {result['epochs']}: test accuracy {result['test_accuracy']:.4f}")
+    _emit(result, args.json_path)
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from pipelines.train import predict
+
+    for path, (digit, probability) in zip(args.images, predict(args.run_dir, args.images)):
+        print(f"{path}\t{digit}\t{probability:.3f}")
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from pipelines.bench_train import bench_train, format_report
+
+    result = bench_train(args.model, args.data, batch_size=args.batch_size, steps=args.steps, repeat=args.repeat)
+    print(format_report(result))
+    _emit(result, args.json_path)
+    return 0

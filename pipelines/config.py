@@ -1,0 +1,78 @@
+"""Training configuration as data: one frozen dataclass, one table of (model, preset) entries.
+
+`seed` presets reproduce the classic TensorFlow tutorials (their initialisers, optimisers and
+schedules); `modern` presets are what gets good accuracy quickly with the same architectures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from mnist_data.errors import MnistDataError
+
+MODELS = ("softmax", "mlp", "lenet")
+PRESETS = ("seed", "modern")
+
+
+class TrainError(MnistDataError, ValueError):
+    """A training run cannot start or continue: unknown model/preset, run directory conflict."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run computes (saved as RUN_DIR/config.json)."""
+
+    model: str
+    preset: str
+    batch_size: int
+    epochs: int
+    optimizer: str  # "sgd" | "adam"
+    learning_rate: float
+    schedule: str = "constant"  # "constant" | "staircase" (x decay_rate per epoch) | "cosine"
+    decay_rate: float = 1.0
+    l2: float = 0.0  # coefficient on sum(tf.nn.l2_loss(kernel)), added to the loss
+    ema_decay: float | None = None  # evaluate with exponential moving averages of the weights
+    max_steps: int | None = None  # stop early once the global step reaches this
+    seed: int = 0
+    xla: bool = False
+    mixed_precision: bool = True  # bfloat16 compute, only where a GPU runs it
+    resident: bool | None = None  # whole split as device tensors; None: only on GPU
+    steps_per_call: int = 50  # training steps run by one call of the compiled loop
+    eval_batch_size: int = 1000
+
+    def replace(self, **changes: object) -> "TrainConfig":
+        """A copy with the non-None `changes` applied (so CLI defaults of None mean 'preset')."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_TABLE: dict[tuple[str, str], TrainConfig] = {
+    # TF "MNIST for ML beginners": W ~ N(0, 1), plain SGD 0.01, batch 100 (reported 0.83 at 25 epochs).
+    ("softmax", "seed"): TrainConfig("softmax", "seed", batch_size=100, epochs=25, optimizer="sgd",
+                                     learning_rate=0.01),
+    ("softmax", "modern"): TrainConfig("softmax", "modern", batch_size=128, epochs=5, optimizer="adam",
+                                       learning_rate=0.003, schedule="cosine"),
+    # 784-500-10 with L2, staircase decay x0.99 per epoch, EMA of the weights; 10,000 steps of 200.
+    ("mlp", "seed"): TrainConfig("mlp", "seed", batch_size=200, epochs=34, optimizer="sgd", learning_rate=0.1,
+                                 schedule="staircase", decay_rate=0.99, l2=1e-4, ema_decay=0.99,
+                                 max_steps=10_000),
+    ("mlp", "modern"): TrainConfig("mlp", "modern", batch_size=128, epochs=15, optimizer="adam",
+                                   learning_rate=0.001, schedule="cosine", l2=1e-5, ema_decay=0.999),
+    ("lenet", "seed"): TrainConfig("lenet", "seed", batch_size=64, epochs=10, optimizer="sgd", learning_rate=0.1),
+    ("lenet", "modern"): TrainConfig("lenet", "modern", batch_size=128, epochs=15, optimizer="adam",
+                                     learning_rate=0.002, schedule="cosine", ema_decay=0.999),
+}
+
+
+def get_config(model: str, preset: str = "modern", **overrides: object) -> TrainConfig:
+    """The preset for `model`, with the non-None `overrides` applied."""
+    if (model, preset) not in _TABLE:
+        raise TrainError(f"unknown model/preset {model!r}/{preset!r}: expected a model in {MODELS} "
+                         f"and a preset in {PRESETS}")
+    return _TABLE[model, preset].replace(**overrides)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """Rebuild a config from RUN_DIR/config.json, ignoring keys a newer version may add."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in values.items() if k in known})

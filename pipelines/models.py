@@ -1,0 +1,53 @@
+"""The three reference architectures as Keras models taking float32 [B,28,28,1] and giving logits.
+
+Logits, not probabilities: the loss applies a numerically stable softmax cross-entropy, and the
+SavedModel's serving signature applies the softmax.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
+    """A fresh, built `keras.Sequential` for `model` in the variant `preset` uses.
+
+    `dtype` is a Keras dtype policy for every layer but the last (e.g. "mixed_bfloat16").
+    """
+    import keras
+    from keras import initializers, layers
+
+    def dense(units: int, activation: str | None = None, **kw: Any) -> Any:
+        return layers.Dense(units, activation=activation, dtype=dtype, **kw)
+
+    def conv(filters: int, activation: str | None, padding: str = "same") -> Any:
+        return layers.Conv2D(filters, 5, padding=padding, activation=activation, dtype=dtype)
+
+    seed = preset == "seed"
+    if model == "softmax":
+        init = initializers.RandomNormal(0.0, 1.0) if seed else "zeros"
+        body = [layers.Flatten(dtype=dtype), layers.Dense(10, kernel_initializer=init, bias_initializer="zeros")]
+    elif model == "mlp" and seed:
+        trunc = dict(kernel_initializer=initializers.TruncatedNormal(stddev=0.1),
+                     bias_initializer=initializers.Constant(0.1))
+        body = [layers.Flatten(dtype=dtype), dense(500, "relu", **trunc),
+                layers.Dense(10, **trunc)]
+    elif model == "mlp":
+        body = [layers.Flatten(dtype=dtype), dense(500, "relu", kernel_initializer="he_normal"), layers.Dense(10)]
+    elif model == "lenet" and seed:
+        body = [conv(6, None), layers.AveragePooling2D(2, dtype=dtype), layers.Activation("sigmoid", dtype=dtype),
+                conv(16, None), layers.MaxPooling2D(2, dtype=dtype), conv(120, None),
+                layers.Flatten(dtype=dtype), dense(84, "sigmoid"), layers.Dense(10)]
+    elif model == "lenet":
+        body = [conv(6, "relu"), layers.MaxPooling2D(2, dtype=dtype), conv(16, "relu", "valid"),
+                layers.MaxPooling2D(2, dtype=dtype), layers.Flatten(dtype=dtype),
+                dense(120, "relu"), dense(84, "relu"), layers.Dense(10)]
+    else:
+        raise ValueError(f"unknown model {model!r}")
+    net = keras.Sequential([keras.Input((28, 28, 1)), *body], name=f"{model}_{preset}")
+    return net
+
+
+def kernels(net: Any) -> list:
+    """The weight matrices and filters (not biases): what L2 regularisation applies to."""
+    return [v for v in net.trainable_variables if "kernel" in v.path]

@@ -1,0 +1,136 @@
+"""What a run leaves besides checkpoints: curves and digit-grid PNGs, and the serving SavedModel.
+
+Figures are drawn with Pillow (already a dependency) rather than matplotlib.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mnist_data.atomic import atomic_path
+from pipelines.config import TrainError
+
+_COLOURS = {"loss": (200, 60, 40), "train_accuracy": (40, 90, 200), "test_accuracy": (30, 150, 60)}
+
+
+def _save_png(image: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def _panel(draw: Any, box: tuple[int, int, int, int], series: dict[str, Sequence[float]], label: str) -> None:
+    """One line chart in `box` (left, top, right, bottom), y range fitted to the data."""
+    left, top, right, bottom = box
+    draw.rectangle(box, outline=(0, 0, 0))
+    values = [v for ys in series.values() for v in ys]
+    low, high = min(values), max(values)
+    high = high if high > low else low + 1.0
+    count = max(len(ys) for ys in series.values())
+    for y_tick in (low, (low + high) / 2, high):
+        y = bottom - (y_tick - low) / (high - low) * (bottom - top)
+        draw.text((4, y - 6), f"{y_tick:.3f}", fill=(0, 0, 0))
+    for name, ys in series.items():
+        points = [(left + (i / max(count - 1, 1)) * (right - left), bottom - (v - low) / (high - low) * (bottom - top))
+                  for i, v in enumerate(ys)]
+        if len(points) > 1:
+            draw.line(points, fill=_COLOURS[name], width=2)
+        for x, y in points:
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=_COLOURS[name])
+    legend = top + 4
+    for name in series:
+        draw.text((left + 8, legend), name, fill=_COLOURS[name])
+        legend += 12
+    draw.text((left, bottom + 4), f"{label} / epoch 1..{count}", fill=(0, 0, 0))
+
+
+def plot_curves(history: list[dict], path: str | os.PathLike, *, title: str = "") -> Path:
+    """PNG of the per-epoch loss (top) and train/test accuracy (bottom)."""
+    from PIL import Image, ImageDraw
+
+    path = Path(path)
+    image = Image.new("RGB", (640, 480), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((60, 6), title, fill=(0, 0, 0))
+    if history:
+        _panel(draw, (60, 24, 620, 220), {"loss": [r["loss"] for r in history]}, "loss")
+        _panel(draw, (60, 256, 620, 452), {k: [r[k] for r in history] for k in ("train_accuracy", "test_accuracy")},
+               "accuracy")
+    _save_png(image, path)
+    return path
+
+
+def digit_grid(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, path: str | os.PathLike,
+               *, columns: int = 8, scale: int = 3) -> Path:
+    """PNG grid of digits captioned "predicted/true", mistakes framed and captioned in red."""
+    from PIL import Image, ImageDraw
+
+    path = Path(path)
+    cell, caption = 28 * scale, 14
+    rows = max(1, -(-len(images) // columns))
+    grid = Image.new("RGB", (columns * (cell + 4), rows * (cell + caption + 4)), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, (pixels, true, guess) in enumerate(zip(images, labels, predicted)):
+        x, y = (i % columns) * (cell + 4) + 2, (i // columns) * (cell + caption + 4) + 2
+        digit = Image.fromarray(255 - np.asarray(pixels, np.uint8), "L").resize((cell, cell), Image.NEAREST)
+        grid.paste(digit.convert("RGB"), (x, y))
+        wrong = int(true) != int(guess)
+        colour = (220, 0, 0) if wrong else (0, 0, 0)
+        if wrong:
+            draw.rectangle((x - 2, y - 2, x + cell + 1, y + cell + 1), outline=colour, width=2)
+        draw.text((x + 2, y + cell + 1), f"{int(guess)}/{int(true)}" + ("  x" if wrong else ""), fill=colour)
+    _save_png(grid, path)
+    return path
+
+
+def _serving_module(model: Any) -> Any:
+    """A tf.Module around `model` whose `serve` takes raw uint8 digits (the class is built here so
+    importing this module does not import TensorFlow)."""
+    import tensorflow as tf
+
+    class Serving(tf.Module):
+        def __init__(self, net: Any) -> None:
+            super().__init__()
+            self.net = net
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="images")])
+        def serve(self, images: Any) -> dict:
+            pixels = tf.cast(images, tf.float32)[..., None] / 255.0
+            logits = tf.cast(self.net(pixels, training=False), tf.float32)
+            return {"probabilities": tf.nn.softmax(logits)}
+
+    return Serving(model)
+
+
+def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
+    """SavedModel whose serving signature maps uint8 [N,28,28] to class probabilities [N,10].
+
+    Written under a temporary name and renamed, so `path` is never a half-written model.
+    """
+    import tensorflow as tf
+
+    path = Path(path)
+    module = _serving_module(model)
+    with atomic_path(path, durable=False) as tmp:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        if path.exists():
+            shutil.rmtree(path)
+    return path
+
+
+def read_digit(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8 [28,28] grayscale (resized if needed), like the MNIST digits."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            gray = image.convert("L")
+            if gray.size != (28, 28):
+                gray = gray.resize((28, 28), Image.BILINEAR)
+            return np.asarray(gray, np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise TrainError(f"{path}: not a readable image ({exc})") from None

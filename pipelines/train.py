@@ -1,0 +1,151 @@
+"""The reference training loop: compiled multi-step calls, checkpoints every epoch, resumable.
+
+One call of the compiled loop runs `steps_per_call` steps (from a tf.data iterator, or from
+tensors resident on the device), so Python runs once per K steps, not once per step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from mnist_data.atomic import write_bytes_atomic
+from pipelines.config import TrainConfig, TrainError, config_from_dict
+from pipelines.trainer_parts import Trainer
+
+CHECKPOINTS = "checkpoints"
+
+
+def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None,
+          resume: bool = False, json_path: str | os.PathLike | None = None, progress: bool = True) -> dict:
+    """Train `config` on `data` into run directory `out`; return the final summary.
+
+    Writes RUN_DIR/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png, predictions.png,
+    saved_model/}. With `resume`, continues from the last checkpoint (same config as saved).
+    """
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from pipelines import reports
+
+    out = Path(out)
+    config = _settle_run_dir(config, out, resume)
+    trainer = Trainer(config, data, format)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
+    history: list[dict] = []
+    if resume and manager.latest_checkpoint:
+        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        history = json.loads((out / "metrics.json").read_text())["epochs"]
+    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+    while int(trainer.epoch) < config.epochs and not trainer.finished():
+        epoch = int(trainer.epoch)
+        bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
+                   disable=not progress, leave=False)
+        started = time.perf_counter()
+        loss, train_acc, examples = trainer.train_epoch(epoch, bar.update)
+        seconds = time.perf_counter() - started
+        bar.close()
+        test_loss, test_acc = trainer.evaluate()
+        record = {"epoch": epoch + 1, "step": int(trainer.optimizer.iterations), "loss": loss,
+                  "train_accuracy": train_acc, "test_loss": test_loss, "test_accuracy": test_acc,
+                  "seconds": seconds, "examples_per_second": examples / seconds}
+        history.append(record)
+        _summarise(writer, record)
+        trainer.epoch.assign(epoch + 1)
+        manager.save(checkpoint_number=epoch + 1)
+        write_bytes_atomic(out / "metrics.json", json.dumps({"epochs": history}, indent=1).encode())
+        print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
+              f"{seconds:6.1f} s  {record['examples_per_second']:9.0f} ex/s", flush=True)
+    writer.close()
+    summary = _summary(config, history, trainer.device)
+    images, labels, probabilities = trainer.sample_predictions(64)
+    reports.plot_curves(history, out / "curves.png", title=f"{config.model} / {config.preset}")
+    reports.digit_grid(images, labels, probabilities.argmax(-1), out / "predictions.png")
+    reports.export_saved_model(trainer.eval_model, out / "saved_model")
+    write_bytes_atomic(out / "summary.json", json.dumps(summary, indent=1).encode())
+    if json_path:
+        write_bytes_atomic(json_path, json.dumps(summary, indent=1).encode())
+    return summary
+
+
+def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike, *, format: str | None = None) -> dict:
+    """Restore RUN_DIR's latest checkpoint and measure test accuracy as training did."""
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
+    if latest is None:
+        raise TrainError(f"{run_dir / CHECKPOINTS}: no checkpoint to evaluate")
+    trainer = Trainer(config, data, format, need_train=False)
+    trainer.checkpoint.restore(latest).expect_partial()
+    test_loss, test_acc = trainer.evaluate()
+    return {"run_dir": str(run_dir), "model": config.model, "preset": config.preset, "epochs": int(trainer.epoch),
+            "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc}
+
+
+def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list[tuple[int, float]]:
+    """Predicted digit and its probability for each image file, using RUN_DIR/saved_model."""
+    import numpy as np
+    import tensorflow as tf
+
+    from pipelines.reports import read_digit
+
+    path = Path(run_dir) / "saved_model"
+    if not path.is_dir():
+        raise TrainError(f"{path}: no SavedModel (train first)")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    batch = np.stack([read_digit(p) for p in images])
+    probabilities = serve(images=tf.constant(batch))["probabilities"].numpy()
+    return [(int(p.argmax()), float(p.max())) for p in probabilities]
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
+    return config_from_dict(json.loads(path.read_text()))
+
+
+def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig:
+    """Refuse to overwrite an earlier run unless resuming; when resuming keep its config."""
+    import dataclasses
+
+    saved = out / "config.json"
+    if saved.is_file() and not resume:
+        raise TrainError(f"{out}: already holds a training run; pass --resume or choose another --out")
+    if resume and saved.is_file():
+        previous = load_run_config(out)
+        # Only the length of the run may change on resume; anything else would not be a continuation.
+        config = dataclasses.replace(previous, epochs=config.epochs, max_steps=config.max_steps)
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(saved, json.dumps(dataclasses.asdict(config), indent=1).encode())
+    return config
+
+
+def _summarise(writer: Any, record: dict) -> None:
+    """TensorBoard scalars via the core `tf.summary.write` op (tf.summary.scalar needs the
+    tensorboard package; this writes the same event records without it)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    scalars = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    with writer.as_default(step=record["epoch"]):
+        for name in ("loss", "train_accuracy", "test_loss", "test_accuracy", "examples_per_second"):
+            tf.summary.write(name, tf.constant(record[name], tf.float32), metadata=scalars.SerializeToString())
+    writer.flush()
+
+
+def _summary(config: TrainConfig, history: list[dict], device: str) -> dict:
+    last = history[-1] if history else {}
+    seconds = sum(r["seconds"] for r in history)
+    examples = sum(r["examples_per_second"] * r["seconds"] for r in history)
+    return {"model": config.model, "preset": config.preset, "epochs": len(history),
+            "steps": last.get("step", 0), "batch_size": config.batch_size,
+            "test_accuracy": last.get("test_accuracy"), "train_accuracy": last.get("train_accuracy"),
+            "loss": last.get("loss"), "train_seconds": seconds,
+            "examples_per_second": examples / seconds if seconds else None, "device": device,
+            "xla": config.xla, "seed": config.seed}

@@ -1,0 +1,226 @@
+"""The state of one training run (model, optimizer, EMA, checkpoint) and its compiled step loops.
+
+Kept apart from train.py so that the benchmark drives exactly the loop training uses.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+import pipelines
+from pipelines.config import TrainConfig
+from pipelines.models import build_model, kernels
+
+
+def local_devices() -> tuple[Any, str]:
+    """The distribution strategy (Mirrored across several GPUs) and a description of the device."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return tf.distribute.get_strategy(), f"CPU ({os.cpu_count()} cores)"
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    return strategy, f"{len(gpus)} x {name}"
+
+
+def materialize(dataset: Any) -> tuple[Any, Any]:
+    """Concatenate every batch of a finite dataset into two tensors (images, labels)."""
+    import tensorflow as tf
+
+    images, labels = zip(*dataset)
+    return tf.concat(images, 0), tf.concat(labels, 0)
+
+
+class Trainer:
+    """Model, optimizer, averaged weights and epoch counter of a run, plus its compiled loops."""
+
+    def __init__(self, config: TrainConfig, data: str | os.PathLike, format: str | None = None,
+                 *, need_train: bool = True) -> None:
+        import keras
+        import tensorflow as tf
+
+        self.config, self.data, self.format = config, data, format
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+        self.strategy, self.device = local_devices()
+        on_gpu = bool(tf.config.list_physical_devices("GPU"))
+        dtype = "mixed_bfloat16" if on_gpu and config.mixed_precision else None
+        single = self.strategy.num_replicas_in_sync == 1
+        self.resident = single and (on_gpu if config.resident is None else config.resident)
+        self.global_batch = config.batch_size
+        self.test_images, self.test_labels = materialize(
+            pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False))
+        self.steps_per_epoch = 1
+        if need_train:
+            self._prepare_train_data()
+        with self.strategy.scope():
+            self.model = build_model(config.model, config.preset, dtype=dtype)
+            self.eval_model = build_model(config.model, config.preset, dtype=dtype)
+            self.optimizer = self._optimizer()
+            self.optimizer.build(self.model.trainable_variables)
+            self.ema = [tf.Variable(v, trainable=False) for v in self.model.trainable_variables]
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
+                                              epoch=self.epoch)
+        self._step = tf.function(self._replica_step, jit_compile=config.xla)
+        self._eval = tf.function(self._eval_batch, jit_compile=config.xla)
+        self._run_from_iterator = tf.function(self._steps_from_iterator)
+        self._run_resident = tf.function(self._steps_resident)
+
+    # -- data ---------------------------------------------------------------------------------
+    def train_dataset(self, epoch: int) -> Any:
+        """This epoch's batches: the seed depends on the epoch so a resumed run sees the same order."""
+        return pipelines.make_dataset(self.data, "train", self.global_batch, format=self.format, shuffle=True,
+                                      seed=self.config.seed * 1009 + epoch, drop_remainder=True)
+
+    def _prepare_train_data(self) -> None:
+        import tensorflow as tf
+
+        if self.resident:
+            self.train_images, self.train_labels = materialize(pipelines.make_dataset(
+                self.data, "train", 10_000, format=self.format, shuffle=False))
+            self.steps_per_epoch = int(self.train_images.shape[0]) // self.global_batch
+            return
+        cardinality = int(self.train_dataset(0).cardinality())
+        if cardinality < 0:  # unknown (e.g. TFRecords): count once
+            cardinality = int(self.train_dataset(0).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+        self.steps_per_epoch = cardinality
+
+    # -- optimisation -------------------------------------------------------------------------
+    def _optimizer(self) -> Any:
+        import keras
+
+        c = self.config
+        total = c.max_steps or c.epochs * self.steps_per_epoch
+        rate: Any = c.learning_rate
+        if c.schedule == "staircase":
+            rate = keras.optimizers.schedules.ExponentialDecay(c.learning_rate, self.steps_per_epoch,
+                                                               c.decay_rate, staircase=True)
+        elif c.schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(c.learning_rate, max(total, 1))
+        if c.optimizer == "adam":
+            return keras.optimizers.Adam(rate)
+        return keras.optimizers.SGD(rate)
+
+    def _replica_step(self, images: Any, labels: Any) -> tuple[Any, Any]:
+        import tensorflow as tf
+
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.model(images, training=True), tf.float32)
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            loss = tf.reduce_sum(per_example) / self.global_batch
+            if self.config.l2:
+                penalty = tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels(self.model)])
+                loss += self.config.l2 * penalty / self.strategy.num_replicas_in_sync
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
+        return tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32))
+
+    def _one_step(self, images: Any, labels: Any) -> tuple[Any, Any]:
+        import tensorflow as tf
+
+        loss, hits = self.strategy.run(self._step, (images, labels))
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        hits = self.strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None)
+        if self.config.ema_decay is not None:
+            step = tf.cast(self.optimizer.iterations, tf.float32)
+            decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+            for average, value in zip(self.ema, self.model.trainable_variables):
+                average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
+        return loss, hits
+
+    def _steps_from_iterator(self, iterator: Any, steps: Any) -> tuple[Any, Any, Any]:
+        import tensorflow as tf
+
+        done, loss_sum, hit_sum = tf.constant(0), tf.constant(0.0), tf.constant(0.0)
+        for _ in tf.range(steps):
+            batch = iterator.get_next_as_optional()
+            if not batch.has_value():
+                break
+            images, labels = batch.get_value()
+            loss, hits = self._one_step(images, labels)
+            done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
+        return done, loss_sum, hit_sum
+
+    def _steps_resident(self, order: Any, first: Any, steps: Any) -> tuple[Any, Any, Any]:
+        import tensorflow as tf
+
+        done, loss_sum, hit_sum = tf.constant(0), tf.constant(0.0), tf.constant(0.0)
+        size = self.global_batch
+        for i in tf.range(first, first + steps):
+            index = order[i * size:(i + 1) * size]
+            loss, hits = self._one_step(tf.gather(self.train_images, index), tf.gather(self.train_labels, index))
+            done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
+        return done, loss_sum, hit_sum
+
+    def finished(self) -> bool:
+        return self.config.max_steps is not None and int(self.optimizer.iterations) >= self.config.max_steps
+
+    def _chunk(self) -> int:
+        left = self.config.max_steps - int(self.optimizer.iterations) if self.config.max_steps else 1 << 30
+        return max(0, min(self.config.steps_per_call, left))
+
+    def train_epoch(self, epoch: int, on_steps: Callable[[int], Any] = lambda n: None) -> tuple[float, float, int]:
+        """Run one epoch (or until max_steps); return mean loss, train accuracy, examples seen."""
+        import tensorflow as tf
+
+        steps = loss_sum = hit_sum = 0.0
+        if self.resident:
+            n = int(self.train_images.shape[0])
+            keys = tf.random.stateless_uniform([n], seed=[self.config.seed, epoch])
+            order = tf.argsort(keys)
+            while steps < self.steps_per_epoch and self._chunk():
+                k = min(self._chunk(), self.steps_per_epoch - int(steps))
+                done, loss, hits = self._run_resident(order, tf.constant(int(steps)), tf.constant(k))
+                steps, loss_sum, hit_sum = steps + int(done), loss_sum + float(loss), hit_sum + float(hits)
+                on_steps(int(done))
+        else:
+            iterator = iter(self.strategy.experimental_distribute_dataset(self.train_dataset(epoch)))
+            while k := self._chunk():
+                done, loss, hits = self._run_from_iterator(iterator, tf.constant(k))
+                steps, loss_sum, hit_sum = steps + int(done), loss_sum + float(loss), hit_sum + float(hits)
+                on_steps(int(done))
+                if int(done) < k:  # the epoch's batches ran out
+                    break
+        examples = int(steps) * self.global_batch
+        return loss_sum / max(examples, 1), hit_sum / max(examples, 1), examples
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def sync_eval_model(self) -> None:
+        """Load the weights evaluation uses (the moving averages, when the preset keeps them)."""
+        source = self.ema if self.config.ema_decay is not None else self.model.trainable_variables
+        for target, value in zip(self.eval_model.trainable_variables, source):
+            target.assign(value)
+
+    def _eval_batch(self, images: Any, labels: Any) -> tuple[Any, Any]:
+        import tensorflow as tf
+
+        logits = tf.cast(self.eval_model(images, training=False), tf.float32)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
+        return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(hits, tf.float32))
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean loss and accuracy on the whole test split, with the evaluation weights."""
+        self.sync_eval_model()
+        n, size = int(self.test_images.shape[0]), self.config.eval_batch_size
+        loss_sum = hit_sum = 0.0
+        for start in range(0, n, size):
+            loss, hits = self._eval(self.test_images[start:start + size], self.test_labels[start:start + size])
+            loss_sum, hit_sum = loss_sum + float(loss), hit_sum + float(hits)
+        return loss_sum / n, hit_sum / n
+
+    def sample_predictions(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first `count` test digits as uint8, their labels, and the predicted probabilities."""
+        import tensorflow as tf
+
+        self.sync_eval_model()
+        images = self.test_images[:count]
+        probabilities = tf.nn.softmax(tf.cast(self.eval_model(images, training=False), tf.float32))
+        pixels = np.round(images.numpy().reshape(-1, 28, 28) * 255).astype(np.uint8)
+        return pixels, self.test_labels[:count].numpy(), probabilities.numpy()

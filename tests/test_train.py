@@ -1,0 +1,123 @@
+"""Real, tiny training runs on the embedded sample: presets, loop, checkpoint/resume, outputs, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.config import TrainError, get_config
+
+tf = pytest.importorskip("tensorflow")
+
+SAMPLE = "mnist-sample"
+
+
+def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "mnist_data_cli", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result
+
+
+def test_presets_are_the_documented_ones_and_overrides_apply():
+    seed = get_config("mlp", "seed")
+    assert (seed.batch_size, seed.learning_rate, seed.decay_rate, seed.l2, seed.ema_decay, seed.max_steps) == (
+        200, 0.1, 0.99, 1e-4, 0.99, 10_000)
+    assert get_config("softmax", "seed").learning_rate == 0.01
+    assert get_config("lenet", "modern", epochs=3, batch_size=None).epochs == 3
+    assert get_config("lenet", "modern", batch_size=None).batch_size == get_config("lenet").batch_size
+    with pytest.raises(TrainError, match="unknown model/preset 'vgg'"):
+        get_config("vgg", "modern")
+
+
+@pytest.mark.parametrize("model, epochs, floor", [("softmax", 3, 0.70), ("mlp", 3, 0.80), ("lenet", 4, 0.70)])
+def test_each_model_learns_the_sample_far_above_chance(tmp_path, model, epochs, floor):
+    summary = train_quiet(get_config(model, "modern", epochs=epochs), tmp_path / "run")
+    assert summary["test_accuracy"] > floor, summary
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
+    assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
+    assert history[-1]["loss"] < history[0]["loss"]
+    for key in ("loss", "train_accuracy", "test_accuracy", "seconds", "examples_per_second"):
+        assert all(np.isfinite(r[key]) and r[key] >= 0 for r in history), key
+
+
+def train_quiet(config, out, **kw):
+    from pipelines.train import train
+
+    return train(config, SAMPLE, out, progress=False, **kw)
+
+
+def _weights(run: Path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(run / "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "save_counter" not in name and not name.startswith("_CHECKPOINTABLE")}
+
+
+@pytest.mark.parametrize("resident", [False, True])
+def test_interrupted_and_resumed_run_ends_at_the_same_weights(tmp_path, resident):
+    # mlp/seed exercises the staircase schedule, L2 and the moving averages held in the checkpoint.
+    config = get_config("mlp", "seed", epochs=3, resident=resident, steps_per_call=3)
+    whole = train_quiet(config, tmp_path / "whole")
+    train_quiet(config.replace(epochs=1), tmp_path / "split")
+    resumed = train_quiet(config, tmp_path / "split", resume=True)
+    assert resumed["epochs"] == whole["epochs"] == 3
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
+    assert a.keys() == b.keys() and len(a) > 4
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+
+
+def test_max_steps_stops_the_run_mid_epoch(tmp_path):
+    summary = train_quiet(get_config("mlp", "seed", max_steps=5), tmp_path / "run")
+    assert (summary["steps"], summary["epochs"]) == (5, 1)
+
+
+def test_cli_train_evaluate_predict_and_outputs(tmp_path):
+    from PIL import Image
+
+    import mnist_data
+
+    run = tmp_path / "run"
+    _cli("train", "lenet", "--data", SAMPLE, "--epochs", "2", "--out", str(run), "--json", str(tmp_path / "s.json"),
+         "--quiet")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert {"model", "preset", "epochs", "test_accuracy", "train_seconds", "examples_per_second", "device"} <= set(summary)
+    assert (summary["model"], summary["preset"], summary["epochs"]) == ("lenet", "modern", 2)
+    evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout.split("\n", 1)[1])
+    assert evaluated["test_accuracy"] == summary["test_accuracy"]
+    for name, size in (("curves.png", (640, 480)), ("predictions.png", None)):
+        with Image.open(run / name) as image:
+            assert image.format == "PNG" and (size is None or image.size == size)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+    images, labels = mnist_data.load(SAMPLE, "test")
+    served = tf.saved_model.load(str(run / "saved_model")).signatures["serving_default"]
+    probabilities = served(images=tf.constant(images[:100]))["probabilities"].numpy()
+    assert probabilities.shape == (100, 10)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+    assert (probabilities.argmax(1) == labels[:100]).mean() > 0.5
+
+    pngs = []
+    for i in range(3):
+        Image.fromarray(images[i]).save(tmp_path / f"d{i}.png")
+        pngs.append(str(tmp_path / f"d{i}.png"))
+    lines = _cli("predict", str(run), *pngs).stdout.splitlines()
+    assert [int(line.split("\t")[1]) for line in lines] == probabilities[:3].argmax(1).tolist()
+
+
+def test_cli_refuses_to_overwrite_a_run_and_names_bad_images(tmp_path):
+    run = tmp_path / "run"
+    _cli("train", "softmax", "--data", SAMPLE, "--epochs", "1", "--out", str(run), "--quiet")
+    again = _cli("train", "softmax", "--data", SAMPLE, "--epochs", "1", "--out", str(run), check=False)
+    assert again.returncode == 1 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    bad = _cli("predict", str(run), str(tmp_path / "bad.png"), check=False)
+    assert bad.returncode == 1 and "bad.png: not a readable image" in bad.stderr
+    missing = _cli("evaluate", str(tmp_path / "nowhere"), "--data", SAMPLE, check=False)
+    assert missing.returncode == 1 and "not a training run directory" in missing.stderr
