@@ -50,7 +50,7 @@ _TABLE: dict[tuple[str, str], TrainConfig] = {
     # TF "MNIST for ML beginners": W ~ N(0, 1), plain SGD 0.01, batch 100 (reported 0.83 at 25 epochs).
     ("softmax", "seed"): TrainConfig("softmax", "seed", batch_size=100, epochs=25, optimizer="sgd",
                                      learning_rate=0.01),
-    ("softmax", "modern"): TrainConfig("softmax", "modern", batch_size=128, epochs=5, optimizer="adam",
+    ("softmax", "modern"): TrainConfig("softmax", "modern", batch_size=128, epochs=10, optimizer="adam",
                                        learning_rate=0.003, schedule="cosine"),
     # 784-500-10 with L2, staircase decay x0.99 per epoch, EMA of the weights; 10,000 steps of 200.
     ("mlp", "seed"): TrainConfig("mlp", "seed", batch_size=200, epochs=34, optimizer="sgd", learning_rate=0.1,
@@ -59,7 +59,7 @@ _TABLE: dict[tuple[str, str], TrainConfig] = {
     ("mlp", "modern"): TrainConfig("mlp", "modern", batch_size=128, epochs=15, optimizer="adam",
                                    learning_rate=0.001, schedule="cosine", l2=1e-5, ema_decay=0.999),
     ("lenet", "seed"): TrainConfig("lenet", "seed", batch_size=64, epochs=10, optimizer="sgd", learning_rate=0.1),
-    ("lenet", "modern"): TrainConfig("lenet", "modern", batch_size=128, epochs=15, optimizer="adam",
+    ("lenet", "modern"): TrainConfig("lenet", "modern", batch_size=128, epochs=20, optimizer="adam",
                                      learning_rate=0.002, schedule="cosine", ema_decay=0.999),
 }
 

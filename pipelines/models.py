@@ -41,7 +41,7 @@ def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
     elif model == "lenet":
         body = [conv(6, "relu"), layers.MaxPooling2D(2, dtype=dtype), conv(16, "relu", "valid"),
                 layers.MaxPooling2D(2, dtype=dtype), layers.Flatten(dtype=dtype),
-                dense(120, "relu"), dense(84, "relu"), layers.Dense(10)]
+                dense(120, "relu"), layers.Dropout(0.25, dtype=dtype), dense(84, "relu"), layers.Dense(10)]
     else:
         raise ValueError(f"unknown model {model!r}")
     net = keras.Sequential([keras.Input((28, 28, 1)), *body], name=f"{model}_{preset}")

@@ -10,7 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mnist_data.atomic import write_bytes_atomic
 from pipelines.config import TrainConfig, TrainError, config_from_dict
@@ -20,11 +20,13 @@ CHECKPOINTS = "checkpoints"
 
 
 def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None,
-          resume: bool = False, json_path: str | os.PathLike | None = None, progress: bool = True) -> dict:
+          resume: bool = False, json_path: str | os.PathLike | None = None, progress: bool = True,
+          on_epoch: Callable[[dict], Any] | None = None) -> dict:
     """Train `config` on `data` into run directory `out`; return the final summary.
 
     Writes RUN_DIR/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png, predictions.png,
     saved_model/}. With `resume`, continues from the last checkpoint (same config as saved).
+    `on_epoch(record)` is called after each epoch's checkpoint is written.
     """
     import tensorflow as tf
     from tqdm import tqdm
@@ -59,6 +61,8 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         write_bytes_atomic(out / "metrics.json", json.dumps({"epochs": history}, indent=1).encode())
         print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
               f"{seconds:6.1f} s  {record['examples_per_second']:9.0f} ex/s", flush=True)
+        if on_epoch is not None:
+            on_epoch(record)
     writer.close()
     summary = _summary(config, history, trainer.device)
     images, labels, probabilities = trainer.sample_predictions(64)

@@ -64,8 +64,10 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
             self.ema = [tf.Variable(v, trainable=False) for v in self.model.trainable_variables]
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # Keras does not track dropout's seed-generator state for tf.train.Checkpoint; without it a
+        # resumed run would draw different dropout masks than an uninterrupted one.
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
-                                              epoch=self.epoch)
+                                              epoch=self.epoch, state=list(self.model.non_trainable_variables))
         self._step = tf.function(self._replica_step, jit_compile=config.xla)
         self._eval = tf.function(self._eval_batch, jit_compile=config.xla)
         self._run_from_iterator = tf.function(self._steps_from_iterator)

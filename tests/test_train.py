@@ -58,12 +58,21 @@ def _weights(run: Path) -> dict[str, np.ndarray]:
             if "save_counter" not in name and not name.startswith("_CHECKPOINTABLE")}
 
 
-@pytest.mark.parametrize("resident", [False, True])
-def test_interrupted_and_resumed_run_ends_at_the_same_weights(tmp_path, resident):
-    # mlp/seed exercises the staircase schedule, L2 and the moving averages held in the checkpoint.
-    config = get_config("mlp", "seed", epochs=3, resident=resident, steps_per_call=3)
+@pytest.mark.parametrize("model, preset, resident", [("mlp", "seed", False), ("mlp", "seed", True),
+                                                     ("lenet", "modern", False)])
+def test_interrupted_and_resumed_run_ends_at_the_same_weights(tmp_path, model, preset, resident):
+    # mlp/seed: staircase schedule, L2, moving averages in the checkpoint; lenet/modern: Adam
+    # slots, cosine schedule and dropout's random stream.
+    config = get_config(model, preset, epochs=3, resident=resident, steps_per_call=3)
     whole = train_quiet(config, tmp_path / "whole")
-    train_quiet(config.replace(epochs=1), tmp_path / "split")
+
+    def crash_after_first_epoch(record: dict) -> None:
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_quiet(config, tmp_path / "split", on_epoch=crash_after_first_epoch)
+    assert not (tmp_path / "split" / "saved_model").exists()
     resumed = train_quiet(config, tmp_path / "split", resume=True)
     assert resumed["epochs"] == whole["epochs"] == 3
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "split")

@@ -1,0 +1,108 @@
+"""Training throughput of one model and batch size, fed four ways, in one process.
+
+(a) our tf.data pipeline feeding our compiled multi-step loop; (b) the same loop on synthetic
+batches already on the device (the ceiling for (a)); (c) Keras `model.fit` on the same pipeline
+with the same architecture and optimizer; (d) on a GPU, our loop over a GPU-resident copy of the
+split. Methods alternate round by round and the best round of each is kept, because the
+machines these run on are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable
+
+from pipelines.config import get_config
+from pipelines.trainer_parts import Trainer
+
+
+def _timed(run: Callable[[int], Any], steps: int) -> float:
+    """Seconds for `run(steps)`, which must block until the work is done."""
+    started = time.perf_counter()
+    run(steps)
+    return time.perf_counter() - started
+
+
+def _keras_fit(trainer: Trainer, dataset: Any) -> Callable[[int], Any]:
+    """A `steps -> None` running Keras fit with the preset's architecture and optimizer."""
+    import keras
+
+    from pipelines.models import build_model
+
+    config = trainer.config
+    model = build_model(config.model, config.preset)
+    optimizer = keras.optimizers.Adam(config.learning_rate) if config.optimizer == "adam" else \
+        keras.optimizers.SGD(config.learning_rate)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    dataset = dataset.repeat()  # fit starts a fresh iterator per call; never let it run dry
+
+    def run(steps: int) -> None:
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+
+    return run
+
+
+def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_size: int = 128,
+                steps: int = 400, repeat: int = 3, format: str | None = None) -> dict:
+    """Images/s of (a) pipeline, (b) synthetic, (c) Keras fit, (d) GPU-resident (on a GPU only)."""
+    import pipelines
+    import tensorflow as tf
+
+    config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 100))
+    trainer = Trainer(config, data, format)
+    examples_per_epoch = trainer.steps_per_epoch * batch_size
+    epochs = math.ceil(steps * (repeat + 1) * batch_size / max(examples_per_epoch, 1)) + 1
+
+    def stream() -> Any:
+        return pipelines.make_dataset(data, "train", batch_size, format=format, epochs=epochs, shuffle=True,
+                                      seed=config.seed, drop_remainder=True)
+
+    iterator = iter(stream())
+    synthetic = (tf.random.uniform([batch_size, 28, 28, 1]), tf.random.uniform([batch_size], 0, 10, tf.int32))
+    on_synthetic = tf.function(lambda n: tf.foldl(lambda acc, _: acc + trainer._one_step(*synthetic)[0],
+                                                  tf.range(n), tf.constant(0.0)))
+
+    def chunked(call: Callable[[int], Any]) -> Callable[[int], Any]:
+        def run(n: int) -> None:
+            for start in range(0, n, config.steps_per_call):
+                float(call(min(config.steps_per_call, n - start)))  # float() waits for the result
+        return run
+
+    methods: dict[str, Callable[[int], Any]] = {
+        "pipeline": chunked(lambda k: trainer._run_from_iterator(iterator, tf.constant(k))[1]),
+        "synthetic": chunked(lambda k: on_synthetic(tf.constant(k))),
+        "keras_fit": _keras_fit(trainer, stream()),
+    }
+    if tf.config.list_physical_devices("GPU"):
+        resident = Trainer(config.replace(resident=True), data, format)
+        order = tf.range(resident.steps_per_epoch * batch_size)
+        methods["resident"] = chunked(lambda k: resident._run_resident(order, tf.constant(0), tf.constant(k))[1])
+    for run in methods.values():  # compile and warm up every method first
+        run(min(steps, config.steps_per_call))
+    best = {name: math.inf for name in methods}
+    for _ in range(repeat):
+        for name, run in methods.items():
+            best[name] = min(best[name], _timed(run, steps))
+    result: dict[str, Any] = {"model": model, "data": str(data), "batch_size": batch_size, "steps": steps,
+                              "repeat": repeat, "device": trainer.device}
+    for name, seconds in best.items():
+        result[f"{name}_images_per_second"] = steps * batch_size / seconds
+    result["pipeline_vs_synthetic"] = result["pipeline_images_per_second"] / result["synthetic_images_per_second"]
+    result["pipeline_vs_keras_fit"] = result["pipeline_images_per_second"] / result["keras_fit_images_per_second"]
+    return result
+
+
+def format_report(result: dict) -> str:
+    """Human-readable lines: images/s per method and the ratios that have targets."""
+    lines = [f"{result['model']}, batch {result['batch_size']}, {result['steps']} steps x best of "
+             f"{result['repeat']}, {result['data']}, {result['device']}"]
+    for name in ("pipeline", "synthetic", "keras_fit", "resident"):
+        key = f"{name}_images_per_second"
+        if key in result:
+            lines.append(f"  {name:10s} {result[key]:12,.0f} images/s")
+    lines.append(f"  pipeline / synthetic  {result['pipeline_vs_synthetic']:.3f}")
+    lines.append(f"  pipeline / keras fit  {result['pipeline_vs_keras_fit']:.2f}x")
+    return "\n".join(lines)
