@@ -36,6 +36,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop early once the global step reaches this
     seed: int = 0
     xla: bool = False
+    deterministic: bool = True  # op determinism (bit-exact resume); XLA runs without it
     mixed_precision: bool = True  # bfloat16 compute, only where a GPU runs it
     resident: bool | None = None  # whole split as device tensors; None: only on GPU
     steps_per_call: int = 50  # training steps run by one call of the compiled loop

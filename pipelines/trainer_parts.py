@@ -27,6 +27,18 @@ def local_devices() -> tuple[Any, str]:
     return strategy, f"{len(gpus)} x {name}"
 
 
+def set_op_determinism(enabled: bool) -> None:
+    """Turn op determinism on or off for the process. XLA has no deterministic kernels for some
+    gradients (MaxPoolGrad), so XLA runs switch it off; TF exports only the switch-on half."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
+
+
 def materialize(dataset: Any) -> tuple[Any, Any]:
     """Concatenate every batch of a finite dataset into two tensors (images, labels)."""
     import tensorflow as tf
@@ -45,7 +57,7 @@ class Trainer:
 
         self.config, self.data, self.format = config, data, format
         keras.utils.set_random_seed(config.seed)
-        tf.config.experimental.enable_op_determinism()
+        set_op_determinism(config.deterministic and not config.xla)
         self.strategy, self.device = local_devices()
         on_gpu = bool(tf.config.list_physical_devices("GPU"))
         dtype = "mixed_bfloat16" if on_gpu and config.mixed_precision else None

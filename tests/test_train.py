@@ -130,3 +130,17 @@ def test_cli_refuses_to_overwrite_a_run_and_names_bad_images(tmp_path):
     assert bad.returncode == 1 and "bad.png: not a readable image" in bad.stderr
     missing = _cli("evaluate", str(tmp_path / "nowhere"), "--data", SAMPLE, check=False)
     assert missing.returncode == 1 and "not a training run directory" in missing.stderr
+
+
+def test_xla_step_trains(tmp_path):
+    summary = train_quiet(get_config("lenet", "modern", epochs=2, xla=True), tmp_path / "run")
+    assert summary["xla"] is True and summary["test_accuracy"] > 0.5
+
+
+def test_bench_train_reports_every_method(tmp_path):
+    _cli("bench", "train", "softmax", "--steps", "20", "--repeat", "1", "--json", str(tmp_path / "b.json"))
+    result = json.loads((tmp_path / "b.json").read_text())
+    for key in ("pipeline_images_per_second", "synthetic_images_per_second", "keras_fit_images_per_second"):
+        assert result[key] > 0, key
+    assert result["pipeline_vs_keras_fit"] == pytest.approx(
+        result["pipeline_images_per_second"] / result["keras_fit_images_per_second"])
