@@ -37,7 +37,7 @@ class TrainConfig:
     seed: int = 0
     xla: bool = False
     deterministic: bool = True  # op determinism (bit-exact resume); XLA runs without it
-    mixed_precision: bool = True  # bfloat16 compute, only where a GPU runs it
+    mixed_precision: bool | None = None  # bfloat16 compute; None: only where a GPU runs it
     resident: bool | None = None  # whole split as device tensors; None: only on GPU
     steps_per_call: int = 50  # training steps run by one call of the compiled loop
     eval_batch_size: int = 1000

@@ -60,7 +60,8 @@ class Trainer:
         set_op_determinism(config.deterministic and not config.xla)
         self.strategy, self.device = local_devices()
         on_gpu = bool(tf.config.list_physical_devices("GPU"))
-        dtype = "mixed_bfloat16" if on_gpu and config.mixed_precision else None
+        mixed = on_gpu if config.mixed_precision is None else config.mixed_precision
+        dtype = "mixed_bfloat16" if mixed else None
         single = self.strategy.num_replicas_in_sync == 1
         self.resident = single and (on_gpu if config.resident is None else config.resident)
         self.global_batch = config.batch_size

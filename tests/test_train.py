@@ -137,6 +137,15 @@ def test_xla_step_trains(tmp_path):
     assert summary["xla"] is True and summary["test_accuracy"] > 0.5
 
 
+def test_mixed_precision_path_trains_and_serves_float32(tmp_path):
+    # The GPU default (bfloat16 compute, float32 variables, EMA and logits), forced on the CPU.
+    summary = train_quiet(get_config("lenet", "modern", epochs=3, mixed_precision=True), tmp_path / "run")
+    assert summary["test_accuracy"] > 0.5
+    served = tf.saved_model.load(str(tmp_path / "run" / "saved_model")).signatures["serving_default"]
+    out = served(images=tf.zeros([2, 28, 28], tf.uint8))["probabilities"]
+    assert out.dtype == tf.float32 and out.shape == (2, 10)
+
+
 def test_bench_train_reports_every_method(tmp_path):
     _cli("bench", "train", "softmax", "--steps", "20", "--repeat", "1", "--json", str(tmp_path / "b.json"))
     result = json.loads((tmp_path / "b.json").read_text())
