@@ -42,8 +42,8 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         history = json.loads((out / "metrics.json").read_text())["epochs"]
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
-    while int(trainer.epoch) < config.epochs and not trainer.finished():
-        epoch = int(trainer.epoch)
+    while int(trainer.epoch.numpy()) < config.epochs and not trainer.finished():
+        epoch = int(trainer.epoch.numpy())
         bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
                    disable=not progress, leave=False)
         started = time.perf_counter()
@@ -51,7 +51,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         seconds = time.perf_counter() - started
         bar.close()
         test_loss, test_acc = trainer.evaluate()
-        record = {"epoch": epoch + 1, "step": int(trainer.optimizer.iterations), "loss": loss,
+        record = {"epoch": epoch + 1, "step": int(trainer.optimizer.iterations.numpy()), "loss": loss,
                   "train_accuracy": train_acc, "test_loss": test_loss, "test_accuracy": test_acc,
                   "seconds": seconds, "examples_per_second": examples / seconds}
         history.append(record)
@@ -87,8 +87,8 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike, *, format: str
     trainer = Trainer(config, data, format, need_train=False)
     trainer.checkpoint.restore(latest).expect_partial()
     test_loss, test_acc = trainer.evaluate()
-    return {"run_dir": str(run_dir), "model": config.model, "preset": config.preset, "epochs": int(trainer.epoch),
-            "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc}
+    return {"run_dir": str(run_dir), "model": config.model, "preset": config.preset,
+            "epochs": int(trainer.epoch.numpy()), "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc}
 
 
 def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list[tuple[int, float]]:

@@ -173,10 +173,12 @@ class Trainer:
         return done, loss_sum, hit_sum
 
     def finished(self) -> bool:
-        return self.config.max_steps is not None and int(self.optimizer.iterations) >= self.config.max_steps
+        step = int(self.optimizer.iterations.numpy())
+        return self.config.max_steps is not None and step >= self.config.max_steps
 
     def _chunk(self) -> int:
-        left = self.config.max_steps - int(self.optimizer.iterations) if self.config.max_steps else 1 << 30
+        step = int(self.optimizer.iterations.numpy())
+        left = self.config.max_steps - step if self.config.max_steps else 1 << 30
         return max(0, min(self.config.steps_per_call, left))
 
     def train_epoch(self, epoch: int, on_steps: Callable[[int], Any] = lambda n: None) -> tuple[float, float, int]:

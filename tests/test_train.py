@@ -153,3 +153,28 @@ def test_bench_train_reports_every_method(tmp_path):
         assert result[key] > 0, key
     assert result["pipeline_vs_keras_fit"] == pytest.approx(
         result["pipeline_images_per_second"] / result["keras_fit_images_per_second"])
+
+
+MIRRORED = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pipelines import trainer_parts
+from pipelines.config import get_config
+from pipelines.train import train
+trainer_parts.local_devices = lambda: (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), "2 x CPU")
+print(json.dumps(train(get_config("mlp", "seed", epochs=2), "mnist-sample", sys.argv[1], progress=False)))
+"""
+
+
+def test_mirrored_strategy_over_two_devices_matches_one_device(tmp_path):
+    # Two logical CPUs stand in for two GPUs: same code path (distributed dataset, per-replica
+    # loss scaling, cross-replica EMA update), and the same result as one device.
+    out = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "mirrored")], capture_output=True,
+                         text=True, check=True).stdout.splitlines()[-1]
+    mirrored = json.loads(out)
+    single = train_quiet(get_config("mlp", "seed", epochs=2), tmp_path / "single")
+    assert mirrored["device"] == "2 x CPU" and mirrored["steps"] == single["steps"]
+    assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-4)
+    assert mirrored["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=0.006)
