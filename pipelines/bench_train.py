@@ -62,7 +62,7 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
 
     iterator = iter(stream())
     synthetic = (tf.random.uniform([batch_size, 28, 28, 1]), tf.random.uniform([batch_size], 0, 10, tf.int32))
-    on_synthetic = tf.function(lambda n: tf.foldl(lambda acc, _: acc + trainer._one_step(*synthetic)[0],
+    on_synthetic = tf.function(lambda n: tf.foldl(lambda acc, _: acc + trainer.one_step(*synthetic)[0],
                                                   tf.range(n), tf.constant(0.0)))
 
     def chunked(call: Callable[[int], Any]) -> Callable[[int], Any]:
@@ -72,14 +72,16 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
         return run
 
     methods: dict[str, Callable[[int], Any]] = {
-        "pipeline": chunked(lambda k: trainer._run_from_iterator(iterator, tf.constant(k))[1]),
+        "pipeline": chunked(lambda k: trainer.run_steps(iterator, tf.constant(k))[1]),
         "synthetic": chunked(lambda k: on_synthetic(tf.constant(k))),
         "keras_fit": _keras_fit(trainer, stream()),
     }
     if tf.config.list_physical_devices("GPU"):
         resident = Trainer(config.replace(resident=True), data, format)
-        order = tf.range(resident.steps_per_epoch * batch_size)
-        methods["resident"] = chunked(lambda k: resident._run_resident(order, tf.constant(0), tf.constant(k))[1])
+        held = int(resident.train_images.shape[0])
+        order = tf.tile(tf.range(held), [math.ceil(config.steps_per_call * batch_size / held)])
+        methods["resident"] = chunked(
+            lambda k: resident.run_resident_steps(order, tf.constant(0), tf.constant(k))[1])
     for run in methods.values():  # compile and warm up every method first
         run(min(steps, config.steps_per_call))
     best = {name: math.inf for name in methods}

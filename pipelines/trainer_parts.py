@@ -83,8 +83,8 @@ class Trainer:
                                               epoch=self.epoch, state=list(self.model.non_trainable_variables))
         self._step = tf.function(self._replica_step, jit_compile=config.xla)
         self._eval = tf.function(self._eval_batch, jit_compile=config.xla)
-        self._run_from_iterator = tf.function(self._steps_from_iterator)
-        self._run_resident = tf.function(self._steps_resident)
+        self.run_steps = tf.function(self._steps_from_iterator)
+        self.run_resident_steps = tf.function(self._steps_resident)
 
     # -- data ---------------------------------------------------------------------------------
     def train_dataset(self, epoch: int) -> Any:
@@ -136,7 +136,8 @@ class Trainer:
         hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
         return tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32))
 
-    def _one_step(self, images: Any, labels: Any) -> tuple[Any, Any]:
+    def one_step(self, images: Any, labels: Any) -> tuple[Any, Any]:
+        """One step on every replica plus the EMA update; returns summed loss and hits (in tf.function)."""
         import tensorflow as tf
 
         loss, hits = self.strategy.run(self._step, (images, labels))
@@ -157,7 +158,7 @@ class Trainer:
         done, loss_sum, hit_sum = tf.constant(0), tf.constant(0.0), tf.constant(0.0)
         for _ in tf.range(steps):
             images, labels = next(iterator)
-            loss, hits = self._one_step(images, labels)
+            loss, hits = self.one_step(images, labels)
             done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
         return done, loss_sum, hit_sum
 
@@ -168,7 +169,7 @@ class Trainer:
         size = self.global_batch
         for i in tf.range(first, first + steps):
             index = order[i * size:(i + 1) * size]
-            loss, hits = self._one_step(tf.gather(self.train_images, index), tf.gather(self.train_labels, index))
+            loss, hits = self.one_step(tf.gather(self.train_images, index), tf.gather(self.train_labels, index))
             done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
         return done, loss_sum, hit_sum
 
@@ -192,14 +193,14 @@ class Trainer:
             order = tf.argsort(keys)
             while steps < self.steps_per_epoch and self._chunk():
                 k = min(self._chunk(), self.steps_per_epoch - int(steps))
-                done, loss, hits = self._run_resident(order, tf.constant(int(steps)), tf.constant(k))
+                done, loss, hits = self.run_resident_steps(order, tf.constant(int(steps)), tf.constant(k))
                 steps, loss_sum, hit_sum = steps + int(done), loss_sum + float(loss), hit_sum + float(hits)
                 on_steps(int(done))
         else:
             iterator = iter(self.strategy.experimental_distribute_dataset(self.train_dataset(epoch)))
             while steps < self.steps_per_epoch and self._chunk():
                 k = min(self._chunk(), self.steps_per_epoch - int(steps))
-                done, loss, hits = self._run_from_iterator(iterator, tf.constant(k))
+                done, loss, hits = self.run_steps(iterator, tf.constant(k))
                 steps, loss_sum, hit_sum = steps + int(done), loss_sum + float(loss), hit_sum + float(hits)
                 on_steps(int(done))
         examples = int(steps) * self.global_batch

@@ -54,7 +54,7 @@ def tutorial_feed_images_per_second(source: str, batch_size: int, steps: int) ->
     images, labels = mnist_data.load(source, "train")
     data = DataSet(images, labels.astype("int32"), reshape=False, seed=0)
     trainer = Trainer(get_config("softmax", "modern", batch_size=batch_size), source, need_train=False)
-    step = tf.function(trainer._one_step)
+    step = tf.function(trainer.one_step)
     step(*data.next_batch(batch_size))
     started = time.perf_counter()
     for _ in range(steps):
