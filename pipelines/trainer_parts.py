@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 import pipelines
-from pipelines.config import TrainConfig
+from pipelines.config import TrainConfig, TrainError
 from pipelines.models import build_model, kernels
 
 
@@ -101,6 +101,8 @@ class Trainer:
             self.steps_per_epoch = int(self.train_images.shape[0]) // self.global_batch
             return
         cardinality = int(self.train_dataset(0).cardinality())
+        if cardinality == tf.data.INFINITE_CARDINALITY:
+            raise TrainError(f"{self.data}: make_dataset returned an endless train split; expected one epoch")
         if cardinality < 0:  # unknown (e.g. TFRecords): count once
             cardinality = int(self.train_dataset(0).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
         self.steps_per_epoch = cardinality
