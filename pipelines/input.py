@@ -1,0 +1,205 @@
+"""`make_dataset`: one tf.data entry point over IDX arrays, TFRecord shards or PNG trees.
+
+Every source ends in the same tail: uint8 batches -> one vectorized cast/scale per batch
+-> prefetch. In-memory arrays are shuffled by permuting indices once per epoch and
+gathering whole batches, so a full-epoch shuffle costs no per-element work.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+import mnist_data
+from mnist_data.errors import DatasetError
+
+AUTOTUNE = tf.data.AUTOTUNE
+FORMATS = ("idx", "tfrecord", "png")
+PARSE_CHUNK = 1024  # records batched inside each shard before parsing
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The tf.data switches the benchmark toggles."""
+
+    parallel_calls: int = AUTOTUNE
+    prefetch: int = AUTOTUNE
+    deterministic: bool = True
+    private_threadpool: int = 0
+    slack: bool = True
+    interleave_cycle: int = 4
+
+
+def detect_format(source: str | os.PathLike) -> str:
+    """'tfrecord' or 'png' from OUT/manifest.json, else 'idx' (dataset name or IDX dir)."""
+    manifest = Path(source) / "manifest.json"
+    if manifest.is_file():
+        fmt = read_manifest(Path(source)).get("format")
+        if fmt not in ("tfrecord", "png"):
+            raise DatasetError(f"{manifest}: unknown format {fmt!r}: expected 'tfrecord' or 'png'")
+        return fmt
+    return "idx"
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read the manifest: {exc}") from None
+
+
+def make_dataset(
+    source: str | os.PathLike,
+    split: str = "train",
+    batch_size: int = 256,
+    *,
+    format: str | None = None,
+    epochs: int | None = 1,
+    shuffle: bool = True,
+    seed: int | None = None,
+    cache: bool = True,
+    flatten: bool = False,
+    one_hot: bool = False,
+    drop_remainder: bool = False,
+    num_classes: int = 10,
+    normalize: bool = True,
+    options: PipelineOptions = PipelineOptions(),
+) -> tf.data.Dataset:
+    """Batches of (images, labels): float32 [B, 28, 28, 1] in [0, 1] (or [B, 784] with
+    `flatten`; uint8 with normalize=False) and int32 [B] (or float32 one-hot [B, C]).
+
+    One pass by default; `epochs=None` repeats forever, reshuffling every epoch.
+    """
+    fmt = format or detect_format(source)
+    if fmt not in FORMATS:
+        raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    if fmt == "idx":
+        images, labels = mnist_data.load(source, split)
+        batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, options)
+    else:
+        examples = _tfrecord_chunks(Path(source), split, options) if fmt == "tfrecord" else _png_examples(
+            Path(source), split, options)
+        if cache:
+            examples = examples.cache()
+        batches = _batches_from_stream(examples, batch_size, epochs, shuffle, seed, drop_remainder, fmt)
+    finish = make_finisher(flatten, one_hot, num_classes, normalize)
+    dataset = batches.map(finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+    return dataset.prefetch(options.prefetch).with_options(_tf_options(options))
+
+
+def make_finisher(flatten: bool, one_hot: bool, num_classes: int = 10, normalize: bool = True):
+    """The per-batch transform from uint8 [B, H, W] and integer labels to model inputs."""
+
+    def finish(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if normalize:
+            images = tf.cast(images, tf.float32) * (1.0 / 255.0)
+        images = tf.reshape(images, [-1, 784]) if flatten else tf.expand_dims(images, -1)
+        labels = tf.cast(labels, tf.int32)
+        if one_hot:
+            labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        return images, labels
+
+    return finish
+
+
+def _tf_options(options: PipelineOptions) -> tf.data.Options:
+    tf_options = tf.data.Options()
+    tf_options.deterministic = options.deterministic
+    tf_options.experimental_slack = options.slack
+    if options.private_threadpool:
+        tf_options.threading.private_threadpool_size = options.private_threadpool
+    return tf_options
+
+
+def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, options):
+    """Index batches per epoch (permuted when shuffling), gathered from constant tensors."""
+    count = len(labels)
+    images_t, labels_t = tf.constant(images), tf.constant(labels)
+    per_epoch = count // batch_size if drop_remainder else -(-count // batch_size)
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+
+        def gather(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            picked = order[step * batch_size : tf.minimum((step + 1) * batch_size, count)]
+            return tf.gather(images_t, picked), tf.gather(labels_t, picked)
+
+        return tf.data.Dataset.range(per_epoch).map(
+            gather, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+
+    return _epochs(epochs).flat_map(one_epoch)
+
+
+def _epochs(epochs: int | None) -> tf.data.Dataset:
+    return tf.data.Dataset.range(epochs) if epochs is not None else tf.data.Dataset.range(2**62)
+
+
+def _batches_from_stream(examples, batch_size, epochs, shuffle, seed, drop_remainder, fmt):
+    """Single examples (PNG) or parsed chunks (TFRecord) into shuffled batches per epoch."""
+    if fmt == "tfrecord":
+        examples = examples.unbatch()
+    repeated = examples.repeat(epochs) if epochs is not None else examples.repeat()
+    if shuffle:
+        repeated = repeated.shuffle(70_000, seed=seed, reshuffle_each_iteration=True)
+    return repeated.batch(batch_size, drop_remainder=drop_remainder)
+
+
+def _split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
+    manifest = read_manifest(directory)
+    if split not in manifest.get("splits", {}):
+        raise DatasetError(f"{directory}: no split {split!r} in manifest.json (has {', '.join(manifest.get('splits', {}))})")
+    return manifest, [str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])]
+
+
+def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """Parsed uint8 chunks: shards interleaved in parallel, records batched before parsing."""
+    manifest, files = _split_shards(directory, split)
+    compression = "GZIP" if manifest.get("compression") == "gzip" else ""
+    height, width = manifest["image"]["height"], manifest["image"]["width"]
+    png = manifest.get("encoding") == "png"
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        parsed = tf.io.parse_example(records, spec)
+        if png:
+            images = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1)[..., 0], parsed["image"],
+                               fn_output_signature=tf.TensorSpec([height, width], tf.uint8))
+        else:
+            images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
+        return images, parsed["label"]
+
+    shards = tf.data.Dataset.from_tensor_slices(files)
+    records = shards.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
+        cycle_length=options.interleave_cycle, num_parallel_calls=options.parallel_calls,
+        deterministic=options.deterministic)
+    return records.map(parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+
+
+def _png_examples(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """Single decoded examples of a PNG tree, in the order of OUT/<split>.csv."""
+    listing = directory / f"{split}.csv"
+    try:
+        with open(listing, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
+    paths = [str(directory / row["file"]) for row in rows]
+    labels = np.array([int(row["label"]) for row in rows], dtype=np.int64)
+
+    def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.io.decode_png(tf.io.read_file(path), channels=1)[..., 0], label
+
+    return tf.data.Dataset.from_tensor_slices((paths, labels)).map(
+        decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)

@@ -1,0 +1,66 @@
+"""make_dataset yields exactly the examples of `load`, once each per epoch, in every format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mnist_data
+import pipelines
+
+
+def collect(dataset) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def as_uint8(images: np.ndarray) -> np.ndarray:
+    return np.rint(images.reshape(len(images), 28, 28) * 255).astype(np.uint8)
+
+
+def assert_same_examples(images: np.ndarray, labels: np.ndarray, source: str = "mnist-sample", split: str = "test") -> None:
+    """Same multiset of (pixels, label) pairs as load(): each example exactly once."""
+    want_images, want_labels = mnist_data.load(source, split)
+    assert len(images) == len(want_images)
+
+    def keyed(imgs, labs):
+        rows = np.concatenate([imgs.reshape(len(imgs), -1), labs.reshape(-1, 1).astype(np.uint8)], axis=1)
+        return rows[np.lexsort(rows.T[::-1])]
+
+    np.testing.assert_array_equal(keyed(as_uint8(images), labels), keyed(want_images, want_labels))
+
+
+def test_in_memory_unshuffled_is_load_in_order() -> None:
+    images, labels = collect(pipelines.make_dataset("mnist-sample", "test", 64, shuffle=False))
+    want_images, want_labels = mnist_data.load("mnist-sample", "test")
+    assert images.shape == (400, 28, 28, 1) and images.dtype == np.float32
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(as_uint8(images), want_images)
+    np.testing.assert_array_equal(labels, want_labels)
+
+
+def test_shuffled_epochs_are_distinct_permutations_and_seeded() -> None:
+    dataset = pipelines.make_dataset("mnist-sample", "test", 100, epochs=2, seed=5)
+    images, labels = collect(dataset)
+    first, second = (images[:400], labels[:400]), (images[400:], labels[400:])
+    assert_same_examples(*first)
+    assert_same_examples(*second)
+    assert not np.array_equal(first[1], second[1])
+    again = collect(pipelines.make_dataset("mnist-sample", "test", 100, epochs=2, seed=5))[1]
+    np.testing.assert_array_equal(again, labels)
+
+
+def test_flatten_one_hot_and_drop_remainder() -> None:
+    dataset = pipelines.make_dataset("mnist-sample", "test", 128, flatten=True, one_hot=True, drop_remainder=True)
+    shapes = [(x.shape, y.shape) for x, y in dataset]
+    assert shapes == [((128, 784), (128, 10))] * 3
+
+
+def test_forever_repeats() -> None:
+    dataset = pipelines.make_dataset("mnist-sample", "test", 300, epochs=None)
+    assert sum(1 for _ in dataset.take(10)) == 10
+
+
+def test_unknown_format_is_a_clear_error() -> None:
+    with pytest.raises(mnist_data.DatasetError, match="unknown format"):
+        pipelines.make_dataset("mnist-sample", format="parquet")
