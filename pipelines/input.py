@@ -22,6 +22,7 @@ from mnist_data.errors import DatasetError
 AUTOTUNE = tf.data.AUTOTUNE
 FORMATS = ("idx", "tfrecord", "png")
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
+SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,10 @@ def _batches_from_stream(examples, batch_size, epochs, shuffle, seed, drop_remai
     """Single examples (PNG) or parsed chunks (TFRecord) into shuffled batches per epoch."""
     if fmt == "tfrecord":
         examples = examples.unbatch()
-    repeated = examples.repeat(epochs) if epochs is not None else examples.repeat()
-    if shuffle:
-        repeated = repeated.shuffle(70_000, seed=seed, reshuffle_each_iteration=True)
-    return repeated.batch(batch_size, drop_remainder=drop_remainder)
+    if shuffle:  # before repeat, so that no example crosses into another epoch
+        examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+    return batches.repeat(epochs) if epochs is not None else batches.repeat()
 
 
 def _split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
