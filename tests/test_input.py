@@ -89,6 +89,9 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
     assert_same_examples(two_epochs[0][400:], two_epochs[1][400:])
     unshuffled = collect(pipelines.make_dataset(source, "test", 64, shuffle=False))
     np.testing.assert_array_equal(unshuffled[1], mnist_data.load("mnist-sample", "test")[1])
+    streamed = collect(pipelines.make_dataset(source, "test", 64, epochs=2, cache=False, seed=3))
+    assert_same_examples(streamed[0][:400], streamed[1][:400])
+    assert_same_examples(streamed[0][400:], streamed[1][400:])
 
 
 def test_missing_split_in_manifest_is_clear(converted) -> None:
