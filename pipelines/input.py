@@ -8,6 +8,7 @@ gathering whole batches, so a full-epoch shuffle costs no per-element work.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -71,26 +72,35 @@ def make_dataset(
     drop_remainder: bool = False,
     num_classes: int = 10,
     normalize: bool = True,
+    service: str | None = None,
+    processing_mode: str = "distributed_epoch",
     options: PipelineOptions = PipelineOptions(),
 ) -> tf.data.Dataset:
     """Batches of (images, labels): float32 [B, 28, 28, 1] in [0, 1] (or [B, 784] with
     `flatten`; uint8 with normalize=False) and int32 [B] (or float32 one-hot [B, C]).
 
-    One pass by default; `epochs=None` repeats forever, reshuffling every epoch.
+    One pass by default; `epochs=None` repeats forever, reshuffling every epoch. With
+    `service="grpc://host:port"` the uint8 batches are produced by tf.data service
+    workers (see docs/tfdata-service.md) and normalized here, on the consumer.
     """
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
+    if service:
+        batches = _service_batches(source, split, fmt, batch_size, epochs, shuffle, seed, drop_remainder, options)
+        batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
+        return _finish(batches, flatten, one_hot, num_classes, normalize, options)
     if fmt == "idx":
         images, labels = mnist_data.load(source, split)
     else:
-        chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(Path(source), split, options)
         if not cache:
+            chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(Path(source), split, options)
             batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
             return _finish(batches, flatten, one_hot, num_classes, normalize, options)
-        images, labels = materialize(chunks)
+        images, labels = materialize((_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(
+            Path(source), split, dataclasses.replace(options, deterministic=False)))
     batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, options)
     return _finish(batches, flatten, one_hot, num_classes, normalize, options)
 
@@ -100,6 +110,7 @@ def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
 
     This is the cache: MNIST-sized splits fit in memory, and arrays can then be
     shuffled by index permutation instead of through a per-element shuffle buffer.
+    Chunks may arrive in any order (the reader runs nondeterministically for speed).
     """
     parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
     if not parts:
@@ -158,6 +169,28 @@ def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop
             gather, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
 
     return _epochs(epochs).flat_map(one_epoch)
+
+
+def _service_batches(source, split, fmt, batch_size, epochs, shuffle, seed, drop_remainder, options):
+    """A pipeline the service can split: arrays by global step, files by shard (uint8 out)."""
+    if fmt != "idx":
+        chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(Path(source), split, options)
+        return _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
+    images, labels = mnist_data.load(source, split)
+    count = len(labels)
+    per_epoch = count // batch_size if drop_remainder else -(-count // batch_size)
+    images_t, labels_t = tf.constant(images), tf.constant(labels)
+
+    def gather(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        epoch, position = step // per_epoch, step % per_epoch
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        picked = order[position * batch_size : tf.minimum((position + 1) * batch_size, count)]
+        return tf.gather(images_t, picked), tf.gather(labels_t, picked)
+
+    steps = tf.data.Dataset.range(per_epoch * epochs) if epochs is not None else tf.data.Dataset.range(2**62)
+    return steps.map(gather, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
 
 
 def _epochs(epochs: int | None) -> tf.data.Dataset:
