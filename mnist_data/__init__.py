@@ -4,13 +4,17 @@ Importing this package does not import TensorFlow; only the functions that need 
 """
 
 from mnist_data.catalog import CATALOG, Dataset, get_dataset
-from mnist_data.errors import DatasetError, FetchError, IdxError, MnistDataError
+from mnist_data.errors import ConvertError, DatasetError, FetchError, IdxError, MnistDataError
 from mnist_data.fetch import fetch
 from mnist_data.idx import read_idx, write_idx
 from mnist_data.load import class_names, load, load_splits
+from mnist_data.png_export import to_png
+from mnist_data.tfrecord_export import to_tfrecord
+from mnist_data.verify import verify
 
 __all__ = [
     "CATALOG",
+    "ConvertError",
     "Dataset",
     "DatasetError",
     "FetchError",
@@ -22,6 +26,9 @@ __all__ = [
     "load",
     "load_splits",
     "read_idx",
+    "to_png",
+    "to_tfrecord",
+    "verify",
     "write_idx",
 ]
 __version__ = "0.1.0"

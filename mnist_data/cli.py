@@ -6,9 +6,12 @@ import argparse
 import json
 
 from mnist_data.atomic import write_bytes_atomic
-from mnist_data.catalog import CATALOG
+from mnist_data.catalog import CATALOG, SPLITS
 from mnist_data.describe import describe
 from mnist_data.fetch import fetch
+from mnist_data.png_export import LABELS_AS, to_png
+from mnist_data.tfrecord_export import COMPRESSIONS, ENCODINGS, to_tfrecord
+from mnist_data.verify import verify
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -27,6 +30,61 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="directory searched first")
     p.add_argument("--json", dest="json_path", help="also write the summary as JSON here")
     p.set_defaults(run=_run_info)
+
+    p = commands.add_parser("to-tfrecord", help="convert to sharded TFRecords (parallel, atomic, resumable)",
+                            description="Write OUT/<split>-<i>-of-<n>.tfrecord[.gz] and OUT/manifest.json.")
+    _conversion_arguments(p)
+    shards = p.add_mutually_exclusive_group()
+    shards.add_argument("--shards", type=int, help="shards per split")
+    shards.add_argument("--shard-size", type=int, help="records per shard (default 10000)")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="none")
+    p.add_argument("--encoding", choices=ENCODINGS, default="raw", help="raw: 784 uint8 bytes; png: PNG file bytes")
+    p.set_defaults(run=_run_to_tfrecord)
+
+    p = commands.add_parser("to-png", help="export PNGs into class folders (parallel, atomic, resumable)",
+                            description="Write OUT/<split>/<label>/<index>.png, OUT/<split>.csv and OUT/manifest.json.")
+    _conversion_arguments(p)
+    p.add_argument("--labels-as", choices=LABELS_AS, default="digits", help="folder names: digits or class names")
+    p.set_defaults(run=_run_to_png)
+
+    p = commands.add_parser("verify", help="re-read converted output and check it against its manifest",
+                            description="Checks sizes, SHA-256s, TFRecord CRCs and counts; exits 1 on damage.")
+    p.add_argument("out", help="directory written by to-tfrecord or to-png")
+    p.set_defaults(run=_run_verify)
+
+
+def _conversion_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="dataset name or directory of IDX files")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
+    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--compress-level", type=int, default=1, help="zlib level of PNG data, 0-9 (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace whatever OUT holds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", dest="json_path", help="write the run summary as JSON here")
+
+
+def _run_to_tfrecord(args: argparse.Namespace) -> int:
+    to_tfrecord(args.source, args.out, splits=args.splits, encoding=args.encoding, compression=args.compression,
+                shards=args.shards, shard_size=args.shard_size, workers=args.workers,
+                compress_level=args.compress_level, overwrite=args.overwrite, progress=not args.quiet,
+                json_path=args.json_path)
+    return 0
+
+
+def _run_to_png(args: argparse.Namespace) -> int:
+    to_png(args.source, args.out, splits=args.splits, workers=args.workers, compress_level=args.compress_level,
+           labels_as=args.labels_as, overwrite=args.overwrite, progress=not args.quiet, json_path=args.json_path)
+    return 0
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    report = verify(args.out)
+    for problem in report.problems:
+        print(f"DAMAGED {problem}")
+    status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    print(f"verify {args.out}: {report.format}, {report.files} files, {report.records} records: {status}")
+    return 0 if report.ok else 1
 
 
 def _run_fetch(args: argparse.Namespace) -> int:

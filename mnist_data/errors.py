@@ -19,3 +19,7 @@ class DatasetError(MnistDataError, ValueError):
 
 class FetchError(MnistDataError):
     """A download failed on every mirror or did not match its checksum."""
+
+
+class ConvertError(MnistDataError):
+    """A conversion cannot start or finish: output from another run, unwritable OUT, ..."""

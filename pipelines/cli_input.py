@@ -1,9 +1,68 @@
-"""Subcommands of the input side of the pipeline layer. TensorFlow is imported only when one runs."""
+"""Subcommands of the input side: `bench pipeline` and `serve dispatcher|worker`.
+
+TensorFlow is imported only when one of them runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
-    """Add top-level subcommands to `commands` and benchmarks to `bench_commands`."""
+    """Add `serve` to `commands` and `pipeline` to `bench_commands`."""
+    p = bench_commands.add_parser("pipeline", help="input pipeline throughput (no model work)",
+                                  description="Examples/s per epoch of make_dataset, optionally against baselines.")
+    p.add_argument("--source", default="fashion-mnist", help="dataset name, IDX dir, TFRecord or PNG output dir")
+    p.add_argument("--format", choices=["idx", "tfrecord", "png"], help="default: detected from the source")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--compare", action="store_true", help="also run the tutorial and tfds-like pipelines and a ceiling")
+    p.add_argument("--service", help="grpc://HOST:PORT of a tf.data service dispatcher")
+    p.add_argument("--nondeterministic", action="store_true", help="let parallel stages reorder elements")
+    p.add_argument("--json", dest="json_path", help="write the report as JSON here")
+    p.set_defaults(run=_run_bench)
+
+    serve = commands.add_parser("serve", help="run tf.data service servers",
+                                description="Start a tf.data service dispatcher or worker and serve until killed.")
+    roles = serve.add_subparsers(dest="role", required=True, metavar="ROLE")
+    d = roles.add_parser("dispatcher", help="start a dispatcher", description="Start a tf.data service dispatcher.")
+    d.add_argument("--port", type=int, default=5050)
+    d.add_argument("--work-dir", help="journal directory (fault-tolerant dispatcher)")
+    d.set_defaults(run=_run_dispatcher)
+    w = roles.add_parser("worker", help="start a worker", description="Start a tf.data service worker.")
+    w.add_argument("--dispatcher", required=True, help="HOST:PORT of the dispatcher")
+    w.add_argument("--port", type=int, default=0, help="port to serve on (0: any free port)")
+    w.add_argument("--worker-address", help="address the consumer uses to reach this worker (HOST:PORT)")
+    w.set_defaults(run=_run_worker)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from mnist_data.atomic import write_bytes_atomic
+    from pipelines.bench_input import bench_pipeline, format_report
+    from pipelines.input import PipelineOptions
+
+    options = PipelineOptions(deterministic=not args.nondeterministic)
+    report = bench_pipeline(args.source, args.format, args.batch_size, args.epochs, args.compare, args.service, options)
+    print(format_report(report))
+    if args.json_path:
+        write_bytes_atomic(args.json_path, json.dumps(report, indent=2).encode())
+    return 0
+
+
+def _run_dispatcher(args: argparse.Namespace) -> int:
+    from pipelines.service import start_dispatcher
+
+    server = start_dispatcher(args.port, args.work_dir)
+    print(f"dispatcher serving on grpc://localhost:{args.port}", flush=True)
+    server.join()
+    return 0
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from pipelines.service import start_worker
+
+    server = start_worker(args.dispatcher, args.port, args.worker_address)
+    print(f"worker registered with {args.dispatcher}", flush=True)
+    server.join()
+    return 0

@@ -8,6 +8,7 @@ gathering whole batches, so a full-epoch shuffle costs no per-element work.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from mnist_data.errors import DatasetError
 AUTOTUNE = tf.data.AUTOTUNE
 FORMATS = ("idx", "tfrecord", "png")
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
+SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
 
 
 @dataclass(frozen=True)
@@ -70,27 +72,55 @@ def make_dataset(
     drop_remainder: bool = False,
     num_classes: int = 10,
     normalize: bool = True,
+    service: str | None = None,
+    processing_mode: str = "distributed_epoch",
     options: PipelineOptions = PipelineOptions(),
 ) -> tf.data.Dataset:
     """Batches of (images, labels): float32 [B, 28, 28, 1] in [0, 1] (or [B, 784] with
     `flatten`; uint8 with normalize=False) and int32 [B] (or float32 one-hot [B, C]).
 
-    One pass by default; `epochs=None` repeats forever, reshuffling every epoch.
+    One pass by default; `epochs=None` repeats forever, reshuffling every epoch. With
+    `service="grpc://host:port"` the uint8 batches are produced by tf.data service
+    workers (see docs/tfdata-service.md) and normalized here, on the consumer.
     """
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
+    if service:
+        batches = _service_batches(source, split, fmt, batch_size, epochs, shuffle, seed, drop_remainder, options)
+        batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
+        return _finish(batches, flatten, one_hot, num_classes, normalize, options)
     if fmt == "idx":
         images, labels = mnist_data.load(source, split)
-        batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, options)
     else:
-        examples = _tfrecord_chunks(Path(source), split, options) if fmt == "tfrecord" else _png_examples(
-            Path(source), split, options)
-        if cache:
-            examples = examples.cache()
-        batches = _batches_from_stream(examples, batch_size, epochs, shuffle, seed, drop_remainder, fmt)
+        if not cache:
+            chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(Path(source), split, options)
+            batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
+            return _finish(batches, flatten, one_hot, num_classes, normalize, options)
+        images, labels = materialize((_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(
+            Path(source), split, dataclasses.replace(options, deterministic=False)))
+    batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, options)
+    return _finish(batches, flatten, one_hot, num_classes, normalize, options)
+
+
+def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Read every (images, labels, index) chunk once into arrays in source order.
+
+    This is the cache: MNIST-sized splits fit in memory, and arrays can then be
+    shuffled by index permutation instead of through a per-element shuffle buffer.
+    Chunks may arrive in any order (the reader runs nondeterministically for speed).
+    """
+    parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
+    if not parts:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
+    images, labels, index = (np.concatenate(column) for column in zip(*parts))
+    order = np.argsort(index, kind="stable")
+    return images[order], labels[order]
+
+
+def _finish(batches, flatten, one_hot, num_classes, normalize, options) -> tf.data.Dataset:
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     dataset = batches.map(finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
     return dataset.prefetch(options.prefetch).with_options(_tf_options(options))
@@ -141,18 +171,39 @@ def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop
     return _epochs(epochs).flat_map(one_epoch)
 
 
+def _service_batches(source, split, fmt, batch_size, epochs, shuffle, seed, drop_remainder, options):
+    """A pipeline the service can split: arrays by global step, files by shard (uint8 out)."""
+    if fmt != "idx":
+        chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(Path(source), split, options)
+        return _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
+    images, labels = mnist_data.load(source, split)
+    count = len(labels)
+    per_epoch = count // batch_size if drop_remainder else -(-count // batch_size)
+    images_t, labels_t = tf.constant(images), tf.constant(labels)
+
+    def gather(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        epoch, position = step // per_epoch, step % per_epoch
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        picked = order[position * batch_size : tf.minimum((position + 1) * batch_size, count)]
+        return tf.gather(images_t, picked), tf.gather(labels_t, picked)
+
+    steps = tf.data.Dataset.range(per_epoch * epochs) if epochs is not None else tf.data.Dataset.range(2**62)
+    return steps.map(gather, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+
+
 def _epochs(epochs: int | None) -> tf.data.Dataset:
     return tf.data.Dataset.range(epochs) if epochs is not None else tf.data.Dataset.range(2**62)
 
 
-def _batches_from_stream(examples, batch_size, epochs, shuffle, seed, drop_remainder, fmt):
-    """Single examples (PNG) or parsed chunks (TFRecord) into shuffled batches per epoch."""
-    if fmt == "tfrecord":
-        examples = examples.unbatch()
-    repeated = examples.repeat(epochs) if epochs is not None else examples.repeat()
-    if shuffle:
-        repeated = repeated.shuffle(70_000, seed=seed, reshuffle_each_iteration=True)
-    return repeated.batch(batch_size, drop_remainder=drop_remainder)
+def _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder):
+    """Parsed chunks into batches per epoch, shuffled through a buffer (used with cache=False)."""
+    examples = chunks.unbatch().map(lambda image, label, index: (image, label))
+    if shuffle:  # before repeat, so that no example crosses into another epoch
+        examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+    return batches.repeat(epochs) if epochs is not None else batches.repeat()
 
 
 def _split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
@@ -168,16 +219,17 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     png = manifest.get("encoding") == "png"
-    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+    spec = {name: tf.io.FixedLenFeature([], tf.string if name == "image" else tf.int64)
+            for name in ("image", "label", "index")}
 
-    def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         parsed = tf.io.parse_example(records, spec)
         if png:
             images = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1)[..., 0], parsed["image"],
                                fn_output_signature=tf.TensorSpec([height, width], tf.uint8))
         else:
             images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
-        return images, parsed["label"]
+        return images, parsed["label"], parsed["index"]
 
     shards = tf.data.Dataset.from_tensor_slices(files)
     records = shards.interleave(
@@ -187,8 +239,8 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
     return records.map(parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
 
 
-def _png_examples(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Single decoded examples of a PNG tree, in the order of OUT/<split>.csv."""
+def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """Decoded (images, labels, index) chunks of a PNG tree, in the order of OUT/<split>.csv."""
     listing = directory / f"{split}.csv"
     try:
         with open(listing, newline="") as handle:
@@ -197,9 +249,11 @@ def _png_examples(directory: Path, split: str, options: PipelineOptions) -> tf.d
         raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
     paths = [str(directory / row["file"]) for row in rows]
     labels = np.array([int(row["label"]) for row in rows], dtype=np.int64)
+    index = np.array([int(row["index"]) for row in rows], dtype=np.int64)
 
-    def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.io.decode_png(tf.io.read_file(path), channels=1)[..., 0], label
+    def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
+        return tf.io.decode_png(tf.io.read_file(path), channels=1)[..., 0], label, position
 
-    return tf.data.Dataset.from_tensor_slices((paths, labels)).map(
+    examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
         decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+    return examples.batch(PARSE_CHUNK)

@@ -7,6 +7,7 @@ import pytest
 
 import mnist_data
 import pipelines
+import pipelines.input
 
 
 def collect(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -64,3 +65,35 @@ def test_forever_repeats() -> None:
 def test_unknown_format_is_a_clear_error() -> None:
     with pytest.raises(mnist_data.DatasetError, match="unknown format"):
         pipelines.make_dataset("mnist-sample", format="parquet")
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("converted")
+    mnist_data.to_tfrecord("mnist-sample", root / "raw", shards=3, progress=False)
+    mnist_data.to_tfrecord("mnist-sample", root / "pnggz", encoding="png", compression="gzip", shards=2, progress=False)
+    mnist_data.to_png("mnist-sample", root / "png", progress=False)
+    return {name: str(root / name) for name in ("raw", "pnggz", "png")}
+
+
+@pytest.mark.parametrize("name,fmt", [("raw", "tfrecord"), ("pnggz", "tfrecord"), ("png", "png")])
+def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -> None:
+    source = converted[name]
+    assert pipelines.input.detect_format(source) == fmt
+    for split in ("train", "test"):
+        images, labels = collect(pipelines.make_dataset(source, split, 128, seed=1))
+        assert images.shape[1:] == (28, 28, 1) and labels.dtype == np.int32
+        assert_same_examples(images, labels, split=split)
+    two_epochs = collect(pipelines.make_dataset(source, "test", 100, epochs=2, seed=2))
+    assert_same_examples(two_epochs[0][:400], two_epochs[1][:400])
+    assert_same_examples(two_epochs[0][400:], two_epochs[1][400:])
+    unshuffled = collect(pipelines.make_dataset(source, "test", 64, shuffle=False))
+    np.testing.assert_array_equal(unshuffled[1], mnist_data.load("mnist-sample", "test")[1])
+    streamed = collect(pipelines.make_dataset(source, "test", 64, epochs=2, cache=False, seed=3))
+    assert_same_examples(streamed[0][:400], streamed[1][:400])
+    assert_same_examples(streamed[0][400:], streamed[1][400:])
+
+
+def test_missing_split_in_manifest_is_clear(converted) -> None:
+    with pytest.raises(mnist_data.DatasetError, match="no split 'valid'"):
+        pipelines.make_dataset(converted["raw"], "valid")

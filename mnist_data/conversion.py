@@ -1,0 +1,151 @@
+"""Bookkeeping shared by the converters: what a run is, refusing to mix runs, resuming.
+
+A run is identified by its kind, the SHA-256 of its source files and its options. That
+identity is written to OUT/.mnist-data-run.json before any output; a later run into the
+same OUT continues only if its identity is the same (that is how a killed run resumes),
+and otherwise stops with a clear error unless `overwrite` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from mnist_data.atomic import is_temp_name, write_bytes_atomic
+from mnist_data.errors import ConvertError
+from mnist_data.load import resolve
+
+RUN_FILE = ".mnist-data-run.json"
+MANIFEST = "manifest.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_source(source: str | os.PathLike, splits: Iterable[str]) -> dict:
+    """Name and per-file SHA-256 of the IDX files a conversion reads."""
+    files = {}
+    for split in splits:
+        found = resolve(source, split)
+        for path in (found.images, found.labels):
+            files[path.name] = sha256_of(path)
+    return {"name": os.fspath(source), "files": files}
+
+
+def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
+    """Make OUT ours for this run: new, resumed from the same run, or cleared with `overwrite`."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        marker = out / RUN_FILE
+        if overwrite:
+            _clear(out)
+        elif marker.exists():
+            previous = json.loads(marker.read_text())
+            if previous != identity:
+                raise ConvertError(
+                    f"{out} holds output of a different run ({_difference(previous, identity)}); "
+                    "use --overwrite to replace it")
+        elif any(out.iterdir()):
+            raise ConvertError(f"{out} is not empty and holds no mnist-data output; use --overwrite to replace it")
+        _remove_temps(out)
+        write_bytes_atomic(marker, json.dumps(identity, indent=2, sort_keys=True).encode())
+    except (OSError, ValueError) as exc:
+        raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
+
+
+def worker_pool(workers: int | None):
+    """A process pool of `workers` (default: all cores), or an inline runner for one worker.
+
+    Workers are forked (cheap, no re-import) unless TensorFlow is loaded in this process,
+    whose threads make fork unsafe; then they are spawned.
+    """
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        return _Inline()
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method))
+
+
+class _Inline:
+    """Runs each submitted job at once, in this process."""
+
+    def __enter__(self) -> "_Inline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, function, *args):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_result(function(*args))
+        return future
+
+
+def _difference(previous: dict, identity: dict) -> str:
+    keys = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+    return "differs in " + ", ".join(keys)
+
+
+def _clear(out: Path) -> None:
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _remove_temps(out: Path) -> None:
+    for path in out.rglob(".*"):
+        if path.is_file() and is_temp_name(path):
+            path.unlink(missing_ok=True)
+
+
+@dataclass
+class RunSummary:
+    """The one-line summary a converter prints, and writes with --json."""
+
+    kind: str
+    out: str
+    examples: int = 0
+    files: int = 0
+    bytes: int = 0
+    resumed_files: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+
+    def finish(self) -> dict:
+        self.seconds = time.perf_counter() - self.started
+        rate = self.examples / self.seconds if self.seconds else 0.0
+        return {"kind": self.kind, "out": self.out, "examples": self.examples, "files": self.files,
+                "bytes": self.bytes, "resumed_files": self.resumed_files, "seconds": round(self.seconds, 3),
+                "examples_per_second": round(rate, 1)}
+
+
+def line(summary: dict) -> str:
+    resumed = f" ({summary['resumed_files']} already done)" if summary["resumed_files"] else ""
+    return (f"{summary['kind']}: {summary['files']} files{resumed}, {summary['bytes'] / 1e6:.1f} MB, "
+            f"{summary['examples']} examples in {summary['seconds']:.2f} s "
+            f"({summary['examples_per_second']:,.0f} examples/s) -> {summary['out']}")
+
+
+def publish_manifest(out: Path, manifest: dict, summary: dict, json_path: str | os.PathLike | None) -> None:
+    write_bytes_atomic(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    if json_path:
+        write_bytes_atomic(json_path, json.dumps(summary, indent=2).encode())

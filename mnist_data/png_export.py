@@ -1,0 +1,119 @@
+"""`to_png`: IDX splits to OUT/<split>/<class>/<index>.png, in parallel, atomic, resumable.
+
+Workers take contiguous chunks of a split. Each PNG is written under a temporary name
+and renamed, so no partial PNG ever carries a final name; when a chunk is complete its
+worker drops a `.done` marker, and a resumed run redoes only the chunks without one
+(rewriting the same bytes: encoding is deterministic).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mnist_data.atomic import temp_name_for, write_bytes_atomic
+from mnist_data.catalog import SPLITS
+from mnist_data.conversion import RunSummary, claim_output, describe_source, line, publish_manifest, worker_pool
+from mnist_data.errors import ConvertError
+from mnist_data.load import class_names, load_splits
+from mnist_data.pngcodec import encode_gray_pngs
+
+CHUNK = 2000
+PROGRESS_DIR = ".progress"  # one empty marker per finished chunk
+LABELS_AS = ("digits", "names")
+
+
+def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) -> list[str]:
+    """Class folder names: the digit, or the dataset's class name made safe for a path."""
+    if labels_as not in LABELS_AS:
+        raise ConvertError(f"unknown labels_as {labels_as!r}: expected one of {', '.join(LABELS_AS)}")
+    if labels_as == "digits":
+        return [str(label) for label in range(num_classes)]
+    names = class_names(source)
+    if names is None:
+        raise ConvertError(f"{source}: no class names known for this source; use labels_as='digits'")
+    return [name.replace("/", "-").replace(" ", "_") for name in names]
+
+
+def _write_chunk(out: str, relative_paths: list[str], images: np.ndarray, compress_level: int, marker: str) -> int:
+    written = 0
+    for relative, blob in zip(relative_paths, encode_gray_pngs(images, compress_level)):
+        final = Path(out) / relative
+        tmp = temp_name_for(final)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, blob)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        written += len(blob)
+    write_bytes_atomic(marker, b"", durable=False)
+    return written
+
+
+def to_png(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    splits: Sequence[str] = SPLITS,
+    workers: int | None = None,
+    compress_level: int = 1,
+    labels_as: str = "digits",
+    overwrite: bool = False,
+    progress: bool = True,
+    json_path: str | os.PathLike | None = None,
+) -> dict:
+    """Export the splits of `source` as 8-bit grayscale PNGs in class folders; returns the summary."""
+    if not 0 <= compress_level <= 9:
+        raise ConvertError(f"compress_level must be 0..9, found {compress_level}")
+    out = Path(out)
+    arrays = load_splits(source, splits)
+    num_classes = max(10, max(int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)))
+    folders = folder_names(source, labels_as, num_classes)
+    options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(splits)}
+    identity = {"kind": "png", "source": describe_source(source, splits), "options": options}
+    claim_output(out, identity, overwrite)
+    summary = RunSummary("to-png", str(out))
+    manifest = {"format": "png", "version": 1, "source": identity["source"], "options": options,
+                "classes": folders, "image": {"height": 28, "width": 28, "channels": 1}, "splits": {}}
+    with worker_pool(workers) as pool:
+        for split, (images, labels) in arrays.items():
+            manifest["splits"][split] = _export_split(pool, out, split, images, labels, folders, compress_level,
+                                                      progress, summary)
+    result = summary.finish()
+    publish_manifest(out, manifest, result, json_path)
+    print(line(result))
+    return result
+
+
+def _export_split(pool, out, split, images, labels, folders, compress_level, progress, summary) -> dict:
+    from tqdm import tqdm
+
+    width = max(5, len(str(len(labels) - 1)))
+    paths = [f"{split}/{folders[label]}/{index:0{width}d}.png" for index, label in enumerate(labels.tolist())]
+    for folder in set(folders[label] for label in labels.tolist()):
+        (out / split / folder).mkdir(parents=True, exist_ok=True)
+    (out / PROGRESS_DIR).mkdir(exist_ok=True)
+    futures = []
+    with tqdm(total=len(labels), desc=f"to-png {split}", unit="img", disable=not progress, leave=False) as bar:
+        for start in range(0, len(labels), CHUNK):
+            stop = min(start + CHUNK, len(labels))
+            marker = out / PROGRESS_DIR / f"{split}-{start:06d}.done"
+            if marker.exists():
+                summary.resumed_files += stop - start
+                bar.update(stop - start)
+                continue
+            futures.append((stop - start, pool.submit(_write_chunk, str(out), paths[start:stop],
+                                                      images[start:stop], compress_level, str(marker))))
+        for count, future in futures:
+            summary.bytes += future.result()
+            bar.update(count)
+    rows = "".join(f"{path},{label},{index}\n" for index, (path, label) in enumerate(zip(paths, labels.tolist())))
+    write_bytes_atomic(out / f"{split}.csv", ("file,label,index\n" + rows).encode())
+    summary.examples += len(labels)
+    summary.files += len(labels)
+    return {"records": len(labels)}

@@ -1,0 +1,135 @@
+"""`to_tfrecord`: IDX splits to sharded TFRecord files of tf.train.Example, in parallel.
+
+Each shard is a contiguous range of the split, encoded in a worker process and written
+under a temporary name, then renamed: a shard under its final name is always complete,
+so a resumed run only encodes the shards that are missing. Output is deterministic:
+the same input and options give byte-identical shards (gzip with mtime 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from mnist_data.atomic import write_bytes_atomic
+from mnist_data.catalog import SPLITS
+from mnist_data.conversion import RunSummary, claim_output, describe_source, line, publish_manifest, sha256_of, worker_pool
+from mnist_data.errors import ConvertError
+from mnist_data.idx import gzip_compress
+from mnist_data.load import load_splits
+from mnist_data.pngcodec import encode_gray_pngs
+from mnist_data.tfrecord import encode_example, frame
+
+ENCODINGS = ("raw", "png")
+COMPRESSIONS = ("none", "gzip")
+DEFAULT_SHARD_SIZE = 10_000
+FEATURE_SPEC = {"image": "bytes", "label": "int64", "index": "int64"}
+
+
+def shard_name(split: str, i: int, n: int, compression: str) -> str:
+    return f"{split}-{i:05d}-of-{n:05d}.tfrecord" + (".gz" if compression == "gzip" else "")
+
+
+def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) ranges: `shards` of them, or as many as `shard_size` needs."""
+    if shards is not None and shard_size is not None:
+        raise ConvertError("give either shards or shard_size, not both")
+    n = shards if shards is not None else max(1, -(-count // (shard_size or DEFAULT_SHARD_SIZE)))
+    if n < 1:
+        raise ConvertError(f"shards must be at least 1, found {n}")
+    edges = np.linspace(0, count, n + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def encode_shard(images: np.ndarray, labels: np.ndarray, start: int, encoding: str, compression: str,
+                 compress_level: int) -> bytes:
+    """The bytes of one shard file: framed Examples for images[i], labels[i], index start + i."""
+    payloads = [image.tobytes() for image in images] if encoding == "raw" else encode_gray_pngs(images, compress_level)
+    blob = b"".join(frame(encode_example(payload, label, start + offset))
+                    for offset, (payload, label) in enumerate(zip(payloads, labels.tolist())))
+    return gzip_compress(blob) if compression == "gzip" else blob
+
+
+def _write_shard(path: str, images: np.ndarray, labels: np.ndarray, start: int, encoding: str, compression: str,
+                 compress_level: int) -> tuple[str, int, str]:
+    blob = encode_shard(images, labels, start, encoding, compression, compress_level)
+    write_bytes_atomic(path, blob, durable=False)
+    return path, len(blob), hashlib.sha256(blob).hexdigest()
+
+
+def to_tfrecord(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    splits: Sequence[str] = SPLITS,
+    encoding: str = "raw",
+    compression: str | None = None,
+    shards: int | None = None,
+    shard_size: int | None = None,
+    workers: int | None = None,
+    compress_level: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    json_path: str | os.PathLike | None = None,
+) -> dict:
+    """Convert the splits of `source` into TFRecord shards and OUT/manifest.json; returns the summary."""
+    compression = compression or "none"
+    if encoding not in ENCODINGS:
+        raise ConvertError(f"unknown encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
+    if compression not in COMPRESSIONS:
+        raise ConvertError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
+    out = Path(out)
+    arrays = load_splits(source, splits)
+    options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
+               "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}
+    identity = {"kind": "tfrecord", "source": describe_source(source, splits), "options": options}
+    claim_output(out, identity, overwrite)
+    summary = RunSummary("to-tfrecord", str(out))
+    height, width = next(iter(arrays.values()))[0].shape[1:]
+    manifest = {"format": "tfrecord", "version": 1, "source": identity["source"], "options": options,
+                "encoding": encoding, "compression": compression,
+                "image": {"height": int(height), "width": int(width), "channels": 1},
+                "feature_spec": FEATURE_SPEC, "splits": {}}
+    with worker_pool(workers) as pool:
+        for split, (images, labels) in arrays.items():
+            manifest["splits"][split] = _convert_split(pool, out, split, images, labels, shards, shard_size,
+                                                       encoding, compression, compress_level, progress, summary)
+    result = summary.finish()
+    publish_manifest(out, manifest, result, json_path)
+    print(line(result))
+    return result
+
+
+def _convert_split(pool, out, split, images, labels, shards, shard_size, encoding, compression, compress_level,
+                   progress, summary) -> dict:
+    from tqdm import tqdm
+
+    bounds = shard_bounds(len(labels), shards, shard_size)
+    names = [shard_name(split, i, len(bounds), compression) for i in range(len(bounds))]
+    entries: dict[str, dict] = {}
+    pending = {}
+    for name, (start, stop) in zip(names, bounds):
+        path = out / name
+        if path.exists():  # complete by construction: shards only appear under their name when whole
+            entries[name] = {"file": name, "records": stop - start, "bytes": path.stat().st_size,
+                             "sha256": sha256_of(path)}
+            summary.resumed_files += 1
+        else:
+            pending[name] = pool.submit(_write_shard, str(path), images[start:stop], labels[start:stop], start,
+                                        encoding, compression, compress_level)
+    with tqdm(total=len(labels), desc=f"to-tfrecord {split}", unit="ex", disable=not progress, leave=False) as bar:
+        bar.update(sum(e["records"] for e in entries.values()))
+        for name, future in pending.items():
+            _, size, digest = future.result()
+            start, stop = bounds[names.index(name)]
+            entries[name] = {"file": name, "records": stop - start, "bytes": size, "sha256": digest}
+            bar.update(stop - start)
+    shard_list = [entries[name] for name in names]
+    summary.examples += len(labels)
+    summary.files += len(shard_list)
+    summary.bytes += sum(e["bytes"] for e in shard_list)
+    return {"records": len(labels), "shards": shard_list}

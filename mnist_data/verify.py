@@ -1,0 +1,112 @@
+"""`verify`: re-read a converter's output and check it against its manifest.
+
+TFRecord shards: existence, byte size, SHA-256, every record's two CRCs, record counts.
+PNG trees: every listed file exists and decodes to the declared size, counts match.
+Each problem names the file (and the record, for TFRecords).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mnist_data.conversion import MANIFEST, sha256_of
+from mnist_data.errors import ConvertError
+from mnist_data.tfrecord import RecordDamage, iter_records
+
+
+@dataclass
+class VerifyReport:
+    """What was checked and every problem found."""
+
+    out: str
+    format: str
+    files: int = 0
+    records: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(out: str | os.PathLike) -> VerifyReport:
+    """Check a TFRecord directory or PNG tree written by to_tfrecord / to_png."""
+    out = Path(out)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConvertError(f"{out / MANIFEST}: cannot read the manifest: {exc}") from None
+    report = VerifyReport(str(out), manifest.get("format", "?"))
+    if report.format == "tfrecord":
+        _verify_tfrecords(out, manifest, report)
+    elif report.format == "png":
+        _verify_png_tree(out, manifest, report)
+    else:
+        raise ConvertError(f"{out / MANIFEST}: unknown format {report.format!r}")
+    return report
+
+
+def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
+    gzipped = manifest.get("compression") == "gzip"
+    for split, entry in manifest["splits"].items():
+        for shard in entry["shards"]:
+            path = out / shard["file"]
+            report.files += 1
+            if not path.is_file():
+                report.problems.append(f"{shard['file']}: missing")
+                continue
+            size = path.stat().st_size
+            if size != shard["bytes"]:
+                report.problems.append(f"{shard['file']}: size {size} bytes, manifest says {shard['bytes']}")
+            if sha256_of(path) != shard["sha256"]:
+                report.problems.append(f"{shard['file']}: SHA-256 differs from the manifest")
+            count = _check_records(path, gzipped, report)
+            report.records += count
+            if count != shard["records"]:
+                report.problems.append(f"{shard['file']}: {count} valid records, manifest says {shard['records']}")
+
+
+def _check_records(path: Path, gzipped: bool, report: VerifyReport) -> int:
+    count = 0
+    try:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+            for item in iter_records(stream):
+                if isinstance(item, RecordDamage):
+                    report.problems.append(f"{path.name}: record {item.record} (byte {item.offset}): {item.problem}")
+                    break
+                count += 1
+    except (OSError, EOFError, zlib.error) as exc:
+        report.problems.append(f"{path.name}: after record {count}: {exc}")
+    return count
+
+
+def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
+    from PIL import Image
+
+    for split, entry in manifest["splits"].items():
+        listing = out / f"{split}.csv"
+        try:
+            with open(listing, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as exc:
+            report.problems.append(f"{listing.name}: cannot read: {exc.strerror}")
+            continue
+        if len(rows) != entry["records"]:
+            report.problems.append(f"{listing.name}: {len(rows)} rows, manifest says {entry['records']}")
+        for row in rows:
+            report.files += 1
+            try:
+                with Image.open(out / row["file"]) as image:
+                    image.load()
+                    if image.mode != "L":
+                        report.problems.append(f"{row['file']}: mode {image.mode}, expected 8-bit grayscale (L)")
+            except (OSError, ValueError, SyntaxError) as exc:
+                report.problems.append(f"{row['file']}: {exc}")
+                continue
+            report.records += 1

@@ -1,0 +1,172 @@
+"""`mnist-data bench pipeline`: input throughput with a consumer that does no model work.
+
+Epoch 1 is reported apart from the rest: it includes building the pipeline and reading
+and parsing the source; later epochs show the cache. `compare=True` also runs, in the
+same process and on the same data, the pipelines users have today and a ceiling.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+import mnist_data
+from pipelines.input import PipelineOptions, detect_format, make_dataset, read_manifest
+
+
+@dataclass
+class Measurement:
+    """Examples/s and batches/s per epoch of one pipeline."""
+
+    name: str
+    batch_size: int
+    epoch_seconds: list[float] = field(default_factory=list)
+    epoch_examples: list[int] = field(default_factory=list)
+
+    @property
+    def first_epoch(self) -> float:
+        return self.epoch_examples[0] / self.epoch_seconds[0]
+
+    @property
+    def later_epochs(self) -> float | None:
+        if len(self.epoch_seconds) < 2:
+            return None
+        return sum(self.epoch_examples[1:]) / sum(self.epoch_seconds[1:])
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "batch_size": self.batch_size, "epoch_seconds": self.epoch_seconds,
+                "examples_per_second_first_epoch": round(self.first_epoch),
+                "examples_per_second_later_epochs": round(self.later_epochs) if self.later_epochs else None,
+                "batches_per_second_first_epoch": round(self.first_epoch / self.batch_size, 1)}
+
+
+def time_epochs(name: str, build, epochs: int, batch_size: int) -> Measurement:
+    """Build one pipeline per epoch lazily and drain it; the first includes the build."""
+    measurement = Measurement(name, batch_size)
+    started = time.perf_counter()
+    for epoch_dataset in build(epochs):
+        count = 0
+        for _, labels in epoch_dataset:
+            count += int(labels.shape[0])
+        now = time.perf_counter()
+        measurement.epoch_seconds.append(round(now - started, 4))
+        measurement.epoch_examples.append(count)
+        started = now
+    return measurement
+
+
+def _split_epochs(dataset: tf.data.Dataset, batches_per_epoch: int, epochs: int):
+    iterator = iter(dataset)
+    for _ in range(epochs):
+        yield (next(iterator) for _ in range(batches_per_epoch))
+
+
+def ours(source: str, fmt: str, batch_size: int, service: str | None, options: PipelineOptions, count: int):
+    def build(epochs: int):
+        dataset = make_dataset(source, "train", batch_size, format=fmt, epochs=epochs, seed=0, service=service,
+                               options=options)
+        return _split_epochs(dataset, -(-count // batch_size), epochs)
+
+    return build
+
+
+def tutorial(images: np.ndarray, labels: np.ndarray):
+    """The classic: per-example cast and one-hot, a 1024-element shuffle buffer, batch 64, no prefetch."""
+
+    def per_example(image, label):
+        return tf.cast(image, tf.float32) / 255.0, tf.one_hot(label, 10)
+
+    def build(epochs: int):
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64))).map(per_example)
+        dataset = dataset.shuffle(1024).batch(64)
+        return (dataset for _ in range(epochs))
+
+    return build
+
+
+def tfds_like(tfrecord_dir: Path, batch_size: int):
+    """What tfds does by default: interleave shards, parse_single_example per record, batch."""
+    manifest = read_manifest(tfrecord_dir)
+    files = [str(tfrecord_dir / s["file"]) for s in manifest["splits"]["train"]["shards"]]
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, spec)
+        image = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [28, 28, 1])
+        return tf.cast(image, tf.float32) / 255.0, parsed["label"]
+
+    def build(epochs: int):
+        for _ in range(epochs):
+            dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
+                tf.data.TFRecordDataset, cycle_length=16, num_parallel_calls=tf.data.AUTOTUNE)
+            yield dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return build
+
+
+def ceiling(images: np.ndarray, labels: np.ndarray, batch_size: int):
+    """Iterating batches that already exist: the cost of tf.data and the loop alone."""
+    batch = (tf.constant(np.zeros((batch_size, 28, 28, 1), np.float32)), tf.constant(np.zeros(batch_size, np.int32)))
+
+    def build(epochs: int):
+        per_epoch = -(-len(labels) // batch_size)
+        return (tf.data.Dataset.from_tensors(batch).repeat(per_epoch).prefetch(tf.data.AUTOTUNE) for _ in range(epochs))
+
+    return build
+
+
+def bench_pipeline(source: str = "fashion-mnist", fmt: str | None = None, batch_size: int = 256, epochs: int = 3,
+                   compare: bool = False, service: str | None = None,
+                   options: PipelineOptions = PipelineOptions()) -> dict:
+    """Measure our pipeline (and with `compare` the baselines and the ceiling); return a report."""
+    fmt = fmt or detect_format(source)
+    if fmt == "idx":
+        images, labels = mnist_data.load(source, "train")
+    else:
+        from pipelines.input import _png_chunks, _tfrecord_chunks, materialize
+
+        reader = _tfrecord_chunks if fmt == "tfrecord" else _png_chunks
+        images, labels = materialize(reader(Path(source), "train", options))
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        if compare:
+            results.append(time_epochs("tutorial (map per example, shuffle 1024, batch 64)",
+                                       tutorial(images, labels), epochs, 64))
+            tfrecords = Path(source) if fmt == "tfrecord" else Path(scratch) / "tfrecord"
+            if fmt != "tfrecord":
+                mnist_data.to_tfrecord(source if fmt == "idx" else "fashion-mnist", tfrecords, splits=["train"],
+                                       progress=False)
+            results.append(time_epochs("tfds-like (parse_single_example per record)",
+                                       tfds_like(tfrecords, batch_size), epochs, batch_size))
+            results.append(time_epochs("ceiling (pre-made batches)", ceiling(images, labels, batch_size),
+                                       epochs, batch_size))
+        results.append(time_epochs(f"ours ({fmt}{', service' if service else ''})",
+                                   ours(source, fmt, batch_size, service, options, len(labels)), epochs, batch_size))
+    return {"source": source, "format": fmt, "batch_size": batch_size, "epochs": epochs,
+            "examples": int(len(labels)), "options": asdict(options), "service": service,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "results": [m.as_dict() for m in results]}
+
+
+def format_report(report: dict) -> str:
+    """A table; with baselines, our ratios to each of them."""
+    rows = report["results"]
+    ours_row = rows[-1]
+    lines = [f"bench pipeline: {report['source']} ({report['format']}), {report['examples']} examples, "
+             f"batch {report['batch_size']}, {report['epochs']} epochs, peak RSS {report['peak_rss_mb']} MB",
+             f"{'pipeline':52s} {'epoch 1 ex/s':>13s} {'later ex/s':>12s} {'ours/this (ep1, later)':>24s}"]
+    for row in rows:
+        first, later = row["examples_per_second_first_epoch"], row["examples_per_second_later_epochs"]
+        ratio = ""
+        if row is not ours_row:
+            later_ratio = (ours_row["examples_per_second_later_epochs"] or 0) / later if later else 0
+            ratio = f"{ours_row['examples_per_second_first_epoch'] / first:8.2f}x {later_ratio:8.2f}x"
+        lines.append(f"{row['name']:52s} {first:13,d} {later or 0:12,d} {ratio:>24s}")
+    lines.append("options: " + ", ".join(f"{k}={v}" for k, v in report["options"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""to_png: Keras reads the tree with the right labels, pixels round-trip, names, listings."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mnist_data
+from mnist_data import ConvertError, to_png
+from mnist_data.pngcodec import encode_gray_pngs
+
+
+def test_keras_reads_the_tree_with_the_right_labels(tmp_path: Path) -> None:
+    import keras
+
+    to_png("mnist-sample", tmp_path / "png", splits=["test"], progress=False)
+    dataset = keras.utils.image_dataset_from_directory(
+        tmp_path / "png" / "test", color_mode="grayscale", image_size=(28, 28), shuffle=False, batch_size=400)
+    images, labels = next(iter(dataset))
+    assert dataset.class_names == [str(d) for d in range(10)]
+    want_images, want_labels = mnist_data.load("mnist-sample", "test")
+    # Keras lists files folder by folder; put both sides in that order.
+    order = np.lexsort((np.arange(400), want_labels))
+    np.testing.assert_array_equal(labels.numpy(), want_labels[order])
+    np.testing.assert_array_equal(images.numpy()[..., 0].astype(np.uint8), want_images[order])
+
+
+def test_pixels_round_trip_exactly_and_listing_is_complete(tmp_path: Path) -> None:
+    out = tmp_path / "png"
+    summary = to_png("mnist-sample", out, workers=2, progress=False)
+    assert summary["files"] == 2000
+    for split in ("train", "test"):
+        images, labels = mnist_data.load("mnist-sample", split)
+        with open(out / f"{split}.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == len(labels)
+        for row in rows[::97]:
+            index = int(row["index"])
+            assert int(row["label"]) == labels[index]
+            assert row["file"] == f"{split}/{labels[index]}/{index:05d}.png"
+            with Image.open(out / row["file"]) as image:
+                assert image.mode == "L"
+                np.testing.assert_array_equal(np.array(image), images[index])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == "png" and manifest["splits"]["test"]["records"] == 400
+
+
+def test_class_names_as_folders(tmp_path: Path, sample_dir: Path, monkeypatch) -> None:
+    import dataclasses
+
+    import mnist_data.catalog as catalog
+
+    fashion_like = dataclasses.replace(catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes)
+    monkeypatch.setitem(catalog.CATALOG, "mnist-sample", fashion_like)
+    to_png("mnist-sample", tmp_path / "png", splits=["test"], labels_as="names", progress=False)
+    folders = sorted(p.name for p in (tmp_path / "png" / "test").iterdir())
+    assert "T-shirt-top" in folders and "Ankle_boot" in folders and len(folders) == 10
+    with pytest.raises(ConvertError, match="no class names"):
+        to_png(sample_dir, tmp_path / "other", labels_as="names", progress=False)
+
+
+def test_encoder_matches_pillow_decoding_for_odd_sizes() -> None:
+    import io
+
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 3, 17), dtype=np.uint8)
+    for blob, image in zip(encode_gray_pngs(images, 9), images):
+        np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(blob))), image)

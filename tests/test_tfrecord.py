@@ -1,0 +1,100 @@
+"""to_tfrecord: plain TensorFlow parses the shards; manifest, determinism, refusing to mix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mnist_data
+from mnist_data import ConvertError, to_tfrecord
+from mnist_data_cli import main
+
+
+def parse_with_plain_tensorflow(out: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a reader who knows only the documented feature spec would write."""
+    import tensorflow as tf
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = [str(out / s["file"]) for s in manifest["splits"][split]["shards"]]
+    compression = "GZIP" if manifest["compression"] == "gzip" else ""
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64),
+            "index": tf.io.FixedLenFeature([], tf.int64)}
+    images, labels, indices = [], [], []
+    for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(500):
+        parsed = tf.io.parse_example(batch, spec)
+        for blob in parsed["image"].numpy():
+            if manifest["encoding"] == "png":
+                images.append(tf.io.decode_png(blob, channels=1).numpy()[..., 0])
+            else:
+                images.append(np.frombuffer(blob, np.uint8).reshape(28, 28))
+        labels.append(parsed["label"].numpy())
+        indices.append(parsed["index"].numpy())
+    return np.stack(images), np.concatenate(labels), np.concatenate(indices)
+
+
+@pytest.mark.parametrize("encoding,compression", [("raw", None), ("png", "gzip")])
+def test_plain_tensorflow_reads_back_exactly(tmp_path: Path, encoding: str, compression) -> None:
+    out = tmp_path / "tfr"
+    summary = to_tfrecord("mnist-sample", out, encoding=encoding, compression=compression, shards=3, progress=False)
+    assert summary["examples"] == 2000 and summary["files"] == 6
+    for split in ("train", "test"):
+        images, labels, indices = parse_with_plain_tensorflow(out, split)
+        want_images, want_labels = mnist_data.load("mnist-sample", split)
+        np.testing.assert_array_equal(images[np.argsort(indices)], want_images)
+        np.testing.assert_array_equal(labels[np.argsort(indices)], want_labels)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["records"] == 1600
+    assert [s["records"] for s in manifest["splits"]["test"]["shards"]] == [133, 134, 133]
+    assert manifest["source"]["files"]["train-images-idx3-ubyte.gz"]
+    suffix = ".tfrecord.gz" if compression else ".tfrecord"
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        ["manifest.json"] + [f"{s}-{i:05d}-of-00003{suffix}" for s in ("train", "test") for i in range(3)])
+
+
+def test_deterministic_and_independent_of_workers(tmp_path: Path) -> None:
+    to_tfrecord("mnist-sample", tmp_path / "a", workers=1, shard_size=700, compression="gzip", progress=False)
+    to_tfrecord("mnist-sample", tmp_path / "b", workers=2, shard_size=700, compression="gzip", progress=False)
+    files = sorted(p.name for p in (tmp_path / "a").glob("*.tfrecord.gz"))
+    assert len(files) == 4
+    for name in files + ["manifest.json"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "tfr"
+    to_tfrecord("mnist-sample", out, progress=False)
+    with pytest.raises(ConvertError, match="different run.*options"):
+        to_tfrecord("mnist-sample", out, encoding="png", progress=False)
+    to_tfrecord("mnist-sample", out, encoding="png", overwrite=True, progress=False)
+    assert json.loads((out / "manifest.json").read_text())["encoding"] == "png"
+    stranger = tmp_path / "other"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(ConvertError, match="not empty"):
+        to_tfrecord("mnist-sample", stranger, progress=False)
+    assert (stranger / "notes.txt").exists()
+
+
+def test_bad_source_and_unwritable_out_leave_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "idx"
+    source.mkdir()
+    (source / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bjunk")
+    (source / "t10k-labels-idx1-ubyte.gz").write_bytes(b"junk")
+    assert main(["to-tfrecord", str(source), str(tmp_path / "out"), "--splits", "test", "--quiet"]) == 1
+    assert not (tmp_path / "out").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(ConvertError, match="cannot write output"):
+        to_tfrecord("mnist-sample", blocked / "out", progress=False)
+
+
+def test_cli_writes_json_summary(tmp_path: Path, capsys) -> None:
+    report = tmp_path / "summary.json"
+    assert main(["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--shard-size", "1000", "--quiet",
+                 "--json", str(report)]) == 0
+    summary = json.loads(report.read_text())
+    assert summary["files"] == 3 and summary["examples"] == 2000 and summary["bytes"] > 1_500_000
+    assert "examples/s" in capsys.readouterr().out

@@ -1,0 +1,90 @@
+"""verify names damaged shards and records; a SIGKILLed conversion resumes to identical output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mnist_data import to_png, to_tfrecord, verify
+from mnist_data.atomic import is_temp_name
+from mnist_data_cli import main
+
+
+def test_flipped_byte_is_caught_and_named(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tfr"
+    to_tfrecord("mnist-sample", out, shards=2, progress=False)
+    assert verify(out).ok and verify(out).records == 2000
+    shard = out / "train-00001-of-00002.tfrecord"
+    blob = bytearray(shard.read_bytes())
+    record_size = len(blob) // 800
+    blob[5 * record_size + 300] ^= 0x01  # inside the image bytes of record 5
+    shard.write_bytes(bytes(blob))
+    report = verify(out)
+    assert not report.ok
+    assert any("train-00001-of-00002.tfrecord: record 5" in p and "data CRC mismatch" in p for p in report.problems)
+    assert any("SHA-256" in p for p in report.problems)
+    assert main(["verify", str(out)]) == 1
+    assert "DAMAGED train-00001-of-00002.tfrecord: record 5" in capsys.readouterr().out
+
+
+def test_truncated_gzip_shard_and_broken_png(tmp_path: Path) -> None:
+    out = tmp_path / "tfr"
+    to_tfrecord("mnist-sample", out, compression="gzip", splits=["test"], progress=False)
+    shard = next(out.glob("*.tfrecord.gz"))
+    shard.write_bytes(shard.read_bytes()[:-2000])
+    assert any(shard.name in p for p in verify(out).problems)
+    tree = tmp_path / "png"
+    to_png("mnist-sample", tree, splits=["test"], progress=False)
+    victim = next((tree / "test" / "3").iterdir())
+    victim.write_bytes(victim.read_bytes()[:30])
+    problems = verify(tree).problems
+    assert len(problems) == 1 and victim.name in problems[0]
+
+
+CONVERT = {
+    "to-tfrecord": ["to-tfrecord", "fashion-mnist", "{out}", "--encoding", "png", "--shard-size", "2000", "--workers", "1"],
+    "to-png": ["to-png", "fashion-mnist", "{out}", "--splits", "test", "--workers", "1"],
+}
+
+
+def run_cli(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mnist_data_cli", *args, "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def final_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*")
+            if p.is_file() and not p.name.startswith(".")}
+
+
+@pytest.mark.parametrize("kind", list(CONVERT))
+def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, fashion_dir: Path) -> None:
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    args = lambda out: [a.format(out=out) for a in CONVERT[kind]]
+    process = run_cli(args(killed))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if sum(1 for p in killed.rglob("*") if p.is_file() and not p.name.startswith(".")) >= 3:
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, "the conversion finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "manifest.json").exists()
+    partial = final_files(killed)
+    assert partial  # some output was there when it died
+    reference = None
+    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(clean), "--quiet"]).returncode == 0
+    reference = final_files(clean)
+    for name, blob in partial.items():  # nothing under a final name was partial
+        assert reference[name] == blob, name
+    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(killed), "--quiet"]).returncode == 0
+    assert final_files(killed) == reference
+    assert not [p for p in killed.rglob(".*") if is_temp_name(p)]
+    assert verify(killed).ok
