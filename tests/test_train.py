@@ -46,10 +46,10 @@ def test_each_model_learns_the_sample_far_above_chance(tmp_path, model, epochs, 
         assert all(np.isfinite(r[key]) and r[key] >= 0 for r in history), key
 
 
-def train_quiet(config, out, **kw):
+def train_quiet(config, out, data=SAMPLE, **kw):
     from pipelines.train import train
 
-    return train(config, SAMPLE, out, progress=False, **kw)
+    return train(config, data, out, progress=False, **kw)
 
 
 def _weights(run: Path) -> dict[str, np.ndarray]:
@@ -178,3 +178,11 @@ def test_mirrored_strategy_over_two_devices_matches_one_device(tmp_path):
     assert mirrored["device"] == "2 x CPU" and mirrored["steps"] == single["steps"]
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-4)
     assert mirrored["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=0.006)
+
+
+def test_trains_from_converted_tfrecords(tmp_path):
+    import mnist_data
+
+    mnist_data.to_tfrecord(SAMPLE, tmp_path / "tfrecord", progress=False)
+    summary = train_quiet(get_config("softmax", "modern", epochs=3), tmp_path / "run", data=str(tmp_path / "tfrecord"))
+    assert summary["test_accuracy"] > 0.7
