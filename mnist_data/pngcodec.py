@@ -2,7 +2,7 @@
 
 A 28x28 PNG is a signature, an IHDR chunk, one zlib-compressed IDAT of the rows (each
 prefixed by filter type 0) and IEND. Building that directly, with libdeflate (the `deflate`
-package, already needed for inflating) compressing the IDAT, takes about 13 us per image
+package, already needed for inflating) compressing the IDAT, takes about 16 us per image
 here: zlib's compress alone takes 23 us at level 1 and Pillow's save to memory 48 us
 (docs/BENCHMARKS.md). Pillow and TensorFlow decode the result like any other PNG.
 Output is deterministic.
