@@ -100,3 +100,67 @@ def iter_records(stream: BinaryIO) -> Iterator[bytes | RecordDamage]:
         yield payload
         index += 1
         offset += HEADER.size + 2 * CRC.size + length
+
+
+def encode_raw_records(images, labels, start: int) -> bytes:
+    """Framed Examples of raw images, built for all records at once with numpy.
+
+    Byte-identical to `frame(encode_example(image.tobytes(), label, start + i))` for each i.
+    Within a run of indices whose varints have the same length, every record has the same
+    length, the same header and the same bytes but for the image and two varints: those
+    records are rows of one uint8 array, and only the data CRC is computed per record.
+    """
+    import numpy as np
+
+    images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() > 127):
+        return b"".join(frame(encode_example(image.tobytes(), int(label), start + i))
+                        for i, (image, label) in enumerate(zip(images, labels.tolist())))
+    pixels = images.shape[1]
+    image_prefix = _entry(_IMAGE_KEY, _field(1, _field(1, bytes(pixels))))[:-pixels]
+    parts = []
+    stop = start + len(labels)
+    low = start
+    while low < stop:
+        width = len(varint(low))
+        high = min(stop, 1 << (7 * width))
+        parts.append(_raw_run(images[low - start:high - start], labels[low - start:high - start], low, width,
+                              image_prefix))
+        low = high
+    return b"".join(parts)
+
+
+def _raw_run(images, labels, first: int, width: int, image_prefix: bytes) -> bytes:
+    import numpy as np
+
+    count, pixels = images.shape
+    index_prefix = _entry(_INDEX_KEY, _int64_feature(first))[:-width]
+    label_prefix = _entry(_LABEL_KEY, _int64_feature(0))[:-1]
+    features_length = len(image_prefix) + pixels + len(index_prefix) + width + len(label_prefix) + 1
+    head = bytes([1 << 3 | 2]) + varint(features_length)
+    length = len(head) + features_length
+    header = HEADER.pack(length)
+    rows = np.empty((count, HEADER.size + CRC.size + length + CRC.size), dtype=np.uint8)
+    column = 0
+
+    def put(constant: bytes) -> None:
+        nonlocal column
+        rows[:, column:column + len(constant)] = np.frombuffer(constant, dtype=np.uint8)
+        column += len(constant)
+
+    put(header + CRC.pack(masked_crc(header)) + head + image_prefix)
+    payload_start = HEADER.size + CRC.size
+    rows[:, column:column + pixels] = images
+    column += pixels
+    put(index_prefix)
+    values = np.arange(first, first + count, dtype=np.int64)
+    for byte in range(width):
+        rows[:, column] = ((values >> (7 * byte)) & 0x7F) | (0x80 if byte < width - 1 else 0)
+        column += 1
+    put(label_prefix)
+    rows[:, column] = labels
+    column += 1
+    crcs = np.fromiter((masked_crc(row[payload_start:column]) for row in rows), dtype="<u4", count=count)
+    rows[:, column:column + CRC.size] = crcs.view(np.uint8).reshape(count, CRC.size)
+    return rows.tobytes()

@@ -22,7 +22,7 @@ from mnist_data.errors import ConvertError
 from mnist_data.idx import gzip_compress
 from mnist_data.load import load_splits
 from mnist_data.pngcodec import encode_gray_pngs
-from mnist_data.tfrecord import encode_example, frame
+from mnist_data.tfrecord import encode_example, encode_raw_records, frame
 
 ENCODINGS = ("raw", "png")
 COMPRESSIONS = ("none", "gzip")
@@ -48,7 +48,10 @@ def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list
 def encode_shard(images: np.ndarray, labels: np.ndarray, start: int, encoding: str, compression: str,
                  compress_level: int) -> bytes:
     """The bytes of one shard file: framed Examples for images[i], labels[i], index start + i."""
-    payloads = [image.tobytes() for image in images] if encoding == "raw" else encode_gray_pngs(images, compress_level)
+    if encoding == "raw":
+        blob = encode_raw_records(images, labels, start)
+        return gzip_compress(blob) if compression == "gzip" else blob
+    payloads = encode_gray_pngs(images, compress_level)
     blob = b"".join(frame(encode_example(payload, label, start + offset))
                     for offset, (payload, label) in enumerate(zip(payloads, labels.tolist())))
     return gzip_compress(blob) if compression == "gzip" else blob

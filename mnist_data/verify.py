@@ -89,6 +89,8 @@ def _check_records(path: Path, gzipped: bool, report: VerifyReport) -> int:
 def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
     from PIL import Image
 
+    shape = manifest.get("image", {"height": 28, "width": 28})
+    size = (shape["width"], shape["height"])
     for split, entry in manifest["splits"].items():
         listing = out / f"{split}.csv"
         try:
@@ -106,6 +108,8 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
                     image.load()
                     if image.mode != "L":
                         report.problems.append(f"{row['file']}: mode {image.mode}, expected 8-bit grayscale (L)")
+                    if image.size != size:
+                        report.problems.append(f"{row['file']}: {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}")
             except (OSError, ValueError, SyntaxError) as exc:
                 report.problems.append(f"{row['file']}: {exc}")
                 continue

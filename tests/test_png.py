@@ -70,3 +70,29 @@ def test_encoder_matches_pillow_decoding_for_odd_sizes() -> None:
     images = np.random.default_rng(0).integers(0, 256, size=(5, 3, 17), dtype=np.uint8)
     for blob, image in zip(encode_gray_pngs(images, 9), images):
         np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(blob))), image)
+
+
+def test_keras_labels_of_name_folders_map_back_through_the_manifest(tmp_path: Path, monkeypatch) -> None:
+    """Keras numbers name folders alphabetically; the documented mapping gives the dataset labels."""
+    import dataclasses
+
+    import keras
+
+    import mnist_data.catalog as catalog
+
+    fashion_like = dataclasses.replace(catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes)
+    monkeypatch.setitem(catalog.CATALOG, "mnist-sample", fashion_like)
+    out = tmp_path / "png"
+    to_png("mnist-sample", out, splits=["test"], labels_as="names", progress=False)
+    dataset = keras.utils.image_dataset_from_directory(
+        out / "test", color_mode="grayscale", image_size=(28, 28), shuffle=False, batch_size=400)
+    images, keras_labels = next(iter(dataset))
+    classes = json.loads((out / "manifest.json").read_text())["classes"]
+    assert dataset.class_names == sorted(classes) != classes  # alphabetical order is not the dataset's
+    labels = np.array([classes.index(dataset.class_names[k]) for k in keras_labels.numpy()])
+    want_images, want_labels = mnist_data.load("mnist-sample", "test")
+    pixels = images.numpy()[..., 0].astype(np.uint8)
+    for image, label in zip(pixels, labels):  # each image Keras read carries its own dataset label
+        matches = np.flatnonzero((want_images == image).all(axis=(1, 2)))
+        assert len(matches) and label in want_labels[matches]
+    np.testing.assert_array_equal(np.bincount(labels, minlength=10), np.bincount(want_labels, minlength=10))

@@ -98,3 +98,15 @@ def test_cli_writes_json_summary(tmp_path: Path, capsys) -> None:
     summary = json.loads(report.read_text())
     assert summary["files"] == 3 and summary["examples"] == 2000 and summary["bytes"] > 1_500_000
     assert "examples/s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("start,count", [(0, 300), (16_300, 200), ((1 << 21) - 2, 4)])
+def test_bulk_raw_records_equal_one_example_at_a_time(start: int, count: int) -> None:
+    """The numpy record builder must give the bytes of the plain per-record encoder, across varint widths."""
+    from mnist_data.tfrecord import encode_example, encode_raw_records, frame
+
+    rng = np.random.default_rng(start)
+    images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    for labels in (rng.integers(0, 10, count), rng.integers(0, 300, count)):  # > 127: two-byte varints
+        expected = b"".join(frame(encode_example(images[i].tobytes(), int(labels[i]), start + i)) for i in range(count))
+        assert encode_raw_records(images, labels, start) == expected
