@@ -29,11 +29,13 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     d = roles.add_parser("dispatcher", help="start a dispatcher", description="Start a tf.data service dispatcher.")
     d.add_argument("--port", type=int, default=5050)
     d.add_argument("--work-dir", help="journal directory (fault-tolerant dispatcher)")
+    d.add_argument("--worker-timeout-ms", type=int, default=0, help="declare a silent worker dead after this long")
     d.set_defaults(run=_run_dispatcher)
     w = roles.add_parser("worker", help="start a worker", description="Start a tf.data service worker.")
     w.add_argument("--dispatcher", required=True, help="HOST:PORT of the dispatcher")
     w.add_argument("--port", type=int, default=0, help="port to serve on (0: any free port)")
     w.add_argument("--worker-address", help="address the consumer uses to reach this worker (HOST:PORT)")
+    w.add_argument("--heartbeat-interval-ms", type=int, default=0, help="heartbeat period (0: TF default)")
     w.set_defaults(run=_run_worker)
 
 
@@ -51,18 +53,15 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_dispatcher(args: argparse.Namespace) -> int:
-    from pipelines.service import start_dispatcher
+    from pipelines.service import serve_dispatcher
 
-    server = start_dispatcher(args.port, args.work_dir)
-    print(f"dispatcher serving on grpc://localhost:{args.port}", flush=True)
-    server.join()
+    serve_dispatcher(args.port, work_dir=args.work_dir, worker_timeout_ms=args.worker_timeout_ms)
     return 0
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from pipelines.service import start_worker
+    from pipelines.service import serve_worker
 
-    server = start_worker(args.dispatcher, args.port, args.worker_address)
-    print(f"worker registered with {args.dispatcher}", flush=True)
-    server.join()
+    serve_worker(args.dispatcher, port=args.port, address=args.worker_address,
+                 heartbeat_interval_ms=args.heartbeat_interval_ms)
     return 0

@@ -1,25 +1,38 @@
-"""tf.data service servers: a dispatcher and workers, TensorFlow's own scale-out for input.
+"""tf.data service servers: a dispatcher and workers that run make_dataset's pipelines remotely.
 
-A consumer calls make_dataset(..., service="grpc://HOST:PORT"); the dispatcher hands the
-pipeline to its workers, which produce uint8 batches and stream them to the consumer.
+Workers send uint8 batches (4x fewer bytes than float32); the consumer normalises them.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+import os
 
 
-def start_dispatcher(port: int, work_dir: str | None = None) -> tf.data.experimental.service.DispatchServer:
-    """Start a dispatcher on `port`; with `work_dir` it journals state and survives restarts."""
+def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None, worker_timeout_ms: int = 0) -> None:
+    """Start a dispatcher on `port` and block; `work_dir` keeps its state across restarts.
+
+    `worker_timeout_ms` (0 = TF default): after this long without a heartbeat a worker is
+    declared dead and its unfinished work is dropped (see docs/tfdata-service.md).
+    """
+    import tensorflow as tf
+
     config = tf.data.experimental.service.DispatcherConfig(
-        port=port, work_dir=work_dir, fault_tolerant_mode=work_dir is not None)
-    return tf.data.experimental.service.DispatchServer(config)
+        port=port, work_dir=os.fspath(work_dir) if work_dir else None, fault_tolerant_mode=bool(work_dir),
+        worker_timeout_ms=worker_timeout_ms or None)
+    server = tf.data.experimental.service.DispatchServer(config)
+    print(f"dispatcher listening on {server.target}", flush=True)
+    server.join()
 
 
-def start_worker(dispatcher: str, port: int = 0, worker_address: str | None = None) -> tf.data.experimental.service.WorkerServer:
-    """Start a worker that registers with `dispatcher` (HOST:PORT) and serves on `port` (0: any)."""
+def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None, heartbeat_interval_ms: int = 0) -> None:
+    """Start a worker registered with `dispatcher` (HOST:PORT) and block."""
+    import tensorflow as tf
+
     dispatcher = dispatcher.removeprefix("grpc://")
     config = tf.data.experimental.service.WorkerConfig(
-        dispatcher_address=dispatcher, port=port,
-        worker_address=worker_address or (f"localhost:{port}" if port else None))
-    return tf.data.experimental.service.WorkerServer(config)
+        dispatcher_address=dispatcher, port=port, worker_address=address,
+        heartbeat_interval_ms=heartbeat_interval_ms or None)
+    server = tf.data.experimental.service.WorkerServer(config)
+    print(f"worker on port {server._address.rsplit(':', 1)[-1] if hasattr(server, '_address') else port} "
+          f"registered with {dispatcher}", flush=True)
+    server.join()
