@@ -9,7 +9,6 @@ one summary table.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,13 +31,10 @@ def pick_source() -> str:
 
 
 def convert(source: str, work: Path) -> str:
-    """TFRecord shards of `source` if this version of the package can write them, else `source`."""
-    if not hasattr(mnist_data, "to_tfrecord"):
-        print("convert: mnist_data.to_tfrecord not available, training from IDX")
-        return source
+    """Raw TFRecord shards of `source` in work/tfrecord (resumed if already there)."""
     started = time.perf_counter()
     out = work / "tfrecord"
-    mnist_data.to_tfrecord(source, out)
+    mnist_data.to_tfrecord(source, out, progress=False)
     print(f"convert: TFRecords in {out} ({time.perf_counter() - started:.1f} s)")
     return str(out)
 
@@ -67,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", help="dataset name or IDX directory (default: the best available)")
     parser.add_argument("--quick", action="store_true", help="smaller, faster run")
-    parser.add_argument("--work", help="directory for converted data and runs (default: a temporary one)")
+    parser.add_argument("--work", default="runs/main-job", help="directory for converted data and runs")
     args = parser.parse_args()
     source = args.source or pick_source()
     started = time.perf_counter()
@@ -79,31 +75,37 @@ def main() -> None:
         print(f"  {split:5s} {images.shape[0]:6d} images {images.shape[1]}x{images.shape[2]}, "
               f"{len(set(labels.tolist()))} classes")
 
+    from pipelines.bench_input import bench_pipeline, format_report
     from pipelines.bench_train import bench_train
     from pipelines.config import get_config
     from pipelines.train import train
 
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(args.work or scratch)
-        data = convert(source, work)
-        steps = 100 if args.quick else 300
-        bench = bench_train("softmax", data, batch_size=128, steps=steps, repeat=1 if args.quick else 2)
-        tutorial = tutorial_feed_images_per_second(source, 128, steps)
-        print(f"bench softmax b128: pipeline {bench['pipeline_images_per_second']:,.0f} img/s, "
-              f"tutorial feed {tutorial:,.0f} ({bench['pipeline_images_per_second'] / tutorial:.1f}x), "
-              f"keras fit {bench['keras_fit_images_per_second']:,.0f}, "
-              f"synthetic {bench['synthetic_images_per_second']:,.0f}")
-        rows = []
-        for model in ("softmax", "mlp", "lenet"):
-            epochs = 1 if args.quick else {"softmax": 3, "mlp": 3, "lenet": 2}[model]
-            run_dir = work / "runs" / model
-            summary = train(get_config(model, "modern", epochs=epochs), data, run_dir, progress=False,
-                            resume=run_dir.exists())
-            rows.append(summary)
-    print(f"\n{'model':8s} {'epochs':>6s} {'test acc':>9s} {'seconds':>8s} {'images/s':>10s}  device")
-    for r in rows:
-        print(f"{r['model']:8s} {r['epochs']:6d} {r['test_accuracy']:9.4f} {r['train_seconds']:8.1f} "
-              f"{r['examples_per_second']:10,.0f}  {r['device']}")
+    work = Path(args.work) / Path(source).name  # one folder per source: converters refuse to mix
+    data = convert(source, work)
+    pipeline = bench_pipeline(data, "tfrecord", 256, epochs=2, compare=not args.quick)
+    print(format_report(pipeline))
+    steps = 100 if args.quick else 300
+    bench = bench_train("softmax", data, batch_size=128, steps=steps, repeat=1 if args.quick else 2)
+    tutorial = tutorial_feed_images_per_second(source, 128, steps)
+    print(f"bench softmax b128: pipeline {bench['pipeline_images_per_second']:,.0f} img/s, "
+          f"tutorial feed {tutorial:,.0f} ({bench['pipeline_images_per_second'] / tutorial:.1f}x), "
+          f"keras fit {bench['keras_fit_images_per_second']:,.0f}, "
+          f"synthetic {bench['synthetic_images_per_second']:,.0f}")
+    rows = []
+    for model in ("softmax", "mlp", "lenet"):
+        epochs = 1 if args.quick else {"softmax": 3, "mlp": 3, "lenet": 2}[model]
+        run_dir = work / "runs" / model
+        rows.append((train(get_config(model, "modern", epochs=epochs), data, run_dir, progress=False,
+                           resume=run_dir.exists()), run_dir))
+
+    ours = pipeline["results"][-1]
+    print(f"\nsummary: data {source}, TFRecords {data}")
+    print(f"  pipeline from TFRecords: {ours['examples_per_second_first_epoch']:,} ex/s epoch 1, "
+          f"{ours['examples_per_second_later_epochs']:,} ex/s later epochs")
+    print(f"  {'model':8s} {'epochs':>6s} {'test acc':>9s} {'seconds':>8s} {'images/s':>10s}  device, plots")
+    for r, run_dir in rows:
+        print(f"  {r['model']:8s} {r['epochs']:6d} {r['test_accuracy']:9.4f} {r['train_seconds']:8.1f} "
+              f"{r['examples_per_second']:10,.0f}  {r['device']}, {run_dir}/curves.png {run_dir}/predictions.png")
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
