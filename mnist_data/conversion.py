@@ -8,7 +8,6 @@ and otherwise stops with a clear error unless `overwrite` is set.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from mnist_data.atomic import is_temp_name, write_bytes_atomic
+from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
 from mnist_data.load import resolve
 
@@ -26,11 +26,7 @@ MANIFEST = "manifest.json"
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def describe_source(source: str | os.PathLike, splits: Iterable[str]) -> dict:

@@ -7,7 +7,6 @@ to its final name only once its MD5 matches the catalog.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from mnist_data.atomic import publish
+from mnist_data.checksum import file_digest
 from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
 from mnist_data.errors import FetchError
 from mnist_data.locate import user_cache_dir
@@ -25,11 +25,7 @@ ATTEMPTS_PER_MIRROR = 3
 
 
 def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def part_path(target: Path) -> Path:
