@@ -97,3 +97,12 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
 def test_missing_split_in_manifest_is_clear(converted) -> None:
     with pytest.raises(mnist_data.DatasetError, match="no split 'valid'"):
         pipelines.make_dataset(converted["raw"], "valid")
+
+
+def test_to_device_yields_the_same_batches_on_the_cpu() -> None:
+    dataset = pipelines.make_dataset("mnist-sample", "test", 100, shuffle=False)
+    moved = list(pipelines.input.to_device(dataset, "/cpu:0"))
+    assert len(moved) == 4 and "CPU" in moved[0][0].device
+    for (x, y), (mx, my) in zip(dataset, moved):
+        np.testing.assert_array_equal(x.numpy(), mx.numpy())
+        np.testing.assert_array_equal(y.numpy(), my.numpy())
