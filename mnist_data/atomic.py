@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -47,8 +48,11 @@ def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[P
         yield tmp
         publish(tmp, final, durable=durable)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp.is_dir():  # a directory output, such as a SavedModel
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 

@@ -40,7 +40,8 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     history: list[dict] = []
     if resume and manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        history = json.loads((out / "metrics.json").read_text())["epochs"]
+        # metrics.json is written just before each checkpoint: drop an epoch it has ahead of it
+        history = json.loads((out / "metrics.json").read_text())["epochs"][: int(trainer.epoch.numpy())]
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
     while int(trainer.epoch.numpy()) < config.epochs and not trainer.finished():
         epoch = int(trainer.epoch.numpy())
@@ -57,8 +58,8 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         history.append(record)
         _summarise(writer, record)
         trainer.epoch.assign(epoch + 1)
-        manager.save(checkpoint_number=epoch + 1)
         write_bytes_atomic(out / "metrics.json", json.dumps({"epochs": history}, indent=1).encode())
+        manager.save(checkpoint_number=epoch + 1)
         print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
               f"{seconds:6.1f} s  {record['examples_per_second']:9.0f} ex/s", flush=True)
         if on_epoch is not None:

@@ -109,3 +109,4 @@ def test_cache_disabled_and_unwritable(tmp_path: Path, sample_dir: Path, monkeyp
 def test_fashion_mnist_from_system(fashion_dir: Path) -> None:
     splits = load_splits("fashion-mnist")
     assert splits["train"][0].shape == (60000, 28, 28) and splits["test"][1].shape == (10000,)
+

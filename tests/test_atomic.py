@@ -1,0 +1,29 @@
+"""The one atomic-write helper: nothing partial ever carries the final name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mnist_data.atomic import atomic_path, write_bytes_atomic
+
+
+def test_atomic_path_removes_a_failed_directory_output(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="export failed"):
+        with atomic_path(tmp_path / "model", durable=False) as tmp:
+            tmp.mkdir()
+            (tmp / "half-written").write_bytes(b"x")
+            raise RuntimeError("export failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_replaces_whole_and_failure_keeps_the_old_file(tmp_path: Path) -> None:
+    target = write_bytes_atomic(tmp_path / "f", b"old")
+    with pytest.raises(ValueError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise ValueError("boom")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f"]
+    write_bytes_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
