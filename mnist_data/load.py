@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,6 @@ from mnist_data.errors import DatasetError, FetchError
 from mnist_data.fetch import fetch
 from mnist_data.locate import SplitFiles, locate, user_cache_dir
 
-log = logging.getLogger(__name__)
 FALLBACK_DATASET = "mnist-sample"
 DEFAULT_NUM_CLASSES = 10
 

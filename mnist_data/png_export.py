@@ -8,7 +8,6 @@ worker drops a `.done` marker, and a resumed run redoes only the chunks without 
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Sequence

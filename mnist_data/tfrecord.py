@@ -82,7 +82,8 @@ def iter_records(stream: BinaryIO) -> Iterator[bytes | RecordDamage]:
         header = stream.read(HEADER.size)
         if not header:
             return
-        if len(header) < HEADER.size + 0 or len(header_crc := stream.read(CRC.size)) < CRC.size:
+        header_crc = stream.read(CRC.size)
+        if len(header) < HEADER.size or len(header_crc) < CRC.size:
             yield RecordDamage(index, offset, "truncated record header")
             return
         if CRC.unpack(header_crc)[0] != masked_crc(header):

@@ -54,7 +54,7 @@ def verify(out: str | os.PathLike) -> VerifyReport:
 
 def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
     gzipped = manifest.get("compression") == "gzip"
-    for split, entry in manifest["splits"].items():
+    for entry in manifest["splits"].values():
         for shard in entry["shards"]:
             path = out / shard["file"]
             report.files += 1
