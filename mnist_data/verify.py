@@ -1,6 +1,6 @@
 """`verify`: re-read a converter's output and check it against its manifest.
 
-TFRecord shards: existence, byte size, SHA-256, every record's two CRCs, record counts.
+TFRecord shards: existence, byte size, SHA-256 and CRC32C, every record's two CRCs, record counts.
 PNG trees: every listed file exists and decodes to the declared size, counts match.
 Each problem names the file (and the record, for TFRecords).
 """
@@ -14,6 +14,8 @@ import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from google_crc32c import value as crc32c
 
 from mnist_data.conversion import MANIFEST, sha256_of
 from mnist_data.errors import ConvertError
@@ -66,6 +68,8 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
                 report.problems.append(f"{shard['file']}: size {size} bytes, manifest says {shard['bytes']}")
             if sha256_of(path) != shard["sha256"]:
                 report.problems.append(f"{shard['file']}: SHA-256 differs from the manifest")
+            elif "crc32c" in shard and crc32c(path.read_bytes()) != shard["crc32c"]:
+                report.problems.append(f"{shard['file']}: CRC32C differs from the manifest")
             count = _check_records(path, gzipped, report)
             report.records += count
             if count != shard["records"]:

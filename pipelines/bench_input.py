@@ -1,13 +1,15 @@
 """`mnist-data bench pipeline`: input throughput with a consumer that does no model work.
 
 Epoch 1 is reported apart from the rest: it includes building the pipeline and reading
-and parsing the source; later epochs show the cache. `compare=True` also runs, in the
+and parsing the source; later epochs show the cache. Figures are medians of repeated runs. `compare=True` also runs, in the
 same process and on the same data, the pipelines users have today and a ceiling.
 """
 
 from __future__ import annotations
 
+import gc
 import resource
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,48 +19,53 @@ import numpy as np
 import tensorflow as tf
 
 import mnist_data
-from pipelines.input import PipelineOptions, detect_format, make_dataset, read_manifest
+from pipelines.input import PipelineOptions, detect_format, make_dataset, read_arrays, read_manifest
 
 
 @dataclass
 class Measurement:
-    """Examples/s and batches/s per epoch of one pipeline."""
+    """Seconds and examples per epoch of one pipeline, for each repetition of its run."""
 
     name: str
     batch_size: int
-    epoch_seconds: list[float] = field(default_factory=list)
+    runs: list[list[float]] = field(default_factory=list)
     epoch_examples: list[int] = field(default_factory=list)
 
     @property
     def first_epoch(self) -> float:
-        return self.epoch_examples[0] / self.epoch_seconds[0]
+        """Median over the runs of epoch 1's examples/s (it includes building the pipeline)."""
+        return statistics.median(self.epoch_examples[0] / seconds[0] for seconds in self.runs)
 
     @property
     def later_epochs(self) -> float | None:
-        if len(self.epoch_seconds) < 2:
+        if len(self.epoch_examples) < 2:
             return None
-        return sum(self.epoch_examples[1:]) / sum(self.epoch_seconds[1:])
+        return statistics.median(sum(self.epoch_examples[1:]) / sum(seconds[1:]) for seconds in self.runs)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "batch_size": self.batch_size, "epoch_seconds": self.epoch_seconds,
+        return {"name": self.name, "batch_size": self.batch_size, "epoch_seconds": self.runs,
                 "examples_per_second_first_epoch": round(self.first_epoch),
                 "examples_per_second_later_epochs": round(self.later_epochs) if self.later_epochs else None,
                 "batches_per_second_first_epoch": round(self.first_epoch / self.batch_size, 1)}
 
 
-def time_epochs(name: str, build, epochs: int, batch_size: int) -> Measurement:
-    """Build one pipeline per epoch lazily and drain it; the first includes the build."""
-    measurement = Measurement(name, batch_size)
+def time_epochs(measurement: Measurement, build, epochs: int) -> None:
+    """Build the pipeline lazily, drain it epoch by epoch, and add the run to `measurement`.
+
+    The first epoch's time includes building the pipeline."""
+    seconds, examples = [], []
+    gc.collect()  # untimed: the previous run's garbage is not this run's cost
     started = time.perf_counter()
     for epoch_dataset in build(epochs):
         count = 0
         for _, labels in epoch_dataset:
             count += int(labels.shape[0])
         now = time.perf_counter()
-        measurement.epoch_seconds.append(round(now - started, 4))
-        measurement.epoch_examples.append(count)
+        seconds.append(round(now - started, 4))
+        examples.append(count)
         started = now
-    return measurement
+    measurement.runs.append(seconds)
+    measurement.epoch_examples = examples
 
 
 def _split_epochs(dataset: tf.data.Dataset, batches_per_epoch: int, epochs: int):
@@ -123,35 +130,37 @@ def ceiling(images: np.ndarray, labels: np.ndarray, batch_size: int):
 
 def bench_pipeline(source: str = "fashion-mnist", fmt: str | None = None, batch_size: int = 256, epochs: int = 3,
                    compare: bool = False, service: str | None = None,
-                   options: PipelineOptions = PipelineOptions()) -> dict:
-    """Measure our pipeline (and with `compare` the baselines and the ceiling); return a report."""
-    fmt = fmt or detect_format(source)
-    if fmt == "idx":
-        images, labels = mnist_data.load(source, "train")
-    else:
-        from pipelines.input import _png_chunks, _tfrecord_chunks, materialize
+                   options: PipelineOptions | None = None, repeat: int = 3) -> dict:
+    """Measure our pipeline (and with `compare` the baselines and the ceiling); return a report.
 
-        reader = _tfrecord_chunks if fmt == "tfrecord" else _png_chunks
-        images, labels = materialize(reader(Path(source), "train", options))
-    results = []
+    Each pipeline runs `repeat` times, taking turns with the others, and the median run counts:
+    the machines this runs on are shared and noisy.
+    """
+    options = options or PipelineOptions()
+    fmt = fmt or detect_format(source)
+    images, labels = read_arrays(source, "train", format=fmt)
     with tempfile.TemporaryDirectory() as scratch:
+        pipelines: list[tuple[Measurement, object]] = []
         if compare:
-            results.append(time_epochs("tutorial (map per example, shuffle 1024, batch 64)",
-                                       tutorial(images, labels), epochs, 64))
             tfrecords = Path(source) if fmt == "tfrecord" else Path(scratch) / "tfrecord"
             if fmt != "tfrecord":
                 mnist_data.to_tfrecord(source if fmt == "idx" else "fashion-mnist", tfrecords, splits=["train"],
                                        progress=False)
-            results.append(time_epochs("tfds-like (parse_single_example per record)",
-                                       tfds_like(tfrecords, batch_size), epochs, batch_size))
-            results.append(time_epochs("ceiling (pre-made batches)", ceiling(images, labels, batch_size),
-                                       epochs, batch_size))
-        results.append(time_epochs(f"ours ({fmt}{', service' if service else ''})",
-                                   ours(source, fmt, batch_size, service, options, len(labels)), epochs, batch_size))
-    return {"source": source, "format": fmt, "batch_size": batch_size, "epochs": epochs,
-            "examples": int(len(labels)), "options": asdict(options), "service": service,
+            pipelines += [
+                (Measurement("tutorial (map per example, shuffle 1024, batch 64)", 64), tutorial(images, labels)),
+                (Measurement("tfds-like (parse_single_example per record)", batch_size),
+                 tfds_like(tfrecords, batch_size)),
+                (Measurement("ceiling (pre-made batches)", batch_size), ceiling(images, labels, batch_size)),
+            ]
+        pipelines.append((Measurement(f"ours ({fmt}{', service' if service else ''})", batch_size),
+                          ours(source, fmt, batch_size, service, options, len(labels))))
+        for _ in range(repeat):
+            for measurement, build in pipelines:
+                time_epochs(measurement, build, epochs)
+    return {"source": source, "format": fmt, "batch_size": batch_size, "epochs": epochs, "repeat": repeat,
+            "examples": len(labels), "options": asdict(options), "service": service,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "results": [m.as_dict() for m in results]}
+            "results": [measurement.as_dict() for measurement, _ in pipelines]}
 
 
 def format_report(report: dict) -> str:
@@ -159,7 +168,8 @@ def format_report(report: dict) -> str:
     rows = report["results"]
     ours_row = rows[-1]
     lines = [f"bench pipeline: {report['source']} ({report['format']}), {report['examples']} examples, "
-             f"batch {report['batch_size']}, {report['epochs']} epochs, peak RSS {report['peak_rss_mb']} MB",
+             f"batch {report['batch_size']}, {report['epochs']} epochs, median of {report['repeat']} runs, "
+             f"peak RSS {report['peak_rss_mb']} MB",
              f"{'pipeline':52s} {'epoch 1 ex/s':>13s} {'later ex/s':>12s} {'ours/this (ep1, later)':>24s}"]
     for row in rows:
         first, later = row["examples_per_second_first_epoch"], row["examples_per_second_later_epochs"]

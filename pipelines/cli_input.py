@@ -19,6 +19,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--compare", action="store_true", help="also run the tutorial and tfds-like pipelines and a ceiling")
     p.add_argument("--service", help="grpc://HOST:PORT of a tf.data service dispatcher")
+    p.add_argument("--repeat", type=int, default=3, help="runs per pipeline, taking turns; the median counts")
     p.add_argument("--nondeterministic", action="store_true", help="let parallel stages reorder elements")
     p.add_argument("--json", dest="json_path", help="write the report as JSON here")
     p.set_defaults(run=_run_bench)
@@ -45,7 +46,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     from pipelines.input import PipelineOptions
 
     options = PipelineOptions(deterministic=not args.nondeterministic)
-    report = bench_pipeline(args.source, args.format, args.batch_size, args.epochs, args.compare, args.service, options)
+    report = bench_pipeline(args.source, args.format, args.batch_size, args.epochs, args.compare, args.service, options,
+                            repeat=args.repeat)
     print(format_report(report))
     if args.json_path:
         write_bytes_atomic(args.json_path, json.dumps(report, indent=2).encode())

@@ -1,15 +1,15 @@
 """`make_dataset`: one tf.data entry point over IDX arrays, TFRecord shards or PNG trees.
 
-Every source ends in the same tail: uint8 batches -> one vectorized cast/scale per batch
--> prefetch. In-memory arrays are shuffled by permuting indices once per epoch and
-gathering whole batches, so a full-epoch shuffle costs no per-element work.
+By default (`cache=True`) a split is read once into memory, whatever its source, and each
+batch is one map call: pick the batch's indices from a stateless per-epoch permutation,
+gather them, cast and scale them. A full-epoch shuffle thus costs no per-element work.
+With `cache=False`, TFRecord and PNG sources are streamed from their files every epoch.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import mnist_data
 from mnist_data.errors import DatasetError
+from mnist_data.tfrecord_read import read_manifest, read_tfrecord_split
 
 AUTOTUNE = tf.data.AUTOTUNE
 FORMATS = ("idx", "tfrecord", "png")
@@ -36,6 +37,9 @@ class PipelineOptions:
     private_threadpool: int = 0
     slack: bool = True
     interleave_cycle: int = 4
+    # tf.data's default graph rewrites cost ~10 ms per iterator and gain nothing here: these
+    # pipelines are fused and parallel by hand.
+    static_optimizations: bool = False
 
 
 def detect_format(source: str | os.PathLike) -> str:
@@ -47,14 +51,6 @@ def detect_format(source: str | os.PathLike) -> str:
             raise DatasetError(f"{manifest}: unknown format {fmt!r}: expected 'tfrecord' or 'png'")
         return fmt
     return "idx"
-
-
-def read_manifest(directory: Path) -> dict:
-    path = directory / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read the manifest: {exc}") from None
 
 
 def make_dataset(
@@ -88,28 +84,47 @@ def make_dataset(
         raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
+    finish = make_finisher(flatten, one_hot, num_classes, normalize)
     if service:
-        batches = _service_batches(source, split, fmt, batch_size, epochs, shuffle, seed, drop_remainder, options)
+        # Workers produce uint8 batches (4x fewer bytes on the wire); the consumer finishes them.
+        if fmt == "idx" or cache:  # the split travels inside the graph: workers need no files
+            images, labels = read_arrays(source, split, format=fmt, options=options)
+            batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
+                                           _as_uint8, options)
+        else:
+            batches = _batches_from_stream(_file_chunks(Path(source), split, fmt, options), batch_size, epochs,
+                                           shuffle, seed, drop_remainder)
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
-        return _finish(batches, flatten, one_hot, num_classes, normalize, options)
+        return _finish(batches.map(finish, num_parallel_calls=options.parallel_calls,
+                                   deterministic=options.deterministic), options)
+    if fmt == "idx" or cache:
+        images, labels = read_arrays(source, split, format=fmt, options=options)
+        return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
+                                            finish, options), options)
+    batches = _batches_from_stream(_file_chunks(Path(source), split, fmt, options), batch_size, epochs, shuffle,
+                                   seed, drop_remainder)
+    return _finish(batches.map(finish, num_parallel_calls=options.parallel_calls,
+                               deterministic=options.deterministic), options)
+
+
+def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str | None = None,
+                options: PipelineOptions = PipelineOptions()) -> tuple[np.ndarray, np.ndarray]:
+    """The whole split in memory, in source order: uint8 images [N, 28, 28] and integer labels [N].
+
+    This is the cache: raw TFRecords are decoded by mnist_data without TensorFlow; PNG-encoded
+    TFRecords and PNG trees are decoded by a parallel tf.data reader.
+    """
+    fmt = format or detect_format(source)
     if fmt == "idx":
-        images, labels = mnist_data.load(source, split)
-    else:
-        if not cache:
-            chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(Path(source), split, options)
-            batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
-            return _finish(batches, flatten, one_hot, num_classes, normalize, options)
-        images, labels = materialize((_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(
-            Path(source), split, dataclasses.replace(options, deterministic=False)))
-    batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, options)
-    return _finish(batches, flatten, one_hot, num_classes, normalize, options)
+        return mnist_data.load(source, split)
+    if fmt == "tfrecord" and read_manifest(Path(source)).get("encoding") == "raw":
+        return read_tfrecord_split(source, split)
+    return materialize(_file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False)))
 
 
 def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Read every (images, labels, index) chunk once into arrays in source order.
 
-    This is the cache: MNIST-sized splits fit in memory, and arrays can then be
-    shuffled by index permutation instead of through a per-element shuffle buffer.
     Chunks may arrive in any order (the reader runs nondeterministically for speed).
     """
     parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
@@ -120,10 +135,12 @@ def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return images[order], labels[order]
 
 
-def _finish(batches, flatten, one_hot, num_classes, normalize, options) -> tf.data.Dataset:
-    finish = make_finisher(flatten, one_hot, num_classes, normalize)
-    dataset = batches.map(finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
-    return dataset.prefetch(options.prefetch).with_options(_tf_options(options))
+def _finish(batches: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
+    return batches.prefetch(options.prefetch).with_options(_tf_options(options))
+
+
+def _as_uint8(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return images, labels
 
 
 def make_finisher(flatten: bool, one_hot: bool, num_classes: int = 10, normalize: bool = True):
@@ -145,56 +162,55 @@ def _tf_options(options: PipelineOptions) -> tf.data.Options:
     tf_options = tf.data.Options()
     tf_options.deterministic = options.deterministic
     tf_options.experimental_slack = options.slack
+    tf_options.experimental_optimization.apply_default_optimizations = options.static_optimizations
     if options.private_threadpool:
         tf_options.threading.private_threadpool_size = options.private_threadpool
     return tf_options
 
 
-def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, options):
-    """Index batches per epoch (permuted when shuffling), gathered from constant tensors."""
-    count = len(labels)
-    images_t, labels_t = tf.constant(images), tf.constant(labels)
-    per_epoch = count // batch_size if drop_remainder else -(-count // batch_size)
+def host_tensor(array: np.ndarray) -> tf.Tensor:
+    """A tensor over `array`'s own memory when TensorFlow can adopt it, else a copy.
 
-    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        order = tf.range(count, dtype=tf.int64)
-        if shuffle:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-
-        def gather(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            picked = order[step * batch_size : tf.minimum((step + 1) * batch_size, count)]
-            return tf.gather(images_t, picked), tf.gather(labels_t, picked)
-
-        return tf.data.Dataset.range(per_epoch).map(
-            gather, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
-
-    return _epochs(epochs).flat_map(one_epoch)
+    Why: copying a 47 MB split costs 20-150 ms of page faults on a VM; DLPack hands TensorFlow
+    the buffer instead (it must be writable, C-contiguous and 64-byte aligned).
+    """
+    if array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % 64 == 0 and array.size:
+        try:
+            return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+        except (BufferError, TypeError, ValueError, tf.errors.OpError):
+            pass
+    return tf.constant(array)
 
 
-def _service_batches(source, split, fmt, batch_size, epochs, shuffle, seed, drop_remainder, options):
-    """A pipeline the service can split: arrays by global step, files by shard (uint8 out)."""
-    if fmt != "idx":
-        chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(Path(source), split, options)
-        return _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
-    images, labels = mnist_data.load(source, split)
+def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, finish, options):
+    """Batch number `step` of the stream, computed from `step` alone.
+
+    Its epoch's permutation comes from `index_shuffle` (a stateless bijection of 0..N-1 per
+    seed), so a full shuffle costs a few operations per batch: no shuffle buffer, no
+    per-epoch state, no nested datasets, and any worker of the tf.data service can make
+    any batch.
+    """
     count = len(labels)
     per_epoch = count // batch_size if drop_remainder else -(-count // batch_size)
-    images_t, labels_t = tf.constant(images), tf.constant(labels)
+    images_t, labels_t = host_tensor(np.asarray(images)), host_tensor(np.asarray(labels))
+    seed_t = tf.constant(seed, tf.int64)
 
-    def gather(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def batch_at(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         epoch, position = step // per_epoch, step % per_epoch
-        order = tf.range(count, dtype=tf.int64)
+        picked = tf.range(position * batch_size, tf.minimum((position + 1) * batch_size, count))
         if shuffle:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        picked = order[position * batch_size : tf.minimum((position + 1) * batch_size, count)]
-        return tf.gather(images_t, picked), tf.gather(labels_t, picked)
+            picked = tf.random.experimental.index_shuffle(picked, tf.stack([seed_t, epoch]), count - 1)
+        return finish(tf.gather(images_t, picked), tf.gather(labels_t, picked))
 
-    steps = tf.data.Dataset.range(per_epoch * epochs) if epochs is not None else tf.data.Dataset.range(2**62)
-    return steps.map(gather, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
-
-
-def _epochs(epochs: int | None) -> tf.data.Dataset:
-    return tf.data.Dataset.range(epochs) if epochs is not None else tf.data.Dataset.range(2**62)
+    if per_epoch == 0:
+        steps = tf.data.Dataset.range(0)
+    elif epochs is None:
+        steps = tf.data.Dataset.counter()
+    else:
+        steps = tf.data.Dataset.range(per_epoch * epochs)
+    # Nothing in batch_at needs AutoGraph; converting it would cost ~40 ms on the first call.
+    return steps.map(tf.autograph.experimental.do_not_convert(batch_at), num_parallel_calls=options.parallel_calls,
+                     deterministic=options.deterministic)
 
 
 def _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder):
@@ -204,6 +220,10 @@ def _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remaind
         examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     batches = examples.batch(batch_size, drop_remainder=drop_remainder)
     return batches.repeat(epochs) if epochs is not None else batches.repeat()
+
+
+def _file_chunks(directory: Path, split: str, fmt: str, options: PipelineOptions) -> tf.data.Dataset:
+    return (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
 
 
 def _split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:

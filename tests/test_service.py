@@ -19,7 +19,9 @@ CONSUMER = """
 import hashlib, sys
 import numpy as np
 from pipelines import make_dataset
-ds = make_dataset(sys.argv[1], "train", 20, shuffle=False, service=sys.argv[2], processing_mode="distributed_epoch")
+cache = sys.argv[3] == "cache"  # cached: the split rides in the graph; else workers stream the shards
+ds = make_dataset(sys.argv[1], "train", 20, shuffle=False, cache=cache, service=sys.argv[2],
+                  processing_mode="distributed_epoch")
 for x, _ in ds.as_numpy_iterator():
     u = np.rint(x * 255).astype(np.uint8).reshape(len(x), -1)
     print(" ".join(hashlib.md5(bytes(a)).hexdigest() for a in u), flush=True)
@@ -68,15 +70,16 @@ def expected_hashes() -> list[str]:
 
 def test_distributed_epoch_delivers_each_example_once_and_a_dead_worker_stalls_without_duplicates(service, shards):
     address, workers = service
-    consumer = subprocess.Popen([sys.executable, "-c", CONSUMER, str(shards), address], env=env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out, _ = consumer.communicate(timeout=40)
-    lines = out.split("\n")
-    assert "END" in lines
-    seen = [h for line in lines if line and line != "END" for h in line.split()]
-    assert sorted(seen) == expected_hashes()  # every example exactly once across both workers
+    for mode in ("cache", "stream"):
+        consumer = subprocess.Popen([sys.executable, "-c", CONSUMER, str(shards), address, mode], env=env(),
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        out, _ = consumer.communicate(timeout=40)
+        lines = out.split("\n")
+        assert "END" in lines
+        seen = [h for line in lines if line and line != "END" for h in line.split()]
+        assert sorted(seen) == expected_hashes()  # every example exactly once across both workers
 
-    consumer = subprocess.Popen([sys.executable, "-c", CONSUMER, str(shards), address], env=env(),
+    consumer = subprocess.Popen([sys.executable, "-c", CONSUMER, str(shards), address, "stream"], env=env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     seen = []
     for _ in range(5):

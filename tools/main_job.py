@@ -82,7 +82,7 @@ def main() -> None:
 
     work = Path(args.work) / Path(source).name  # one folder per source: converters refuse to mix
     data = convert(source, work)
-    pipeline = bench_pipeline(data, "tfrecord", 256, epochs=2, compare=not args.quick)
+    pipeline = bench_pipeline(data, "tfrecord", 256, epochs=2, compare=not args.quick, repeat=1 if args.quick else 3)
     print(format_report(pipeline))
     steps = 100 if args.quick else 300
     bench = bench_train("softmax", data, batch_size=128, steps=steps, repeat=1 if args.quick else 2)
