@@ -38,7 +38,6 @@ def _keras_fit(trainer: Trainer, dataset: Any) -> Callable[[int], Any]:
         keras.optimizers.SGD(config.learning_rate)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    dataset = dataset.repeat()  # fit starts a fresh iterator per call; never let it run dry
 
     def run(steps: int) -> None:
         model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
@@ -52,16 +51,14 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
     import pipelines
     import tensorflow as tf
 
-    config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 100))
+    config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 96))
     trainer = Trainer(config, data, format)
-    examples_per_epoch = trainer.steps_per_epoch * batch_size
-    epochs = math.ceil(steps * (repeat + 1) * batch_size / max(examples_per_epoch, 1)) + 1
 
-    def stream() -> Any:
-        return pipelines.make_dataset(data, "train", batch_size, format=format, epochs=epochs, shuffle=True,
+    def stream(fetch: int = 1) -> Any:
+        return pipelines.make_dataset(data, "train", batch_size * fetch, format=format, epochs=None, shuffle=True,
                                       seed=config.seed, drop_remainder=True)
 
-    iterator = iter(stream())
+    iterator = iter(stream(trainer.fetch))  # the batches our loop takes at once, as in training
     synthetic = (tf.random.uniform([batch_size, 28, 28, 1]), tf.random.uniform([batch_size], 0, 10, tf.int32))
     on_synthetic = tf.function(lambda n: tf.foldl(lambda acc, _: acc + trainer.one_step(*synthetic)[0],
                                                   tf.range(n), tf.constant(0.0)))
@@ -73,7 +70,8 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
         return run
 
     methods: dict[str, Callable[[int], Any]] = {
-        "pipeline": chunked(lambda k: trainer.run_steps(iterator, tf.constant(k))[1]),
+        "pipeline": chunked(lambda k: trainer.run_steps(iterator, tf.constant(-(-k // trainer.fetch)),
+                                                        tf.constant(k), tf.constant(k))[1]),
         "synthetic": chunked(lambda k: on_synthetic(tf.constant(k))),
         "keras_fit": _keras_fit(trainer, stream()),
     }

@@ -22,7 +22,8 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--epochs", type=int, help="default: the preset's")
     p.add_argument("--batch-size", type=int, help="default: the preset's")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--xla", action="store_true", default=None, help="compile the step with XLA (jit_compile)")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the step with XLA (jit_compile); default: the preset's choice")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, figures, SavedModel)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--json", dest="json_path", help="also write the final summary as JSON here")

@@ -65,11 +65,15 @@ class Trainer:
         single = self.strategy.num_replicas_in_sync == 1
         self.resident = single and (on_gpu if config.resident is None else config.resident)
         self.global_batch = config.batch_size
+        # Stacked batches are sliced on one replica only; several replicas take one batch a time.
+        self.fetch = max(1, min(config.batches_per_fetch, config.steps_per_call)) \
+            if self.strategy.num_replicas_in_sync == 1 else 1
         self.test_images, self.test_labels = materialize(
             pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False))
         self.steps_per_epoch = 1
         if need_train:
             self._prepare_train_data()
+            self.fetch = min(self.fetch, max(1, self.steps_per_epoch))  # every epoch fills an element
         with self.strategy.scope():
             self.model = build_model(config.model, config.preset, dtype=dtype)
             self.eval_model = build_model(config.model, config.preset, dtype=dtype)
@@ -87,10 +91,13 @@ class Trainer:
         self.run_resident_steps = tf.function(self._steps_resident)
 
     # -- data ---------------------------------------------------------------------------------
-    def train_dataset(self, epoch: int) -> Any:
-        """This epoch's batches: the seed depends on the epoch so a resumed run sees the same order."""
-        return pipelines.make_dataset(self.data, "train", self.global_batch, format=self.format, shuffle=True,
-                                      seed=self.config.seed * 1009 + epoch, drop_remainder=True)
+    def train_dataset(self, epoch: int, fetch: int | None = None) -> Any:
+        """This epoch's batches, `fetch` stacked per element (the last element may hold fewer and
+        a remainder); the seed depends on the epoch so a resumed run sees the same order."""
+        fetch = self.fetch if fetch is None else fetch
+        return pipelines.make_dataset(self.data, "train", self.global_batch * fetch, format=self.format,
+                                      shuffle=True, seed=self.config.seed * 1009 + epoch,
+                                      drop_remainder=fetch == 1)
 
     def _prepare_train_data(self) -> None:
         import tensorflow as tf
@@ -100,11 +107,11 @@ class Trainer:
                 self.data, "train", 10_000, format=self.format, shuffle=False))
             self.steps_per_epoch = int(self.train_images.shape[0]) // self.global_batch
             return
-        cardinality = int(self.train_dataset(0).cardinality())
+        cardinality = int(self.train_dataset(0, fetch=1).cardinality())
         if cardinality == tf.data.INFINITE_CARDINALITY:
             raise TrainError(f"{self.data}: make_dataset returned an endless train split; expected one epoch")
         if cardinality < 0:  # unknown (e.g. TFRecords): count once
-            cardinality = int(self.train_dataset(0).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+            cardinality = int(self.train_dataset(0, fetch=1).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
         self.steps_per_epoch = cardinality
 
     # -- optimisation -------------------------------------------------------------------------
@@ -152,16 +159,26 @@ class Trainer:
                 average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
         return loss, hits
 
-    def _steps_from_iterator(self, iterator: Any, steps: Any) -> tuple[Any, Any, Any]:
-        # Plain next(): callers ask for no more steps than the epoch holds (its batch count is
-        # known), and next() costs less per step than get_next_as_optional plus a cond.
+    def _steps_from_iterator(self, iterator: Any, fetches: Any, room: Any, limit: Any) -> tuple[Any, Any, Any]:
+        """Train on the batches of `fetches` pipeline elements, at most `limit` steps.
+
+        Each element stacks `self.fetch` batches; `room` is how many full batches the epoch
+        still holds (its last element may hold fewer than `fetch`, plus a remainder that is
+        skipped). Plain next(): callers ask for no more elements than the epoch holds.
+        """
         import tensorflow as tf
 
+        size = self.global_batch
         done, loss_sum, hit_sum = tf.constant(0), tf.constant(0.0), tf.constant(0.0)
-        for _ in tf.range(steps):
+        for _ in tf.range(fetches):
             images, labels = next(iterator)
-            loss, hits = self.one_step(images, labels)
-            done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
+            if self.fetch == 1:
+                loss, hits = self.one_step(images, labels)
+                done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
+            else:
+                for j in tf.range(tf.minimum(self.fetch, tf.minimum(room, limit) - done)):
+                    loss, hits = self.one_step(images[j * size:(j + 1) * size], labels[j * size:(j + 1) * size])
+                    done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
         return done, loss_sum, hit_sum
 
     def _steps_resident(self, order: Any, first: Any, steps: Any) -> tuple[Any, Any, Any]:
@@ -200,9 +217,11 @@ class Trainer:
                 on_steps(int(done))
         else:
             iterator = iter(self.strategy.experimental_distribute_dataset(self.train_dataset(epoch)))
+            per_call = max(self.fetch, self.config.steps_per_call // self.fetch * self.fetch)  # whole elements
             while steps < self.steps_per_epoch and self._chunk():
-                k = min(self._chunk(), self.steps_per_epoch - int(steps))
-                done, loss, hits = self.run_steps(iterator, tf.constant(k))
+                k = min(per_call, self._chunk(), self.steps_per_epoch - int(steps))
+                done, loss, hits = self.run_steps(iterator, tf.constant(-(-k // self.fetch)),
+                                                  tf.constant(self.steps_per_epoch - int(steps)), tf.constant(k))
                 steps, loss_sum, hit_sum = steps + int(done), loss_sum + float(loss), hit_sum + float(hits)
                 on_steps(int(done))
         examples = int(steps) * self.global_batch

@@ -82,6 +82,18 @@ def test_interrupted_and_resumed_run_ends_at_the_same_weights(tmp_path, model, p
     assert resumed["test_accuracy"] == whole["test_accuracy"]
 
 
+def test_stacked_batches_train_exactly_like_single_batches(tmp_path):
+    # 12 batches of 128 per epoch: elements of 5 batches give 5, 5, then 2 and a skipped remainder.
+    one = get_config("mlp", "modern", epochs=2, batches_per_fetch=1, steps_per_call=5)
+    stacked = one.replace(batches_per_fetch=5)
+    a = train_quiet(one, tmp_path / "one")
+    b = train_quiet(stacked, tmp_path / "stacked")
+    assert a["steps"] == b["steps"] == 24
+    wa, wb = _weights(tmp_path / "one"), _weights(tmp_path / "stacked")
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
+
+
 def test_max_steps_stops_the_run_mid_epoch(tmp_path):
     summary = train_quiet(get_config("mlp", "seed", max_steps=5), tmp_path / "run")
     assert (summary["steps"], summary["epochs"]) == (5, 1)
