@@ -3,7 +3,9 @@
 By default (`cache=True`) a split is read once into memory, whatever its source, and each
 batch is one map call: pick the batch's indices from a stateless per-epoch permutation,
 gather them, cast and scale them. A full-epoch shuffle thus costs no per-element work.
-With `cache=False`, TFRecord and PNG sources are streamed from their files every epoch.
+With `cache=False`, TFRecord and PNG sources are streamed from their files every epoch;
+with `cache="PATH"` they are streamed once and their decoded chunks kept in tf.data cache
+files at PATH, which later epochs and later processes read instead of the source.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def make_dataset(
     epochs: int | None = 1,
     shuffle: bool = True,
     seed: int | None = None,
-    cache: bool = True,
+    cache: bool | str = True,
     flatten: bool = False,
     one_hot: bool = False,
     drop_remainder: bool = False,
@@ -87,7 +89,7 @@ def make_dataset(
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     if service:
         # Workers produce uint8 batches (4x fewer bytes on the wire); the consumer finishes them.
-        if fmt == "idx" or cache:  # the split travels inside the graph: workers need no files
+        if fmt == "idx" or cache is True:  # the split travels inside the graph: workers need no files
             images, labels = read_arrays(source, split, format=fmt, options=options)
             batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
                                            _as_uint8, options)
@@ -97,12 +99,14 @@ def make_dataset(
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
         return _finish(batches.map(finish, num_parallel_calls=options.parallel_calls,
                                    deterministic=options.deterministic), options)
-    if fmt == "idx" or cache:
+    if fmt == "idx" or cache is True:
         images, labels = read_arrays(source, split, format=fmt, options=options)
         return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
                                             finish, options), options)
-    batches = _batches_from_stream(_file_chunks(Path(source), split, fmt, options), batch_size, epochs, shuffle,
-                                   seed, drop_remainder)
+    chunks = _file_chunks(Path(source), split, fmt, options)
+    if cache:  # a path: decoded chunks go to (or come from) tf.data's cache files there
+        chunks = chunks.cache(os.fspath(cache))
+    batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
     return _finish(batches.map(finish, num_parallel_calls=options.parallel_calls,
                                deterministic=options.deterministic), options)
 

@@ -106,3 +106,19 @@ def test_to_device_yields_the_same_batches_on_the_cpu() -> None:
     for (x, y), (mx, my) in zip(dataset, moved):
         np.testing.assert_array_equal(x.numpy(), mx.numpy())
         np.testing.assert_array_equal(y.numpy(), my.numpy())
+
+
+def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
+    import shutil
+
+    source = tmp_path / "pnggz"
+    shutil.copytree(converted["pnggz"], source)
+    cache = tmp_path / "cache" / "pnggz-test"
+    cache.parent.mkdir()
+    first = collect(pipelines.make_dataset(source, "test", 100, epochs=2, seed=4, cache=str(cache)))
+    assert_same_examples(first[0][:400], first[1][:400])
+    assert_same_examples(first[0][400:], first[1][400:])
+    for shard in source.glob("test-*"):
+        shard.unlink()  # from now on only the cache can serve the split
+    again = collect(pipelines.make_dataset(source, "test", 100, seed=4, cache=str(cache)))
+    np.testing.assert_array_equal(again[1], first[1][:400])  # same seed, same order, from the cache
