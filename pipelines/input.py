@@ -97,8 +97,7 @@ def make_dataset(
             batches = _batches_from_stream(_file_chunks(Path(source), split, fmt, options), batch_size, epochs,
                                            shuffle, seed, drop_remainder)
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
-        return _finish(batches.map(finish, num_parallel_calls=options.parallel_calls,
-                                   deterministic=options.deterministic), options)
+        return _finish(batches, options, finish)
     if fmt == "idx" or cache is True:
         images, labels = read_arrays(source, split, format=fmt, options=options)
         return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
@@ -107,8 +106,7 @@ def make_dataset(
     if cache:  # a path: decoded chunks go to (or come from) tf.data's cache files there
         chunks = chunks.cache(os.fspath(cache))
     batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
-    return _finish(batches.map(finish, num_parallel_calls=options.parallel_calls,
-                               deterministic=options.deterministic), options)
+    return _finish(batches, options, finish)
 
 
 def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str | None = None,
@@ -139,7 +137,10 @@ def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return images[order], labels[order]
 
 
-def _finish(batches: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
+def _finish(batches: tf.data.Dataset, options: PipelineOptions, finish=None) -> tf.data.Dataset:
+    """The common tail: the per-batch `finish` map (unless already fused), prefetch, options."""
+    if finish is not None:
+        batches = batches.map(finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
     return batches.prefetch(options.prefetch).with_options(_tf_options(options))
 
 
