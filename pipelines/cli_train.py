@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from mnist_data.atomic import write_bytes_atomic
 from pipelines.config import MODELS, PRESETS
@@ -24,6 +25,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the step with XLA (jit_compile); default: the preset's choice")
+    _op_threads_argument(p)
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, figures, SavedModel)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--json", dest="json_path", help="also write the final summary as JSON here")
@@ -52,8 +54,14 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=400, help="timed steps per method")
     p.add_argument("--repeat", type=int, default=3, help="alternating rounds; the best is kept")
+    _op_threads_argument(p)
     p.add_argument("--json", dest="json_path", nargs="?", const="-", help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_bench)
+
+
+def _op_threads_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--op-threads", type=int, metavar="N",
+                   help="threads TensorFlow runs ops on (0: one per core); default: the preset's")
 
 
 def _emit(result: dict, json_path: str | None) -> None:
@@ -65,10 +73,13 @@ def _emit(result: dict, json_path: str | None) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from pipelines.config import get_config
-    from pipelines.train import train
+    from pipelines.train import load_run_config, train
+    from pipelines.trainer_parts import use_op_threads
 
     config = get_config(args.model, args.preset, epochs=args.epochs, batch_size=args.batch_size,
-                        seed=args.seed, xla=args.xla)
+                        seed=args.seed, xla=args.xla, op_threads=args.op_threads)
+    resumed = args.resume and (Path(args.out) / "config.json").is_file()
+    use_op_threads(load_run_config(Path(args.out)).op_threads if resumed else config.op_threads)
     summary = train(config, args.data, args.out, format=args.format, resume=args.resume,
                     json_path=args.json_path, progress=not args.quiet)
     print(f"{summary['model']}/{summary['preset']}: test accuracy {summary['test_accuracy']:.4f} after "
@@ -77,8 +88,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from pipelines.train import evaluate
+    from pipelines.train import evaluate, load_run_config
+    from pipelines.trainer_parts import use_op_threads
 
+    use_op_threads(load_run_config(Path(args.run_dir)).op_threads)  # as in training: same arithmetic
     result = evaluate(args.run_dir, args.data, format=args.format)
     print(f"{result['model']}/{result['preset']} epoch {result['epochs']}: test accuracy {result['test_accuracy']:.4f}")
     _emit(result, args.json_path)
@@ -95,7 +108,10 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from pipelines.bench_train import bench_train, format_report
+    from pipelines.config import get_config
+    from pipelines.trainer_parts import use_op_threads
 
+    use_op_threads(get_config(args.model).op_threads if args.op_threads is None else args.op_threads)
     result = bench_train(args.model, args.data, batch_size=args.batch_size, steps=args.steps, repeat=args.repeat)
     print(format_report(result))
     _emit(result, args.json_path)

@@ -44,6 +44,9 @@ class TrainConfig:
     # per-element hand-off costs ~100 us on a CPU, as much as a small model's step.
     batches_per_fetch: int = 8
     eval_batch_size: int = 1000
+    # Threads TensorFlow runs ops on (inter- and intra-op), set by the command line before
+    # TensorFlow starts; None: TensorFlow's default, one per core. See use_op_threads.
+    op_threads: int | None = None
 
     def replace(self, **changes: object) -> "TrainConfig":
         """A copy with the non-None `changes` applied (so CLI defaults of None mean 'preset')."""
@@ -52,10 +55,12 @@ class TrainConfig:
 
 _TABLE: dict[tuple[str, str], TrainConfig] = {
     # TF "MNIST for ML beginners": W ~ N(0, 1), plain SGD 0.01, batch 100 (reported 0.83 at 25 epochs).
+    # Softmax regression's step is ~100 tiny ops: on one thread it runs faster than spread over
+    # two (1.2-1.6x with its pipeline here), and the other cores are left to the input pipeline.
     ("softmax", "seed"): TrainConfig("softmax", "seed", batch_size=100, epochs=25, optimizer="sgd",
-                                     learning_rate=0.01),
+                                     learning_rate=0.01, op_threads=1),
     ("softmax", "modern"): TrainConfig("softmax", "modern", batch_size=128, epochs=10, optimizer="adam",
-                                       learning_rate=0.003, schedule="cosine"),
+                                       learning_rate=0.003, schedule="cosine", op_threads=1),
     # 784-500-10 with L2, staircase decay x0.99 per epoch, EMA of the weights; 10,000 steps of 200.
     ("mlp", "seed"): TrainConfig("mlp", "seed", batch_size=200, epochs=34, optimizer="sgd", learning_rate=0.1,
                                  schedule="staircase", decay_rate=0.99, l2=1e-4, ema_decay=0.99,

@@ -144,6 +144,23 @@ def test_cli_refuses_to_overwrite_a_run_and_names_bad_images(tmp_path):
     assert missing.returncode == 1 and "not a training run directory" in missing.stderr
 
 
+def test_op_threads_come_from_the_preset_or_the_flag_and_evaluate_matches(tmp_path):
+    from pipelines.trainer_parts import local_devices, use_op_threads
+
+    run = tmp_path / "run"
+    _cli("train", "softmax", "--data", SAMPLE, "--epochs", "1", "--op-threads", "2", "--out", str(run),
+         "--json", str(tmp_path / "s.json"), "--quiet")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["device"].endswith("ops on 2 threads)"), summary["device"]
+    assert json.loads((run / "config.json").read_text())["op_threads"] == 2
+    evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout.split("\n", 1)[1])
+    assert evaluated["test_accuracy"] == summary["test_accuracy"]
+    # Once TensorFlow has started, its thread pools stay as they are, and the device says so.
+    float(tf.constant(1.0) + 1.0)
+    before = local_devices()[1]
+    assert use_op_threads(3) is False and local_devices()[1] == before
+
+
 def test_xla_step_trains(tmp_path):
     summary = train_quiet(get_config("lenet", "modern", epochs=2, xla=True), tmp_path / "run")
     assert summary["xla"] is True and summary["test_accuracy"] > 0.5
@@ -161,8 +178,10 @@ def test_mixed_precision_path_trains_and_serves_float32(tmp_path):
 def test_bench_train_reports_every_method(tmp_path):
     _cli("bench", "train", "softmax", "--steps", "20", "--repeat", "1", "--json", str(tmp_path / "b.json"))
     result = json.loads((tmp_path / "b.json").read_text())
-    for key in ("pipeline_images_per_second", "synthetic_images_per_second", "keras_fit_images_per_second"):
+    for key in ("pipeline_images_per_second", "synthetic_images_per_second", "synthetic_fresh_images_per_second",
+                "keras_fit_images_per_second"):
         assert result[key] > 0, key
+    assert result["device"].endswith("ops on 1 thread)"), result["device"]  # the softmax preset's
     assert result["pipeline_vs_keras_fit"] == pytest.approx(
         result["pipeline_images_per_second"] / result["keras_fit_images_per_second"])
 
