@@ -59,8 +59,14 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.set_defaults(run=_run_bench)
 
 
+def _thread_count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def _op_threads_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--op-threads", type=int, metavar="N",
+    p.add_argument("--op-threads", type=_thread_count, metavar="N",
                    help="threads TensorFlow runs ops on (0: one per core); default: the preset's")
 
 
