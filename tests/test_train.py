@@ -179,7 +179,7 @@ def test_bench_train_reports_every_method(tmp_path):
     _cli("bench", "train", "softmax", "--steps", "20", "--repeat", "1", "--json", str(tmp_path / "b.json"))
     result = json.loads((tmp_path / "b.json").read_text())
     for key in ("pipeline_images_per_second", "synthetic_images_per_second", "synthetic_fresh_images_per_second",
-                "keras_fit_images_per_second"):
+                "keras_fit_images_per_second", "resident_images_per_second"):
         assert result[key] > 0, key
     assert result["device"].endswith("ops on 1 thread)"), result["device"]  # the softmax preset's
     assert result["pipeline_vs_keras_fit"] == pytest.approx(
