@@ -89,7 +89,8 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike, *, format: str
     trainer.checkpoint.restore(latest).expect_partial()
     test_loss, test_acc = trainer.evaluate()
     return {"run_dir": str(run_dir), "model": config.model, "preset": config.preset,
-            "epochs": int(trainer.epoch.numpy()), "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc}
+            "epochs": int(trainer.epoch.numpy()), "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc,
+            "device": trainer.device}
 
 
 def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list[tuple[int, float]]:

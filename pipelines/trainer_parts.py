@@ -41,14 +41,14 @@ def local_devices() -> tuple[Any, str]:
     """The distribution strategy (Mirrored across several GPUs) and a description of the device."""
     import tensorflow as tf
 
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    host = f"{os.cpu_count()} cores" + (f", ops on {threads} thread{'s' * (threads > 1)}" if threads else "")
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
-        threads = tf.config.threading.get_intra_op_parallelism_threads()
-        on = f", ops on {threads} thread{'s' * (threads > 1)}" if threads else ""
-        return tf.distribute.get_strategy(), f"CPU ({os.cpu_count()} cores{on})"
+        return tf.distribute.get_strategy(), f"CPU ({host})"
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    return strategy, f"{len(gpus)} x {name}"
+    return strategy, f"{len(gpus)} x {name} (host: {host})"
 
 
 def set_op_determinism(enabled: bool) -> None:

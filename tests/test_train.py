@@ -155,6 +155,7 @@ def test_op_threads_come_from_the_preset_or_the_flag_and_evaluate_matches(tmp_pa
     assert json.loads((run / "config.json").read_text())["op_threads"] == 2
     evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout.split("\n", 1)[1])
     assert evaluated["test_accuracy"] == summary["test_accuracy"]
+    assert evaluated["device"] == summary["device"]  # evaluate took the run's thread count
     # Once TensorFlow has started, its thread pools stay as they are, and the device says so.
     float(tf.constant(1.0) + 1.0)
     before = local_devices()[1]
