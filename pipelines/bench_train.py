@@ -107,9 +107,8 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
         "synthetic_fresh": chunked(lambda k: on_fresh(tf.constant(k))),
         "keras_fit": _keras_fit(trainer, stream()),
     }
-    resident = Trainer(config.replace(resident=True), data, format)
-    if resident.resident:  # not under a multi-device strategy, which takes its batches from tf.data
-        methods["resident"] = _resident_steps(resident, chunked)
+    if trainer.strategy.num_replicas_in_sync == 1:  # several replicas take their batches from tf.data
+        methods["resident"] = _resident_steps(Trainer(config.replace(resident=True), data, format), chunked)
     for run in methods.values():  # compile and warm up every method first
         run(min(steps, config.steps_per_call))
     best = {name: math.inf for name in methods}
