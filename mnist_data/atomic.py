@@ -66,10 +66,15 @@ def write_bytes_atomic(final: str | os.PathLike, data: bytes | memoryview, *, du
 
 
 def remove_stale_temps(directory: str | os.PathLike) -> int:
-    """Delete temporary files left by a killed writer in `directory`; return how many."""
+    """Delete temporary files and folders left by a killed writer in `directory`; return how many."""
     removed = 0
     for entry in Path(directory).iterdir():
-        if entry.is_file() and is_temp_name(entry):
+        if not is_temp_name(entry):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+        else:
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
                 removed += 1

@@ -32,20 +32,20 @@ def _timed(run: Callable[[int], Any], steps: int) -> float:
 
 
 def _keras_fit(trainer: Trainer, dataset: Any) -> Callable[[int], Any]:
-    """A `steps -> None` running Keras fit with the preset's architecture and optimizer."""
+    """A `steps -> None` running Keras fit with the preset's architecture, precision, optimizer and
+    schedule (Keras' own loop: no L2 term, no weight averages, no XLA unless Keras picks it)."""
     import keras
 
     from pipelines.models import build_model
+    from pipelines.trainer_parts import make_optimizer
 
     config = trainer.config
-    model = build_model(config.model, config.preset)
-    optimizer = keras.optimizers.Adam(config.learning_rate) if config.optimizer == "adam" else \
-        keras.optimizers.SGD(config.learning_rate)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = build_model(config.model, config.preset, dtype=trainer.dtype)
+    model.compile(optimizer=make_optimizer(config, trainer.steps_per_epoch),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
     def run(steps: int) -> None:
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)  # the stream shuffles
 
     return run
 

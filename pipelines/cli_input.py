@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipelines import FORMATS
+
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
     """Add `serve` to `commands` and `pipeline` to `bench_commands`."""
     p = bench_commands.add_parser("pipeline", help="input pipeline throughput (no model work)",
                                   description="Examples/s per epoch of make_dataset, optionally against baselines.")
     p.add_argument("--source", default="fashion-mnist", help="dataset name, IDX dir, TFRecord or PNG output dir")
-    p.add_argument("--format", choices=["idx", "tfrecord", "png"], help="default: detected from the source")
+    p.add_argument("--format", choices=FORMATS, help="default: detected from the source")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--compare", action="store_true", help="also run the tutorial and tfds-like pipelines and a ceiling")

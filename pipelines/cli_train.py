@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 from mnist_data.atomic import write_bytes_atomic
+from pipelines import FORMATS
 from pipelines.config import MODELS, PRESETS
-
-FORMATS = ("idx", "tfrecord", "png")
 
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
@@ -19,10 +18,10 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("model", choices=MODELS)
     p.add_argument("--data", required=True, help="dataset name, IDX directory, or converted TFRecord/PNG directory")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the directory's manifest)")
-    p.add_argument("--preset", default="modern", choices=PRESETS)
-    p.add_argument("--epochs", type=int, help="default: the preset's")
-    p.add_argument("--batch-size", type=int, help="default: the preset's")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--preset", choices=PRESETS, help="default: modern (on --resume: the run's)")
+    p.add_argument("--epochs", type=_count, help="default: the preset's (on --resume: the run's)")
+    p.add_argument("--batch-size", type=_count, help="default: the preset's")
+    p.add_argument("--seed", type=int, help="random seed, 0..2**32-1 (default 0)")
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the step with XLA (jit_compile); default: the preset's choice")
     _op_threads_argument(p)
@@ -51,9 +50,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                                               "Keras fit (and GPU-resident data on a GPU).")
     p.add_argument("model", choices=MODELS)
     p.add_argument("--data", default="mnist-sample", help="dataset (default: the embedded sample)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=400, help="timed steps per method")
-    p.add_argument("--repeat", type=int, default=3, help="alternating rounds; the best is kept")
+    p.add_argument("--batch-size", type=_count, default=128)
+    p.add_argument("--steps", type=_count, default=400, help="timed steps per method")
+    p.add_argument("--repeat", type=_count, default=3, help="alternating rounds; the best is kept")
     _op_threads_argument(p)
     p.add_argument("--json", dest="json_path", nargs="?", const="-", help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_bench)
@@ -65,15 +64,24 @@ def _thread_count(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _op_threads_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--op-threads", type=_thread_count, metavar="N",
                    help="threads TensorFlow runs ops on (0: one per core); default: the preset's")
 
 
-def _emit(result: dict, json_path: str | None) -> None:
+def _emit(result: dict, report: str, json_path: str | None) -> None:
+    """The report for people, or with `--json` alone only the JSON, so stdout stays parseable."""
     if json_path == "-":
         print(json.dumps(result, indent=1))
-    elif json_path:
+        return
+    print(report)
+    if json_path:
         write_bytes_atomic(json_path, json.dumps(result, indent=1).encode())
 
 
@@ -82,10 +90,13 @@ def _run_train(args: argparse.Namespace) -> int:
     from pipelines.train import load_run_config, train
     from pipelines.trainer_parts import use_op_threads
 
-    config = get_config(args.model, args.preset, epochs=args.epochs, batch_size=args.batch_size,
-                        seed=args.seed, xla=args.xla, op_threads=args.op_threads)
-    resumed = args.resume and (Path(args.out) / "config.json").is_file()
-    use_op_threads(load_run_config(Path(args.out)).op_threads if resumed else config.op_threads)
+    flags = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, xla=args.xla,
+                 op_threads=args.op_threads)
+    if args.resume and (Path(args.out) / "config.json").is_file():  # the run's settings, unless given
+        config = load_run_config(Path(args.out)).replace(model=args.model, preset=args.preset, **flags)
+    else:
+        config = get_config(args.model, args.preset or "modern", **flags)
+    use_op_threads(config.op_threads)  # before TensorFlow starts, or it cannot take effect
     summary = train(config, args.data, args.out, format=args.format, resume=args.resume,
                     json_path=args.json_path, progress=not args.quiet)
     print(f"{summary['model']}/{summary['preset']}: test accuracy {summary['test_accuracy']:.4f} after "
@@ -99,8 +110,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     use_op_threads(load_run_config(Path(args.run_dir)).op_threads)  # as in training: same arithmetic
     result = evaluate(args.run_dir, args.data, format=args.format)
-    print(f"{result['model']}/{result['preset']} epoch {result['epochs']}: test accuracy {result['test_accuracy']:.4f}")
-    _emit(result, args.json_path)
+    _emit(result, f"{result['model']}/{result['preset']} epoch {result['epochs']}: "
+                  f"test accuracy {result['test_accuracy']:.4f}", args.json_path)
     return 0
 
 
@@ -119,6 +130,5 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     use_op_threads(get_config(args.model).op_threads if args.op_threads is None else args.op_threads)
     result = bench_train(args.model, args.data, batch_size=args.batch_size, steps=args.steps, repeat=args.repeat)
-    print(format_report(result))
-    _emit(result, args.json_path)
+    _emit(result, format_report(result), args.json_path)
     return 0

@@ -48,6 +48,22 @@ class TrainConfig:
     # TensorFlow starts; None: TensorFlow's default, one per core. See use_op_threads.
     op_threads: int | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse settings no run can use, with the setting's name, before anything is written."""
+        problems = [f"{name} must be >= {low}, got {value}" for name, value, low in (
+            ("batch_size", self.batch_size, 1), ("epochs", self.epochs, 1), ("steps_per_call", self.steps_per_call, 1),
+            ("batches_per_fetch", self.batches_per_fetch, 1), ("eval_batch_size", self.eval_batch_size, 1),
+            ("max_steps", self.max_steps, 1), ("op_threads", self.op_threads, 0))
+            if value is not None and value < low]
+        if not 0 <= self.seed < 2**32:
+            problems.append(f"seed must be in 0..2**32-1, got {self.seed}")
+        if self.optimizer not in ("sgd", "adam"):
+            problems.append(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.schedule not in ("constant", "staircase", "cosine"):
+            problems.append(f"schedule must be 'constant', 'staircase' or 'cosine', got {self.schedule!r}")
+        if problems:
+            raise TrainError(f"{self.model}/{self.preset}: " + "; ".join(problems))
+
     def replace(self, **changes: object) -> "TrainConfig":
         """A copy with the non-None `changes` applied (so CLI defaults of None mean 'preset')."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -22,9 +22,9 @@ import tensorflow as tf
 import mnist_data
 from mnist_data.errors import DatasetError
 from mnist_data.tfrecord_read import read_manifest, read_tfrecord_split
+from pipelines import FORMATS
 
 AUTOTUNE = tf.data.AUTOTUNE
-FORMATS = ("idx", "tfrecord", "png")
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
 
@@ -100,13 +100,28 @@ def make_dataset(
         return _finish(batches, options, finish)
     if fmt == "idx" or cache is True:
         images, labels = read_arrays(source, split, format=fmt, options=options)
-        return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
-                                            finish, options), options)
+        return dataset_from_arrays(images, labels, batch_size, epochs=epochs, shuffle=shuffle, seed=seed,
+                                   drop_remainder=drop_remainder, flatten=flatten, one_hot=one_hot,
+                                   num_classes=num_classes, normalize=normalize, options=options)
     chunks = _file_chunks(Path(source), split, fmt, options)
     if cache:  # a path: decoded chunks go to (or come from) tf.data's cache files there
         chunks = chunks.cache(os.fspath(cache))
     batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
     return _finish(batches, options, finish)
+
+
+def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int = 256, *, epochs: int | None = 1,
+                        shuffle: bool = True, seed: int = 0, drop_remainder: bool = False, flatten: bool = False,
+                        one_hot: bool = False, num_classes: int = 10, normalize: bool = True,
+                        options: PipelineOptions = PipelineOptions()) -> tf.data.Dataset:
+    """`make_dataset`'s batches over a split already in memory (e.g. from `read_arrays`).
+
+    Why: a trainer reads its split once and builds each epoch's dataset from it, rather than
+    decoding a PNG tree or TFRecords again every epoch.
+    """
+    finish = make_finisher(flatten, one_hot, num_classes, normalize)
+    return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
+                                        finish, options), options)
 
 
 def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str | None = None,
@@ -121,7 +136,35 @@ def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str 
         return mnist_data.load(source, split)
     if fmt == "tfrecord" and read_manifest(Path(source)).get("encoding") == "raw":
         return read_tfrecord_split(source, split)
-    return materialize(_file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False)))
+    try:
+        return materialize(_file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False)))
+    except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
+        raise DatasetError(_unreadable(Path(source), split, fmt, exc)) from None
+
+
+def _unreadable(directory: Path, split: str, fmt: str, exc: Exception) -> str:
+    """Why a split failed to decode: the first PNG of a tree that is missing, not a PNG or not of
+    the manifest's size; else TensorFlow's own first line, with the split it concerns."""
+    reason = str(getattr(exc, "message", exc)).strip().splitlines()[0]
+    if fmt != "png":
+        return f"{directory}: cannot read the {split} split: {reason}"
+    from PIL import Image, UnidentifiedImageError
+
+    image = read_manifest(directory).get("image", {})
+    expected = (image.get("width", 28), image.get("height", 28))
+    with open(directory / f"{split}.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            path = directory / row["file"]
+            try:
+                with Image.open(path) as png:
+                    if png.format != "PNG" or png.size != expected:
+                        found = f"a {png.size[0]}x{png.size[1]} {png.format}"
+                        return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
+            except FileNotFoundError:
+                return f"{path}: listed in {directory / (split + '.csv')} but missing"
+            except (UnidentifiedImageError, OSError) as error:
+                return f"{path}: not a readable PNG ({error})"
+    return f"{directory}: cannot read the {split} split: {reason}"
 
 
 def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:

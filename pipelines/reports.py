@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mnist_data.atomic import atomic_path
+from mnist_data.atomic import atomic_path, remove_stale_temps, temp_name_for
 from pipelines.config import TrainError
 
 _COLOURS = {"loss": (200, 60, 40), "train_accuracy": (40, 90, 200), "test_accuracy": (30, 150, 60)}
@@ -109,28 +109,57 @@ def _serving_module(model: Any) -> Any:
 def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
     """SavedModel whose serving signature maps uint8 [N,28,28] to class probabilities [N,10].
 
-    Written under a temporary name and renamed, so `path` is never a half-written model.
+    Written under a temporary name and renamed, so `path` is never a half-written model; an
+    earlier model is moved aside (under a temporary name) just before and deleted just after.
     """
     import tensorflow as tf
 
     path = Path(path)
+    remove_stale_temps(path.parent)  # folders a killed export left behind
     module = _serving_module(model)
     with atomic_path(path, durable=False) as tmp:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        old = temp_name_for(path)
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, old)
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 
 def read_digit(path: str | os.PathLike) -> np.ndarray:
-    """An image file as uint8 [28,28] grayscale (resized if needed), like the MNIST digits."""
+    """An image file as an MNIST-style uint8 [28,28] digit: light strokes on black, resized if needed.
+
+    Why: users photograph or draw digits dark on light, in colour, 16-bit or on a transparent
+    canvas; the models only know MNIST's look. Strokes drawn as opacity count as ink, and an
+    image whose border is light is inverted.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            gray = image.convert("L")
-            if gray.size != (28, 28):
-                gray = gray.resize((28, 28), Image.BILINEAR)
-            return np.asarray(gray, np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
+            image.load()
+            gray = _ink(image)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise TrainError(f"{path}: not a readable image ({exc})") from None
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if border.mean() > 0.5:
+        gray = 1.0 - gray
+    if gray.shape != (28, 28):
+        gray = np.asarray(Image.fromarray(gray.astype(np.float32), "F").resize((28, 28), Image.BILINEAR))
+    return np.round(np.clip(gray, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _ink(image: Any) -> np.ndarray:
+    """Grey levels in [0, 1] of any Pillow image; transparency composited onto the background
+    that contrasts with the strokes' colour."""
+    if image.mode.startswith("I"):  # 16- or 32-bit grey
+        values = np.asarray(image, np.float64)
+        return values / (65535.0 if values.max(initial=0) > 255 else 255.0)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), np.float64) / 255.0
+        gray = np.asarray(rgba.convert("L"), np.float64) / 255.0
+        strokes = (gray * alpha).sum() / max(alpha.sum(), 1e-9)
+        background = 1.0 if strokes < 0.5 else 0.0
+        return gray * alpha + background * (1.0 - alpha)
+    return np.asarray(image.convert("L"), np.float64) / 255.0

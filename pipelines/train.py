@@ -6,6 +6,7 @@ tensors resident on the device), so Python runs once per K steps, not once per s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -14,7 +15,7 @@ from typing import Any, Callable
 
 from mnist_data.atomic import write_bytes_atomic
 from pipelines.config import TrainConfig, TrainError, config_from_dict
-from pipelines.trainer_parts import Trainer
+from pipelines.trainer_parts import Trainer, use_op_threads
 
 CHECKPOINTS = "checkpoints"
 
@@ -35,7 +36,10 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
 
     out = Path(out)
     config = _settle_run_dir(config, out, resume)
+    use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     trainer = Trainer(config, data, format)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data has been read and checked
+    write_bytes_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=1).encode())
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
     history: list[dict] = []
     if resume and manager.latest_checkpoint:
@@ -117,18 +121,22 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 
 
 def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig:
-    """Refuse to overwrite an earlier run unless resuming; when resuming keep its config."""
-    import dataclasses
-
+    """Refuse to overwrite an earlier run unless resuming, and refuse a resume that would not
+    continue it: only the run's length may change, and not under a schedule that spans it."""
     saved = out / "config.json"
     if saved.is_file() and not resume:
         raise TrainError(f"{out}: already holds a training run; pass --resume or choose another --out")
-    if resume and saved.is_file():
-        previous = load_run_config(out)
-        # Only the length of the run may change on resume; anything else would not be a continuation.
-        config = dataclasses.replace(previous, epochs=config.epochs, max_steps=config.max_steps)
-    out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(saved, json.dumps(dataclasses.asdict(config), indent=1).encode())
+    if not (resume and saved.is_file()):
+        return config
+    previous = load_run_config(out)
+    changed = [f"{field.name} {getattr(previous, field.name)!r} -> {getattr(config, field.name)!r}"
+               for field in dataclasses.fields(TrainConfig)
+               if getattr(previous, field.name) != getattr(config, field.name)]
+    length_only = all(change.split()[0] in ("epochs", "max_steps") for change in changed)
+    if changed and (not length_only or previous.schedule == "cosine"):
+        raise TrainError(f"{out}: resuming would not continue its run ({'; '.join(changed)}"
+                         f"{', under a cosine schedule that spans the planned run' * length_only}); "
+                         "resume with the run's own settings or choose another --out")
     return config
 
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 import pipelines
+from mnist_data.errors import DatasetError
 from pipelines.config import TrainConfig, TrainError
 from pipelines.models import build_model, kernels
 
@@ -63,12 +64,34 @@ def set_op_determinism(enabled: bool) -> None:
         tf_config.disable_op_determinism()
 
 
-def materialize(dataset: Any) -> tuple[Any, Any]:
+def as_tensors(dataset: Any) -> tuple[Any, Any]:
     """Concatenate every batch of a finite dataset into two tensors (images, labels)."""
     import tensorflow as tf
 
     images, labels = zip(*dataset)
     return tf.concat(images, 0), tf.concat(labels, 0)
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
+    """The preset's optimizer and learning-rate schedule (per-epoch staircase, or cosine over the run)."""
+    import keras
+
+    total = config.max_steps or config.epochs * steps_per_epoch
+    rate: Any = config.learning_rate
+    if config.schedule == "staircase":
+        rate = keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch,
+                                                           config.decay_rate, staircase=True)
+    elif config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(total, 1))
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(rate)
+    return keras.optimizers.SGD(rate)
+
+
+def _check_digit_shape(data: Any, split: str, shape: tuple) -> None:
+    if tuple(shape) != (28, 28):
+        raise DatasetError(f"{data}: {split} images are {'x'.join(map(str, shape))}; "
+                           "the reference models take 28x28")
 
 
 class Trainer:
@@ -85,15 +108,16 @@ class Trainer:
         self.strategy, self.device = local_devices()
         on_gpu = bool(tf.config.list_physical_devices("GPU"))
         mixed = on_gpu if config.mixed_precision is None else config.mixed_precision
-        dtype = "mixed_bfloat16" if mixed else None
+        self.dtype = dtype = "mixed_bfloat16" if mixed else None
         single = self.strategy.num_replicas_in_sync == 1
         self.resident = single and (on_gpu if config.resident is None else config.resident)
         self.global_batch = config.batch_size
         # Stacked batches are sliced on one replica only; several replicas take one batch a time.
         self.fetch = max(1, min(config.batches_per_fetch, config.steps_per_call)) \
             if self.strategy.num_replicas_in_sync == 1 else 1
-        self.test_images, self.test_labels = materialize(
-            pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False))
+        self.test_images, self.test_labels = as_tensors(pipelines.make_dataset(
+            data, "test", config.eval_batch_size, format=format, shuffle=False))
+        _check_digit_shape(data, "test", tuple(self.test_images.shape[1:3]))
         self.steps_per_epoch = 1
         if need_train:
             self._prepare_train_data()
@@ -101,7 +125,7 @@ class Trainer:
         with self.strategy.scope():
             self.model = build_model(config.model, config.preset, dtype=dtype)
             self.eval_model = build_model(config.model, config.preset, dtype=dtype)
-            self.optimizer = self._optimizer()
+            self.optimizer = make_optimizer(config, self.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
             self.ema = [tf.Variable(v, trainable=False) for v in self.model.trainable_variables]
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -118,41 +142,25 @@ class Trainer:
     def train_dataset(self, epoch: int, fetch: int | None = None) -> Any:
         """This epoch's batches, `fetch` stacked per element (the last element may hold fewer and
         a remainder); the seed depends on the epoch so a resumed run sees the same order."""
+        from pipelines.input import dataset_from_arrays
+
         fetch = self.fetch if fetch is None else fetch
-        return pipelines.make_dataset(self.data, "train", self.global_batch * fetch, format=self.format,
-                                      shuffle=True, seed=self.config.seed * 1009 + epoch,
-                                      drop_remainder=fetch == 1)
+        return dataset_from_arrays(*self.train_arrays, self.global_batch * fetch, shuffle=True,
+                                   seed=self.config.seed * 1009 + epoch, drop_remainder=fetch == 1)
 
     def _prepare_train_data(self) -> None:
-        import tensorflow as tf
+        """Read the train split once; every epoch's dataset is built from these arrays."""
+        from pipelines.input import dataset_from_arrays, read_arrays
 
+        self.train_arrays = read_arrays(self.data, "train", format=self.format)
+        count = len(self.train_arrays[1])
+        _check_digit_shape(self.data, "train", self.train_arrays[0].shape[1:3])
+        self.steps_per_epoch = count // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise TrainError(f"{self.data}: batch size {self.global_batch} exceeds the {count} training examples")
         if self.resident:
-            self.train_images, self.train_labels = materialize(pipelines.make_dataset(
-                self.data, "train", 10_000, format=self.format, shuffle=False))
-            self.steps_per_epoch = int(self.train_images.shape[0]) // self.global_batch
-            return
-        cardinality = int(self.train_dataset(0, fetch=1).cardinality())
-        if cardinality == tf.data.INFINITE_CARDINALITY:
-            raise TrainError(f"{self.data}: make_dataset returned an endless train split; expected one epoch")
-        if cardinality < 0:  # unknown (e.g. TFRecords): count once
-            cardinality = int(self.train_dataset(0, fetch=1).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
-        self.steps_per_epoch = cardinality
-
-    # -- optimisation -------------------------------------------------------------------------
-    def _optimizer(self) -> Any:
-        import keras
-
-        c = self.config
-        total = c.max_steps or c.epochs * self.steps_per_epoch
-        rate: Any = c.learning_rate
-        if c.schedule == "staircase":
-            rate = keras.optimizers.schedules.ExponentialDecay(c.learning_rate, self.steps_per_epoch,
-                                                               c.decay_rate, staircase=True)
-        elif c.schedule == "cosine":
-            rate = keras.optimizers.schedules.CosineDecay(c.learning_rate, max(total, 1))
-        if c.optimizer == "adam":
-            return keras.optimizers.Adam(rate)
-        return keras.optimizers.SGD(rate)
+            self.train_images, self.train_labels = as_tensors(
+                dataset_from_arrays(*self.train_arrays, 10_000, shuffle=False))
 
     def _replica_step(self, images: Any, labels: Any) -> tuple[Any, Any]:
         import tensorflow as tf
@@ -166,6 +174,8 @@ class Trainer:
                 penalty = tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels(self.model)])
                 loss += self.config.l2 * penalty / self.strategy.num_replicas_in_sync
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        if self.strategy.num_replicas_in_sync == 1:  # inside the compiled step, where XLA fuses it
+            self._update_averages()
         hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
         return tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32))
 
@@ -176,12 +186,20 @@ class Trainer:
         loss, hits = self.strategy.run(self._step, (images, labels))
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         hits = self.strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None)
-        if self.config.ema_decay is not None:
-            step = tf.cast(self.optimizer.iterations, tf.float32)
-            decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-            for average, value in zip(self.ema, self.model.trainable_variables):
-                average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
+        if self.strategy.num_replicas_in_sync > 1:  # mirrored averages are updated across replicas
+            self._update_averages()
         return loss, hits
+
+    def _update_averages(self) -> None:
+        """The moving averages of the weights, decay tied to the global step the classic way."""
+        import tensorflow as tf
+
+        if self.config.ema_decay is None:
+            return
+        step = tf.cast(self.optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+        for average, value in zip(self.ema, self.model.trainable_variables):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
 
     def _steps_from_iterator(self, iterator: Any, fetches: Any, room: Any, limit: Any) -> tuple[Any, Any, Any]:
         """Train on the batches of `fetches` pipeline elements, at most `limit` steps.

@@ -122,3 +122,30 @@ def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
         shard.unlink()  # from now on only the cache can serve the split
     again = collect(pipelines.make_dataset(source, "test", 100, seed=4, cache=str(cache)))
     np.testing.assert_array_equal(again[1], first[1][:400])  # same seed, same order, from the cache
+
+
+def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
+    import shutil
+
+    from PIL import Image
+
+    tree = tmp_path / "png"
+    shutil.copytree(converted["png"], tree)
+    victim = sorted((tree / "test").rglob("*.png"))[5]
+    victim.write_bytes(b"not a png at all")
+    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
+        pipelines.make_dataset(tree, "test")
+    Image.new("RGB", (32, 32), "white").save(victim)
+    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: a 32x32 PNG image, expected a 28x28 PNG"):
+        pipelines.make_dataset(tree, "test")
+    victim.unlink()
+    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: listed in .*test.csv but missing"):
+        pipelines.make_dataset(tree, "test")
+
+
+def test_dataset_from_arrays_batches_like_make_dataset() -> None:
+    images, labels = mnist_data.load("mnist-sample", "test")
+    ours = collect(pipelines.input.dataset_from_arrays(images, labels, 64, seed=5))
+    theirs = collect(pipelines.make_dataset("mnist-sample", "test", 64, seed=5))
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])

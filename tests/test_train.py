@@ -110,7 +110,7 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path):
     summary = json.loads((tmp_path / "s.json").read_text())
     assert {"model", "preset", "epochs", "test_accuracy", "train_seconds", "examples_per_second", "device"} <= set(summary)
     assert (summary["model"], summary["preset"], summary["epochs"]) == ("lenet", "modern", 2)
-    evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout.split("\n", 1)[1])
+    evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout)
     assert evaluated["test_accuracy"] == summary["test_accuracy"]
     for name, size in (("curves.png", (640, 480)), ("predictions.png", None)):
         with Image.open(run / name) as image:
@@ -144,6 +144,54 @@ def test_cli_refuses_to_overwrite_a_run_and_names_bad_images(tmp_path):
     assert missing.returncode == 1 and "not a training run directory" in missing.stderr
 
 
+def test_cli_resume_continues_the_run_it_finds_and_refuses_to_change_it(tmp_path):
+    run = tmp_path / "run"
+
+    def epochs_done() -> int:
+        return len(json.loads((run / "metrics.json").read_text())["epochs"])
+
+    _cli("train", "softmax", "--preset", "seed", "--data", SAMPLE, "--epochs", "1", "--out", str(run), "--quiet")
+    _cli("train", "softmax", "--data", SAMPLE, "--resume", "--out", str(run), "--quiet")  # the run's plan, not 25
+    assert epochs_done() == 1 and json.loads((run / "config.json").read_text())["preset"] == "seed"
+    _cli("train", "softmax", "--data", SAMPLE, "--resume", "--epochs", "2", "--out", str(run), "--quiet")
+    assert epochs_done() == 2  # a constant learning rate: a longer run is a continuation
+    for args, says in ((["mlp"], "model 'softmax' -> 'mlp'"), (["softmax", "--batch-size", "50"], "batch_size 100 -> 50"),
+                       (["softmax", "--preset", "modern"], "preset 'seed' -> 'modern'")):
+        refused = _cli("train", *args, "--data", SAMPLE, "--resume", "--out", str(run), check=False)
+        assert refused.returncode == 1 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert epochs_done() == 2
+
+
+def test_resume_refuses_to_stretch_a_cosine_schedule(tmp_path):
+    config = get_config("softmax", "modern", epochs=1)
+    train_quiet(config, tmp_path / "run")
+    with pytest.raises(TrainError, match="epochs 1 -> 2, under a cosine schedule"):
+        train_quiet(config.replace(epochs=2), tmp_path / "run", resume=True)
+
+
+def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path):
+    for overrides, says in ((dict(epochs=0), "epochs must be >= 1"), (dict(batch_size=-5), "batch_size must be >= 1"),
+                            (dict(seed=-1), "seed must be in 0..2"), (dict(seed=2**32), "seed must be in 0..2")):
+        with pytest.raises(TrainError, match=says):
+            get_config("softmax", "modern", **overrides)
+    with pytest.raises(TrainError, match="batch size 5000 exceeds the 1600 training examples"):
+        train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # a failed start leaves no run behind to block a retry
+    refused = _cli("train", "softmax", "--data", SAMPLE, "--epochs", "0", "--out", str(tmp_path / "r"), check=False)
+    assert refused.returncode == 2 and "expected a whole number >= 1, got '0'" in refused.stderr
+
+
+def test_images_of_another_size_are_refused_by_name(tmp_path):
+    import mnist_data
+
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 300), ("t10k", 100)):
+        mnist_data.write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 20, 20), np.uint8))
+        mnist_data.write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, count, np.uint8))
+    with pytest.raises(mnist_data.DatasetError, match="images are 20x20; the reference models take 28x28"):
+        train_quiet(get_config("softmax", "modern", epochs=1), tmp_path / "run", data=str(tmp_path))
+
+
 def test_op_threads_come_from_the_preset_or_the_flag_and_evaluate_matches(tmp_path):
     from pipelines.trainer_parts import local_devices, use_op_threads
 
@@ -153,7 +201,7 @@ def test_op_threads_come_from_the_preset_or_the_flag_and_evaluate_matches(tmp_pa
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["device"].endswith("ops on 2 threads)"), summary["device"]
     assert json.loads((run / "config.json").read_text())["op_threads"] == 2
-    evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout.split("\n", 1)[1])
+    evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout)
     assert evaluated["test_accuracy"] == summary["test_accuracy"]
     assert evaluated["device"] == summary["device"]  # evaluate took the run's thread count
     # Once TensorFlow has started, its thread pools stay as they are, and the device says so.

@@ -9,6 +9,7 @@ one summary table.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -95,8 +96,8 @@ def main() -> None:
     for model in ("softmax", "mlp", "lenet"):
         epochs = 1 if args.quick else {"softmax": 3, "mlp": 3, "lenet": 2}[model]
         run_dir = work / "runs" / model
-        rows.append((train(get_config(model, "modern", epochs=epochs), data, run_dir, progress=False,
-                           resume=run_dir.exists()), run_dir))
+        shutil.rmtree(run_dir, ignore_errors=True)  # this invocation's run, not a resumed older one
+        rows.append((train(get_config(model, "modern", epochs=epochs), data, run_dir, progress=False), run_dir))
 
     ours = pipeline["results"][-1]
     print(f"\nsummary: data {source}, TFRecords {data}")

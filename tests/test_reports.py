@@ -1,0 +1,60 @@
+"""Run outputs: digits read for prediction the way MNIST draws them, and SavedModel replacement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mnist_data
+from pipelines.config import TrainError
+from pipelines.reports import export_saved_model, read_digit
+
+
+@pytest.fixture(scope="module")
+def digit() -> np.ndarray:
+    return mnist_data.load("mnist-sample", "test")[0][0]
+
+
+def test_an_mnist_digit_reads_back_unchanged(tmp_path, digit):
+    Image.fromarray(digit).save(tmp_path / "d.png")
+    np.testing.assert_array_equal(read_digit(tmp_path / "d.png"), digit)
+
+
+def test_dark_on_light_colour_16_bit_and_transparent_digits_read_as_mnist_does(tmp_path, digit):
+    ink = digit.astype(np.float64) / 255
+    Image.fromarray(255 - digit).convert("RGB").save(tmp_path / "inverted.png")
+    Image.fromarray(np.round(ink * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
+    strokes = np.zeros((28, 28, 4), np.uint8)  # black strokes drawn as opacity on a transparent canvas
+    strokes[..., 3] = digit
+    Image.fromarray(strokes, "RGBA").save(tmp_path / "canvas.png")
+    with Image.open(tmp_path / "deep.png") as deep:
+        assert deep.mode.startswith("I")
+    for name in ("inverted.png", "deep.png", "canvas.png"):
+        read = read_digit(tmp_path / name).astype(int)
+        assert np.abs(read - digit).max() <= 1, name
+
+
+def test_a_large_digit_is_resized_and_garbage_is_refused(tmp_path, digit):
+    Image.fromarray(digit).resize((280, 280), Image.NEAREST).save(tmp_path / "big.png")
+    read = read_digit(tmp_path / "big.png")
+    assert read.shape == (28, 28) and np.abs(read.astype(int) - digit).mean() < 8
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG but not really")
+    with pytest.raises(TrainError, match="bad.png: not a readable image"):
+        read_digit(tmp_path / "bad.png")
+
+
+def test_saved_model_is_replaced_whole_and_stale_temporaries_go(tmp_path):
+    import keras
+
+    from mnist_data.atomic import temp_name_for
+
+    net = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    final = tmp_path / "saved_model"
+    export_saved_model(net, final)
+    stale = temp_name_for(final)
+    stale.mkdir()
+    (stale / "saved_model.pb").write_bytes(b"half")  # what a killed export leaves
+    export_saved_model(net, final)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
+    assert (final / "saved_model.pb").stat().st_size > 100
