@@ -8,13 +8,14 @@ and otherwise stops with a clear error unless `overwrite` is set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 from mnist_data.atomic import is_temp_name, write_bytes_atomic
 from mnist_data.checksum import file_digest
@@ -33,10 +34,19 @@ def describe_source(source: str | os.PathLike, splits: Iterable[str]) -> dict:
     """Name and per-file SHA-256 of the IDX files a conversion reads."""
     files = {}
     for split in splits:
-        found = resolve(source, split)
+        found = resolve(source, split, fallback=False)
         for path in (found.images, found.labels):
             files[path.name] = sha256_of(path)
     return {"name": os.fspath(source), "files": files}
+
+
+def image_size(arrays: dict) -> dict:
+    """The manifest's image size: height and width, which every split must share."""
+    sizes = {tuple(images.shape[1:3]) for images, _ in arrays.values()}
+    if len(sizes) != 1:
+        raise ConvertError(f"splits differ in image size: {sorted(sizes)}; convert them separately")
+    (height, width), = sizes
+    return {"height": int(height), "width": int(width), "channels": 1}
 
 
 def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
@@ -44,47 +54,74 @@ def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         marker = out / RUN_FILE
+        ours = marker.exists() or (out / MANIFEST).exists()
+        if any(out.iterdir()) and not ours:  # never clear what we did not write: it may be the source
+            raise ConvertError(f"{out} is not empty and holds no mnist-data output; choose a new or empty directory")
         if overwrite:
             _clear(out)
         elif marker.exists():
-            previous = json.loads(marker.read_text())
+            previous = _read_run_file(marker)
             if previous != identity:
                 raise ConvertError(
                     f"{out} holds output of a different run ({_difference(previous, identity)}); "
                     "use --overwrite to replace it")
-        elif any(out.iterdir()):
-            raise ConvertError(f"{out} is not empty and holds no mnist-data output; use --overwrite to replace it")
         _remove_temps(out)
         write_bytes_atomic(marker, json.dumps(identity, indent=2, sort_keys=True).encode())
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
 
 
-def worker_pool(workers: int | None):
+def _read_run_file(marker: Path) -> dict:
+    try:
+        return json.loads(marker.read_text())
+    except ValueError as exc:
+        raise ConvertError(f"{marker}: corrupt run file ({exc}); use --overwrite to start over") from None
+
+
+def check_workers(workers: int | None) -> int | None:
+    if workers is not None and workers < 1:
+        raise ConvertError(f"workers must be at least 1, found {workers}")
+    return workers
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int | None) -> Iterator[Any]:
     """A process pool of `workers` (default: all cores), or an inline runner for one worker.
 
     Workers are forked (cheap, no re-import) unless TensorFlow is loaded in this process,
-    whose threads make fork unsafe; then they are spawned.
+    whose threads make fork unsafe; then they are spawned. They die with this process, and
+    on an error or Ctrl-C the jobs not yet started are dropped rather than waited for.
     """
     import sys
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    workers = workers or os.cpu_count() or 1
+    workers = check_workers(workers) or os.cpu_count() or 1
     if workers == 1:
-        return _Inline()
+        yield _Inline()
+        return
     method = "spawn" if "tensorflow" in sys.modules else "fork"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method), initializer=_die_with_parent)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this worker when its parent dies (a killed converter leaves no orphans)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class _Inline:
     """Runs each submitted job at once, in this process."""
-
-    def __enter__(self) -> "_Inline":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     def submit(self, function, *args):
         from concurrent.futures import Future

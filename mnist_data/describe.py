@@ -29,7 +29,9 @@ def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
     summary = {"file": str(path), "shape": list(array.shape), "dtype": str(array.dtype),
                "bytes": path.stat().st_size, "md5": md5, "catalog_match": catalog_match(md5)}
     if array.ndim == 1 and array.dtype.kind in "ui" and len(array) and array.min() >= 0:
-        summary["per_class"] = np.bincount(array).tolist()
+        values, counts = np.unique(array, return_counts=True)  # sparse: labels may be huge numbers
+        summary["per_class"] = dict(zip(values.tolist(), counts.tolist())) if values[-1] >= 256 else \
+            np.bincount(array).tolist()
     return summary
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.client import HTTPException
 from pathlib import Path
@@ -49,6 +50,9 @@ def fetch(
     spec = get_dataset(dataset)
     directory = Path(data_dir) if data_dir is not None else user_cache_dir() / spec.name
     urls = tuple(mirrors) if mirrors else spec.mirrors
+    for url in urls:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file", "ftp"):
+            raise FetchError(f"mirror {url!r}: expected a URL starting with http://, https://, ftp:// or file://")
     if not urls:
         raise FetchError(f"{spec.name} has no mirrors: it is embedded in the package and needs no download")
     directory.mkdir(parents=True, exist_ok=True)
@@ -71,10 +75,9 @@ def fetch_file(remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, p
             return target
         except FetchError as exc:
             failures.append(f"{url}: {exc}")
-    tried = "\n  ".join(failures)
     raise FetchError(
-        f"could not download {remote.name} (md5 {remote.md5}) from any mirror:\n  {tried}\n"
-        f"Offline? Place the standard files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        f"could not download {remote.name} (md5 {remote.md5}) from any mirror ({'; '.join(failures)}); "
+        f"offline? Place the standard files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
         f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in {directory} and run again."
     )
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.errors import IdxError
-from mnist_data.inflate import GZIP_MAGIC, inflate_exact
+from mnist_data.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 
 # Deflate cannot expand data by more than about 1032:1, so a header that needs more
 # than this many bytes per compressed byte is a lie we can reject before inflating.
@@ -137,7 +137,11 @@ def _read_source(source: Source) -> tuple[str, bytes]:
         raise IdxError(f"{path}: is a directory, expected an IDX file") from None
 
 
-def _check_length(header: IdxHeader, found: int, name: str) -> None:
+def _check_length(header: IdxHeader, found: int, name: str, inflated: bool = False) -> None:
+    if found > header.total_size and inflated:
+        raise IdxError(
+            f"{name}: the gzip stream inflates to more than the {header.total_size} bytes its IDX header "
+            f"declares ({header.dtype.newbyteorder('=')} {header.shape}): corrupt data or a wrong header")
     if found != header.total_size:
         raise IdxError(
             f"{name}: IDX length mismatch: header declares {header.dtype.newbyteorder('=')} {header.shape}, "
@@ -155,6 +159,8 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
     if len(head) < MAX_HEADER_SIZE and not inflater.eof and len(window) == len(data):
         raise IdxError(f"{name}: truncated gzip stream: it ends after {len(head)} inflated bytes")
+    if len(head) < MAX_HEADER_SIZE and inflater.eof and inflater.unused_data:  # header split across members
+        head = bytes(inflate_members(data, MAX_HEADER_SIZE, name))
     header = parse_header(head, name)
     if header.total_size > len(data) * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
         raise IdxError(
@@ -162,7 +168,7 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
             f"more than a {len(data)}-byte gzip stream can hold"
         )
     raw = inflate_exact(data, header.total_size, name)
-    _check_length(header, len(raw), name)
+    _check_length(header, len(raw), name, inflated=True)
     return header, raw
 
 

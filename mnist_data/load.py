@@ -20,9 +20,11 @@ DEFAULT_NUM_CLASSES = 10
 
 
 def resolve(
-    source: str | os.PathLike, split: str, data_dir: str | os.PathLike | None = None, *, download: bool = True
+    source: str | os.PathLike, split: str, data_dir: str | os.PathLike | None = None, *, download: bool = True,
+    fallback: bool = True,
 ) -> SplitFiles:
-    """The files of one split: found locally, else downloaded, else (for MNIST) the embedded sample."""
+    """The files of one split: found locally, else downloaded, else (for MNIST, with `fallback`)
+    the embedded sample."""
     found = locate(source, split, data_dir)
     if found is not None:
         return found
@@ -36,7 +38,7 @@ def resolve(
             failure = exc
     if found is not None:
         return found
-    if name == "mnist":
+    if name == "mnist" and fallback:
         warnings.warn(
             "MNIST is not available locally and could not be downloaded: using the embedded "
             "2,000-digit sample (mnist-sample) instead",
@@ -73,9 +75,14 @@ def load_splits(
     download: bool = True,
     cache: bool = True,
     num_classes: int | None = None,
+    fallback: bool = True,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Several splits at once; their files are decoded concurrently (inflate releases the GIL)."""
-    files = {split: resolve(source, check_split(split), data_dir, download=download) for split in splits}
+    """Several splits at once; their files are decoded concurrently (inflate releases the GIL).
+
+    `fallback=False` refuses to stand the embedded sample in for an unavailable MNIST.
+    """
+    files = {split: resolve(source, check_split(split), data_dir, download=download, fallback=fallback)
+             for split in splits}
     cache_dir = user_cache_dir() / "decoded" if cache else None
     paths = [path for f in files.values() for path in (f.images, f.labels)]
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:

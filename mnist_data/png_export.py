@@ -16,7 +16,8 @@ import numpy as np
 
 from mnist_data.atomic import temp_name_for, write_bytes_atomic
 from mnist_data.catalog import SPLITS
-from mnist_data.conversion import RunSummary, claim_output, describe_source, line, publish_manifest, worker_pool
+from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line, publish_manifest,
+                                   worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.load import class_names, load_splits
 from mnist_data.pngcodec import encode_gray_pngs
@@ -50,7 +51,8 @@ def _write_chunk(out: str, relative_paths: list[str], images: np.ndarray, compre
             os.close(fd)
         os.replace(tmp, final)
         written += len(blob)
-    write_bytes_atomic(marker, b"", durable=False)
+    os.sync()  # the chunk's files reach the disk before the marker that makes a resumed run skip them
+    write_bytes_atomic(marker, b"")
     return written
 
 
@@ -70,15 +72,16 @@ def to_png(
     if not 0 <= compress_level <= 9:
         raise ConvertError(f"compress_level must be 0..9, found {compress_level}")
     out = Path(out)
-    arrays = load_splits(source, splits)
+    arrays = load_splits(source, splits, fallback=False)
     num_classes = max(10, max(int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)))
     folders = folder_names(source, labels_as, num_classes)
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(splits)}
+    check_workers(workers)
     identity = {"kind": "png", "source": describe_source(source, splits), "options": options}
     claim_output(out, identity, overwrite)
     summary = RunSummary("to-png", str(out))
     manifest = {"format": "png", "version": 1, "source": identity["source"], "options": options,
-                "classes": folders, "image": {"height": 28, "width": 28, "channels": 1}, "splits": {}}
+                "classes": folders, "image": image_size(arrays), "splits": {}}
     with worker_pool(workers) as pool:
         for split, (images, labels) in arrays.items():
             manifest["splits"][split] = _export_split(pool, out, split, images, labels, folders, compress_level,

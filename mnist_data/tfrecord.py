@@ -8,8 +8,11 @@ directly is what lets the converter skip one protobuf object per image.
 
 from __future__ import annotations
 
+import gzip
 import struct
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from google_crc32c import value as crc32c
@@ -101,6 +104,20 @@ def iter_records(stream: BinaryIO) -> Iterator[bytes | RecordDamage]:
         yield payload
         index += 1
         offset += HEADER.size + 2 * CRC.size + length
+
+
+def count_records(path: Path, gzipped: bool) -> tuple[int, str | None]:
+    """How many records of a shard file read back intact (both CRCs checked), and the first fault."""
+    count = 0
+    try:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+            for item in iter_records(stream):
+                if isinstance(item, RecordDamage):
+                    return count, f"record {item.record} (byte {item.offset}): {item.problem}"
+                count += 1
+    except (OSError, EOFError, zlib.error) as exc:
+        return count, f"after record {count}: {exc}"
+    return count, None
 
 
 def encode_raw_records(images, labels, start: int) -> bytes:

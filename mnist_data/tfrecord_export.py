@@ -18,12 +18,13 @@ from google_crc32c import value as crc32c
 
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import SPLITS
-from mnist_data.conversion import RunSummary, claim_output, describe_source, line, publish_manifest, worker_pool
+from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line, publish_manifest,
+                                   worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.idx import gzip_compress
 from mnist_data.load import load_splits
 from mnist_data.pngcodec import encode_gray_pngs
-from mnist_data.tfrecord import encode_example, encode_raw_records, frame
+from mnist_data.tfrecord import count_records, encode_example, encode_raw_records, frame
 
 ENCODINGS = ("raw", "png")
 COMPRESSIONS = ("none", "gzip")
@@ -39,9 +40,13 @@ def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list
     """Contiguous [start, stop) ranges: `shards` of them, or as many as `shard_size` needs."""
     if shards is not None and shard_size is not None:
         raise ConvertError("give either shards or shard_size, not both")
+    if shard_size is not None and shard_size < 1:
+        raise ConvertError(f"shard_size must be at least 1, found {shard_size}")
     n = shards if shards is not None else max(1, -(-count // (shard_size or DEFAULT_SHARD_SIZE)))
     if n < 1:
         raise ConvertError(f"shards must be at least 1, found {n}")
+    if n > max(count, 1):
+        raise ConvertError(f"{n} shards for {count} records: at most one shard per record")
     edges = np.linspace(0, count, n + 1).round().astype(int)
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
@@ -61,7 +66,7 @@ def encode_shard(images: np.ndarray, labels: np.ndarray, start: int, encoding: s
 def _write_shard(path: str, images: np.ndarray, labels: np.ndarray, start: int, encoding: str, compression: str,
                  compress_level: int) -> dict:
     blob = encode_shard(images, labels, start, encoding, compression, compress_level)
-    write_bytes_atomic(path, blob, durable=False)
+    write_bytes_atomic(path, blob)  # fsync'd: a resumed run trusts what it finds
     return _shard_entry(Path(path).name, len(labels), blob)
 
 
@@ -69,6 +74,11 @@ def _shard_entry(name: str, records: int, blob: bytes) -> dict:
     """The manifest's line for one shard; crc32c lets readers check a whole shard in ~1 ms."""
     return {"file": name, "records": records, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
             "crc32c": crc32c(blob)}
+
+
+def _intact(path: Path, records: int, compression: str) -> bool:
+    """Whether a shard left by an earlier run holds all its records, each CRC intact."""
+    return path.is_file() and count_records(path, compression == "gzip") == (records, None)
 
 
 def to_tfrecord(
@@ -90,19 +100,23 @@ def to_tfrecord(
     compression = compression or "none"
     if encoding not in ENCODINGS:
         raise ConvertError(f"unknown encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
+    if not 0 <= compress_level <= 9:
+        raise ConvertError(f"compress_level must be 0..9, found {compress_level}")
     if compression not in COMPRESSIONS:
         raise ConvertError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     out = Path(out)
-    arrays = load_splits(source, splits)
+    arrays = load_splits(source, splits, fallback=False)
     options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
                "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}
+    check_workers(workers)
+    for _, labels in arrays.values():  # refuse impossible sharding before anything is written
+        shard_bounds(len(labels), shards, shard_size)
     identity = {"kind": "tfrecord", "source": describe_source(source, splits), "options": options}
     claim_output(out, identity, overwrite)
     summary = RunSummary("to-tfrecord", str(out))
-    height, width = next(iter(arrays.values()))[0].shape[1:]
     manifest = {"format": "tfrecord", "version": 1, "source": identity["source"], "options": options,
                 "encoding": encoding, "compression": compression,
-                "image": {"height": int(height), "width": int(width), "channels": 1},
+                "image": image_size(arrays),
                 "feature_spec": FEATURE_SPEC, "splits": {}}
     with worker_pool(workers) as pool:
         for split, (images, labels) in arrays.items():
@@ -124,7 +138,7 @@ def _convert_split(pool, out, split, images, labels, shards, shard_size, encodin
     pending = {}
     for name, (start, stop) in zip(names, bounds):
         path = out / name
-        if path.exists():  # complete by construction: shards only appear under their name when whole
+        if _intact(path, stop - start, compression):  # whole by construction, unless damaged since
             entries[name] = _shard_entry(name, stop - start, path.read_bytes())
             summary.resumed_files += 1
         else:

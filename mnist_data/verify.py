@@ -8,10 +8,8 @@ Each problem names the file (and the record, for TFRecords).
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from google_crc32c import value as crc32c
 
 from mnist_data.conversion import MANIFEST, sha256_of
 from mnist_data.errors import ConvertError
-from mnist_data.tfrecord import RecordDamage, iter_records
+from mnist_data.tfrecord import count_records
 
 
 @dataclass
@@ -44,6 +42,9 @@ def verify(out: str | os.PathLike) -> VerifyReport:
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise ConvertError(f"{out / MANIFEST}: cannot read the manifest: {exc}") from None
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict):
+        raise ConvertError(f"{out / MANIFEST}: not a manifest written by mnist-data (no 'splits' table)")
     report = VerifyReport(str(out), manifest.get("format", "?"))
     if report.format == "tfrecord":
         _verify_tfrecords(out, manifest, report)
@@ -70,24 +71,12 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
                 report.problems.append(f"{shard['file']}: SHA-256 differs from the manifest")
             elif "crc32c" in shard and crc32c(path.read_bytes()) != shard["crc32c"]:
                 report.problems.append(f"{shard['file']}: CRC32C differs from the manifest")
-            count = _check_records(path, gzipped, report)
+            count, problem = count_records(path, gzipped)
+            if problem:
+                report.problems.append(f"{path.name}: {problem}")
             report.records += count
             if count != shard["records"]:
                 report.problems.append(f"{shard['file']}: {count} valid records, manifest says {shard['records']}")
-
-
-def _check_records(path: Path, gzipped: bool, report: VerifyReport) -> int:
-    count = 0
-    try:
-        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
-            for item in iter_records(stream):
-                if isinstance(item, RecordDamage):
-                    report.problems.append(f"{path.name}: record {item.record} (byte {item.offset}): {item.problem}")
-                    break
-                count += 1
-    except (OSError, EOFError, zlib.error) as exc:
-        report.problems.append(f"{path.name}: after record {count}: {exc}")
-    return count
 
 
 def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:

@@ -100,5 +100,7 @@ def test_cli_offline_prints_one_clear_line(served_catalog: Path, tmp_path: Path,
     code = main(["fetch", "--dataset", "mnist", "--data-dir", str(tmp_path / "d"), "--mirror", "http://127.0.0.1:9/", "--quiet"])
     err = capsys.readouterr().err
     assert code != 0
-    assert err.startswith("mnist-data: error: could not download")
+    assert err.startswith("mnist-data: error: could not download") and err.count("\n") == 1
     assert "Traceback" not in err and str(tmp_path / "d") in err
+    with pytest.raises(FetchError, match="mirror 'example.invalid/x': expected a URL"):
+        fetch("mnist", tmp_path / "e", mirrors=["example.invalid/x"], progress=False)

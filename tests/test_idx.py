@@ -65,6 +65,8 @@ def test_reads_bytes_and_multi_member_gzip() -> None:
     blob = encode_idx(np.arange(1000, dtype=np.int32))
     two_members = gzip.compress(blob[:500], mtime=0) + gzip.compress(blob[500:], mtime=0)
     np.testing.assert_array_equal(read_idx(two_members), np.arange(1000, dtype=np.int32))
+    header_split = gzip.compress(b"", mtime=0) + gzip.compress(blob[:3], mtime=0) + gzip.compress(blob[3:], mtime=0)
+    np.testing.assert_array_equal(read_idx(header_split), np.arange(1000, dtype=np.int32))
     np.testing.assert_array_equal(read_idx(blob), np.arange(1000, dtype=np.int32))
 
 
@@ -102,6 +104,7 @@ def corrupt_cases() -> dict[str, tuple[bytes, str]]:
         "short header": (GOOD[:6], "truncated IDX header"),
         "payload short": (GOOD[:-1], "needs 40 bytes, found 39"),
         "payload long": (GOOD + b"\0", "needs 40 bytes, found 41"),
+        "gzip payload long": (gzip_compress(GOOD + b"\0"), "inflates to more than the 40 bytes its IDX header"),
         "huge claim raw": (huge + b"\0" * 10, "needs 1000000000016 bytes"),
         "huge claim gzip": (gzip_compress(huge + b"\0" * 1000), "more than a"),
         "gzip truncated": (gz[: len(gz) // 2], "truncated gzip"),

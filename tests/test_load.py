@@ -110,3 +110,19 @@ def test_fashion_mnist_from_system(fashion_dir: Path) -> None:
     splits = load_splits("fashion-mnist")
     assert splits["train"][0].shape == (60000, 28, 28) and splits["test"][1].shape == (10000,)
 
+
+
+def test_converters_can_refuse_the_sample_in_place_of_mnist() -> None:
+    from mnist_data.load import resolve
+
+    with pytest.warns(UserWarning, match="embedded 2,000-digit sample"):
+        assert resolve("mnist", "test", download=False).dataset.name == "mnist-sample"
+    with pytest.raises(DatasetError, match="dataset 'mnist' \\(test\\) was not found locally"):
+        resolve("mnist", "test", download=False, fallback=False)
+
+
+def test_describe_counts_sparse_label_values_without_a_huge_table(tmp_path) -> None:
+    from mnist_data.describe import describe_file
+
+    path = write_idx(tmp_path / "odd-labels-idx1-ubyte", np.array([0, 2_000_000_000, 0], np.int32))
+    assert describe_file(path)["per_class"] == {0: 2, 2_000_000_000: 1}

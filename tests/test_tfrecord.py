@@ -73,9 +73,40 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
     stranger = tmp_path / "other"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
-    with pytest.raises(ConvertError, match="not empty"):
-        to_tfrecord("mnist-sample", stranger, progress=False)
-    assert (stranger / "notes.txt").exists()
+    for overwrite in (False, True):  # --overwrite clears only what mnist-data wrote
+        with pytest.raises(ConvertError, match="not empty and holds no mnist-data output"):
+            to_tfrecord("mnist-sample", stranger, overwrite=overwrite, progress=False)
+    assert (stranger / "notes.txt").read_text() == "mine"
+    (out / ".mnist-data-run.json").write_text('{"kind": ')
+    with pytest.raises(ConvertError, match="corrupt run file"):
+        to_tfrecord("mnist-sample", out, encoding="png", progress=False)
+
+
+def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
+    for kwargs, says in ((dict(shards=2001), "2001 shards for 1600 records"),
+                         (dict(shard_size=0), "shard_size must be at least 1"),
+                         (dict(compress_level=12), "compress_level must be 0..9"),
+                         (dict(workers=0), "workers must be at least 1")):
+        with pytest.raises(ConvertError, match=says):
+            to_tfrecord("mnist-sample", tmp_path / "out", progress=False, **kwargs)
+
+
+def test_resume_rewrites_a_shard_damaged_since_it_was_written(tmp_path: Path) -> None:
+    from mnist_data.tfrecord_read import read_tfrecord_split
+
+    out = tmp_path / "tfr"
+    to_tfrecord("mnist-sample", out, shards=4, splits=["train"], progress=False)
+    (out / "manifest.json").unlink()  # as if killed just before the end
+    victim = out / "train-00001-of-00004.tfrecord"
+    blob = bytearray(victim.read_bytes())
+    blob[100] ^= 0xFF
+    victim.write_bytes(bytes(blob))
+    summary = to_tfrecord("mnist-sample", out, shards=4, splits=["train"], progress=False)
+    assert summary["resumed_files"] == 3
+    images, labels = read_tfrecord_split(out, "train")
+    expected = mnist_data.load("mnist-sample", "train")
+    np.testing.assert_array_equal(images, expected[0])
+    np.testing.assert_array_equal(labels, expected[1])
 
 
 def test_bad_source_and_unwritable_out_leave_nothing(tmp_path: Path) -> None:

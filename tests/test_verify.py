@@ -13,6 +13,7 @@ import pytest
 
 from mnist_data import to_png, to_tfrecord, verify
 from mnist_data.atomic import is_temp_name
+from mnist_data.errors import ConvertError
 from mnist_data_cli import main
 
 
@@ -53,9 +54,46 @@ CONVERT = {
 }
 
 
+def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    for text in ('{"format": "tfrecord"}', "[1, 2]"):
+        (tmp_path / "manifest.json").write_text(text)
+        with pytest.raises(ConvertError, match="manifest.json: not a manifest written by mnist-data"):
+            verify(tmp_path)
+
+
 def run_cli(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mnist_data_cli", *args, "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of `pid`, from /proc (field 4 of /proc/PID/stat is the parent)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_workers_die_with_a_killed_converter(tmp_path: Path, fashion_dir: Path) -> None:
+    process = run_cli(["to-tfrecord", "fashion-mnist", str(tmp_path / "out"), "--encoding", "png",
+                       "--shard-size", "2000", "--workers", "2"])
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and process.poll() is None and time.monotonic() < deadline:
+        workers = children_of(process.pid)
+        time.sleep(0.01)
+    assert len(workers) == 2 and process.poll() is None, "no workers seen while the conversion ran"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "workers outlived the converter"
 
 
 def final_files(out: Path) -> dict[str, bytes]:

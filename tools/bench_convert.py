@@ -29,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mnist_data import load_splits, to_png, to_tfrecord  # noqa: E402
+from mnist_data.atomic import write_bytes_atomic  # noqa: E402
 
 
 def png_tutorial(arrays: dict, out: Path) -> None:
@@ -121,7 +122,8 @@ def main() -> None:
         print(f"  {kind:13s} {name:42s} {seconds:7.2f} s {count / seconds:9,.0f} img/s{ratio}")
         results.append({"kind": kind, "method": name, "baseline": is_baseline, "seconds": seconds})
     if args.json:
-        args.json.write_text(json.dumps({"source": args.source, "images": count, "results": results}, indent=2))
+        write_bytes_atomic(args.json, json.dumps({"source": args.source, "images": count, "results": results},
+                                                 indent=2).encode())
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_data import read_idx
+from mnist_data.atomic import write_bytes_atomic
 from mnist_data.decoded_cache import read_idx_cached
 
 DEFAULT = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -82,7 +83,8 @@ def main() -> None:
     for name, seconds in timings.items():
         print(f"  {name:18s} {seconds * 1000:8.1f} ms   {seconds / baseline:6.3f}x best baseline")
     if args.json:
-        args.json.write_text(json.dumps({"file": str(args.path), "seconds": timings, "best_baseline": baseline}, indent=2))
+        write_bytes_atomic(args.json, json.dumps({"file": str(args.path), "seconds": timings,
+                                                  "best_baseline": baseline}, indent=2).encode())
 
 
 if __name__ == "__main__":
