@@ -25,6 +25,14 @@ def is_temp_name(path: Path) -> bool:
     return path.name.startswith(".") and TEMP_MARKER in path.name
 
 
+def final_name_of(path: str | os.PathLike) -> Path:
+    """The file a temporary name stands for (errors should name that), else `path` itself."""
+    path = Path(path)
+    if not is_temp_name(path):
+        return path
+    return path.with_name(path.name[1:].rsplit(TEMP_MARKER, 1)[0])
+
+
 def publish(tmp: str | os.PathLike, final: str | os.PathLike, *, durable: bool = True) -> None:
     """Give a complete temporary file its final name (after fsync, if `durable`)."""
     if durable:

@@ -79,6 +79,13 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
                 report.problems.append(f"{shard['file']}: {count} valid records, manifest says {shard['records']}")
 
 
+def _unlisted_files(out: Path, split: str, rows: list[dict], listing: str) -> list[str]:
+    """Files under OUT/<split>/ that the listing does not name (a class-folder reader would take them)."""
+    listed = {row["file"] for row in rows}
+    found = (p.relative_to(out).as_posix() for p in (out / split).rglob("*") if p.is_file())
+    return [f"{name}: not listed in {listing}" for name in sorted(found) if name not in listed]
+
+
 def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
     from PIL import Image
 
@@ -94,8 +101,13 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
             continue
         if len(rows) != entry["records"]:
             report.problems.append(f"{listing.name}: {len(rows)} rows, manifest says {entry['records']}")
+        report.problems += _unlisted_files(out, split, rows, listing.name)
+        classes = manifest.get("classes", [])
         for row in rows:
             report.files += 1
+            label, folder = int(row["label"]), Path(row["file"]).parent.name
+            if label < len(classes) and folder != classes[label]:
+                report.problems.append(f"{row['file']}: in folder {folder!r}, but its label {label} is {classes[label]!r}")
             try:
                 with Image.open(out / row["file"]) as image:
                     image.load()

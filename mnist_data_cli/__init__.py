@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import mnist_data
 import mnist_data.cli
+from mnist_data.atomic import final_name_of
 import pipelines.cli
 
 
@@ -33,8 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = str(exc).strip()
-        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
-            message = f"{exc.filename}: {message}"
+        if isinstance(exc, OSError) and exc.filename:
+            named = final_name_of(exc.filename)  # the output a user asked for, not its temporary
+            if named != Path(exc.filename) or str(named) not in message:
+                message = f"{named}: {exc.strerror or message}"
         print(f"mnist-data: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -68,3 +68,15 @@ def test_console_script_reports_bad_file_in_one_line(tmp_path: Path) -> None:
 def test_import_does_not_pull_tensorflow() -> None:
     code = "import sys, mnist_data, mnist_data.input_data; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_a_failed_write_names_the_output_not_its_temporary(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tfr"
+    assert main(["to-tfrecord", "mnist-sample", str(out), "--workers", "1", "--quiet"]) == 0
+    shard = next(out.glob("train-*.tfrecord"))
+    shard.unlink()
+    shard.mkdir()  # the resumed run cannot rename its finished shard onto a directory
+    (out / "manifest.json").unlink()
+    assert main(["to-tfrecord", "mnist-sample", str(out), "--workers", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"mnist-data: error: {shard}: Is a directory\n"

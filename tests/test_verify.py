@@ -48,6 +48,23 @@ def test_truncated_gzip_shard_and_broken_png(tmp_path: Path) -> None:
     assert len(problems) == 1 and victim.name in problems[0]
 
 
+def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
+    import shutil
+
+    tree = tmp_path / "png"
+    to_png("mnist-sample", tree, splits=["test"], progress=False)
+    assert verify(tree).ok
+    three = sorted((tree / "test" / "3").iterdir())[0]
+    shutil.copy(three, tree / "test" / "7" / "extra.png")  # a class-folder reader would take it as a 7
+    moved = tree / "test" / "8" / three.name
+    three.rename(moved)
+    problems = verify(tree).problems
+    assert "test/7/extra.png: not listed in test.csv" in problems
+    assert f"test/8/{three.name}: not listed in test.csv" in problems
+    assert any(p.startswith(f"test/3/{three.name}:") for p in problems)  # listed but gone
+    assert len(problems) == 3, problems
+
+
 CONVERT = {
     "to-tfrecord": ["to-tfrecord", "fashion-mnist", "{out}", "--encoding", "png", "--shard-size", "2000", "--workers", "1"],
     "to-png": ["to-png", "fashion-mnist", "{out}", "--splits", "test", "--workers", "1"],
