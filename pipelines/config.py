@@ -86,8 +86,10 @@ _TABLE: dict[tuple[str, str], TrainConfig] = {
     ("mlp", "modern"): TrainConfig("mlp", "modern", batch_size=128, epochs=15, optimizer="adam",
                                    learning_rate=0.001, schedule="cosine", l2=1e-5, ema_decay=0.999, xla=True),
     ("lenet", "seed"): TrainConfig("lenet", "seed", batch_size=64, epochs=10, optimizer="sgd", learning_rate=0.1),
+    # L2 1e-4 on the kernels: Fashion-MNIST 0.9135 against 0.9099 without (20 epochs, same machine);
+    # more dropout, batch 64, a higher rate or 30 epochs did no better.
     ("lenet", "modern"): TrainConfig("lenet", "modern", batch_size=128, epochs=20, optimizer="adam",
-                                     learning_rate=0.002, schedule="cosine", ema_decay=0.999),
+                                     learning_rate=0.002, schedule="cosine", l2=1e-4, ema_decay=0.999),
 }
 
 
