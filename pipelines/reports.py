@@ -117,11 +117,16 @@ def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     remove_stale_temps(path.parent)  # folders a killed export left behind
     module = _serving_module(model)
-    with atomic_path(path, durable=False) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-        old = temp_name_for(path)
-        if path.exists():
-            os.replace(path, old)
+    old = temp_name_for(path)
+    try:
+        with atomic_path(path, durable=False) as tmp:
+            tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+            if path.exists():
+                os.replace(path, old)
+    except BaseException:
+        if old.exists() and not path.exists():
+            os.replace(old, path)  # the earlier model stays
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return path
 

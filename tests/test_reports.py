@@ -58,3 +58,23 @@ def test_saved_model_is_replaced_whole_and_stale_temporaries_go(tmp_path):
     export_saved_model(net, final)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
     assert (final / "saved_model.pb").stat().st_size > 100
+
+
+def test_a_failed_export_keeps_the_earlier_model(tmp_path, monkeypatch):
+    import keras
+
+    import mnist_data.atomic
+
+    net = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    final = tmp_path / "saved_model"
+    export_saved_model(net, final)
+    before = (final / "saved_model.pb").read_bytes()
+
+    def full_disk(tmp, target, durable=True):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mnist_data.atomic, "publish", full_disk)  # the rename of the new model fails
+    with pytest.raises(OSError, match="No space left"):
+        export_saved_model(net, final)
+    assert (final / "saved_model.pb").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
