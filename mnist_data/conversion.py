@@ -54,8 +54,8 @@ def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         marker = out / RUN_FILE
-        ours = marker.exists() or (out / MANIFEST).exists()
-        if any(out.iterdir()) and not ours:  # never clear what we did not write: it may be the source
+        ours = marker.exists() or _is_our_manifest(out / MANIFEST)
+        if any(not is_temp_name(p) for p in out.iterdir()) and not ours:  # never clear what we did not write
             raise ConvertError(f"{out} is not empty and holds no mnist-data output; choose a new or empty directory")
         if overwrite:
             _clear(out)
@@ -69,6 +69,16 @@ def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
         write_bytes_atomic(marker, json.dumps(identity, indent=2, sort_keys=True).encode())
     except OSError as exc:
         raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
+
+
+def _is_our_manifest(path: Path) -> bool:
+    """Whether `path` is a manifest a converter wrote (a file of that name alone proves nothing)."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") in ("png", "tfrecord") \
+        and isinstance(manifest.get("splits"), dict) and "version" in manifest
 
 
 def _read_run_file(marker: Path) -> dict:
@@ -90,7 +100,8 @@ def worker_pool(workers: int | None) -> Iterator[Any]:
 
     Workers are forked (cheap, no re-import) unless TensorFlow is loaded in this process,
     whose threads make fork unsafe; then they are spawned. They die with this process, and
-    on an error or Ctrl-C the jobs not yet started are dropped rather than waited for.
+    on an error or Ctrl-C the jobs not yet started are cancelled; the error propagates once
+    the running ones have stopped, so nothing writes into OUT after the call returns.
     """
     import sys
     from concurrent.futures import ProcessPoolExecutor
@@ -101,23 +112,27 @@ def worker_pool(workers: int | None) -> Iterator[Any]:
         yield _Inline()
         return
     method = "spawn" if "tensorflow" in sys.modules else "fork"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method), initializer=_die_with_parent)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method), initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to end this worker when its parent dies (a killed converter leaves no orphans)."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to end this worker when its parent dies (a killed converter leaves no orphans);
+    a parent that died before the request was made is caught by comparing pids."""
     import ctypes
     import signal
 
     with contextlib.suppress(OSError, AttributeError):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 class _Inline:

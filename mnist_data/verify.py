@@ -105,8 +105,12 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
         classes = manifest.get("classes", [])
         for row in rows:
             report.files += 1
-            label, folder = int(row["label"]), Path(row["file"]).parent.name
-            if label < len(classes) and folder != classes[label]:
+            try:
+                label, folder = int(row["label"]), Path(row["file"]).parent.name
+            except (TypeError, ValueError):
+                report.problems.append(f"{listing.name}: row {report.files}: bad row {row}")
+                continue
+            if 0 <= label < len(classes) and folder != classes[label]:
                 report.problems.append(f"{row['file']}: in folder {folder!r}, but its label {label} is {classes[label]!r}")
             try:
                 with Image.open(out / row["file"]) as image:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mnist_data.atomic import atomic_path, remove_stale_temps, temp_name_for
+from mnist_data.atomic import atomic_path, remove_stale_temps
 from pipelines.config import TrainError
 
 _COLOURS = {"loss": (200, 60, 40), "train_accuracy": (40, 90, 200), "test_accuracy": (30, 150, 60)}
@@ -110,33 +110,38 @@ def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
     """SavedModel whose serving signature maps uint8 [N,28,28] to class probabilities [N,10].
 
     Written under a temporary name and renamed, so `path` is never a half-written model; an
-    earlier model is moved aside (under a temporary name) just before and deleted just after.
+    earlier model is moved aside to `.NAME.previous` just before and deleted just after, and
+    put back if the export fails or was killed in between.
     """
     import tensorflow as tf
 
     path = Path(path)
-    remove_stale_temps(path.parent)  # folders a killed export left behind
+    previous = path.with_name(f".{path.name}.previous")
+    if previous.exists() and not path.exists():
+        os.replace(previous, path)  # a killed export had moved it aside
     module = _serving_module(model)
-    old = temp_name_for(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(path, durable=False) as tmp:
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+            shutil.rmtree(previous, ignore_errors=True)
             if path.exists():
-                os.replace(path, old)
+                os.replace(path, previous)
     except BaseException:
-        if old.exists() and not path.exists():
-            os.replace(old, path)  # the earlier model stays
+        if previous.exists() and not path.exists():
+            os.replace(previous, path)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)
+    remove_stale_temps(path.parent)  # temporaries of exports killed earlier
     return path
 
 
 def read_digit(path: str | os.PathLike) -> np.ndarray:
     """An image file as an MNIST-style uint8 [28,28] digit: light strokes on black, resized if needed.
 
-    Why: users photograph or draw digits dark on light, in colour, 16-bit or on a transparent
+    Why: users photograph or draw digits dark on light, in colour, at 16 bits or on a transparent
     canvas; the models only know MNIST's look. Strokes drawn as opacity count as ink, and an
-    image whose border is light is inverted.
+    image whose background (its median grey: most of a digit image) is light is inverted.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -146,8 +151,7 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
             gray = _ink(image)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise TrainError(f"{path}: not a readable image ({exc})") from None
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.mean() > 0.5:
+    if np.median(gray) > 0.5:
         gray = 1.0 - gray
     if gray.shape != (28, 28):
         gray = np.asarray(Image.fromarray(gray.astype(np.float32), "F").resize((28, 28), Image.BILINEAR))
@@ -155,16 +159,24 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
 
 
 def _ink(image: Any) -> np.ndarray:
-    """Grey levels in [0, 1] of any Pillow image; transparency composited onto the background
-    that contrasts with the strokes' colour."""
-    if image.mode.startswith("I"):  # 16- or 32-bit grey
+    """Grey levels in [0, 1] of any Pillow image, transparency composited onto a background:
+    the contrasting colour when the opaque pixels are a few strokes, else their own colour
+    (a card on a transparent margin)."""
+    if image.mode in ("F", "I") or image.mode.startswith("I;"):
         values = np.asarray(image, np.float64)
-        return values / (65535.0 if values.max(initial=0) > 255 else 255.0)
+        top = values.max(initial=0.0)
+        full = 1.0 if top <= 1.0 and image.mode == "F" else next(
+            (2.0**bits - 1 for bits in (8, 10, 12, 16, 32) if top <= 2.0**bits - 1), top)
+        return np.clip(values / full, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"), np.float64) / 255.0
         gray = np.asarray(rgba.convert("L"), np.float64) / 255.0
-        strokes = (gray * alpha).sum() / max(alpha.sum(), 1e-9)
-        background = 1.0 if strokes < 0.5 else 0.0
-        return gray * alpha + background * (1.0 - alpha)
+        opaque = alpha > 0.5
+        if not opaque.any():
+            return alpha  # nothing but opacity: it is the drawing
+        colour = float(np.median(gray[opaque]))
+        if opaque.mean() < 0.5:  # a few strokes: put them on the colour that sets them off
+            colour = 1.0 if colour < 0.5 else 0.0
+        return gray * alpha + colour * (1.0 - alpha)
     return np.asarray(image.convert("L"), np.float64) / 255.0

@@ -117,7 +117,10 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.is_file():
         raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
-    return config_from_dict(json.loads(path.read_text()))
+    try:
+        return config_from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:  # TrainError (a ValueError) included: name the file
+        raise TrainError(f"{path}: not a usable run configuration ({exc})") from None
 
 
 def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig:

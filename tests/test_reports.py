@@ -30,9 +30,20 @@ def test_dark_on_light_colour_16_bit_and_transparent_digits_read_as_mnist_does(t
     Image.fromarray(strokes, "RGBA").save(tmp_path / "canvas.png")
     with Image.open(tmp_path / "deep.png") as deep:
         assert deep.mode.startswith("I")
-    for name in ("inverted.png", "deep.png", "canvas.png"):
+    Image.fromarray(np.round(ink * 4095).astype(np.uint16)).save(tmp_path / "twelve-bit.png")
+    Image.fromarray(ink.astype(np.float32), "F").save(tmp_path / "float.tiff")
+    card = np.zeros((28, 28, 4), np.uint8)  # a dark digit on a white card, inside a transparent margin
+    card[..., :3] = (255 - digit)[..., None]
+    card[2:26, 2:26, 3] = 255
+    card[digit > 0, 3] = 255  # the card covers the whole digit
+    Image.fromarray(card, "RGBA").save(tmp_path / "card.png")
+    framed = digit.copy()
+    framed[0, :] = framed[-1, :] = framed[:, 0] = framed[:, -1] = 255  # a white frame around it
+    Image.fromarray(framed).save(tmp_path / "framed.png")
+    for name in ("inverted.png", "deep.png", "canvas.png", "twelve-bit.png", "float.tiff", "card.png"):
         read = read_digit(tmp_path / name).astype(int)
         assert np.abs(read - digit).max() <= 1, name
+    np.testing.assert_array_equal(read_digit(tmp_path / "framed.png"), framed)  # not inverted
 
 
 def test_a_large_digit_is_resized_and_garbage_is_refused(tmp_path, digit):
@@ -78,3 +89,14 @@ def test_a_failed_export_keeps_the_earlier_model(tmp_path, monkeypatch):
         export_saved_model(net, final)
     assert (final / "saved_model.pb").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
+
+
+def test_a_model_moved_aside_by_a_killed_export_is_restored(tmp_path):
+    import keras
+
+    net = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    final = tmp_path / "new" / "run" / "saved_model"  # parents are created
+    export_saved_model(net, final)
+    final.rename(final.with_name(".saved_model.previous"))  # killed between the two renames
+    export_saved_model(net, final)
+    assert sorted(p.name for p in final.parent.iterdir()) == ["saved_model"]

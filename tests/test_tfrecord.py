@@ -77,6 +77,17 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
         with pytest.raises(ConvertError, match="not empty and holds no mnist-data output"):
             to_tfrecord("mnist-sample", stranger, overwrite=overwrite, progress=False)
     assert (stranger / "notes.txt").read_text() == "mine"
+    (stranger / "manifest.json").write_text('{"name": "my site"}')  # a manifest that is not ours
+    for overwrite in (False, True):
+        with pytest.raises(ConvertError, match="not empty and holds no mnist-data output"):
+            to_tfrecord("mnist-sample", stranger, overwrite=overwrite, progress=False)
+    assert (stranger / "notes.txt").read_text() == "mine"
+    killed_early = tmp_path / "killed"
+    killed_early.mkdir()
+    (killed_early / ".mnist-data-run.json.tmp-1-abcd").write_text("{")  # all a kill at the start leaves
+    to_tfrecord("mnist-sample", killed_early, progress=False)
+    assert sorted(p.name for p in killed_early.iterdir() if not p.name.startswith(".")) == [
+        "manifest.json", "test-00000-of-00001.tfrecord", "train-00000-of-00001.tfrecord"]
     (out / ".mnist-data-run.json").write_text('{"kind": ')
     with pytest.raises(ConvertError, match="corrupt run file"):
         to_tfrecord("mnist-sample", out, encoding="png", progress=False)

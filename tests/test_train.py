@@ -181,6 +181,17 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
     assert refused.returncode == 2 and "expected a whole number >= 1, got '0'" in refused.stderr
 
 
+def test_a_damaged_run_configuration_is_named(tmp_path):
+    from pipelines.train import evaluate
+
+    (tmp_path / "config.json").write_text('{"model": ')
+    with pytest.raises(TrainError, match="config.json: not a usable run configuration"):
+        evaluate(tmp_path, SAMPLE)
+    (tmp_path / "config.json").write_text('{"model": "softmax"}')
+    with pytest.raises(TrainError, match="config.json: not a usable run configuration"):
+        train_quiet(get_config("softmax", "modern"), tmp_path, resume=True)
+
+
 def test_images_of_another_size_are_refused_by_name(tmp_path):
     import mnist_data
 

@@ -63,6 +63,21 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     assert f"test/8/{three.name}: not listed in test.csv" in problems
     assert any(p.startswith(f"test/3/{three.name}:") for p in problems)  # listed but gone
     assert len(problems) == 3, problems
+    listing = tree / "test.csv"
+    listing.write_text(listing.read_text()[:-9])  # cut mid-row
+    assert any("test.csv: row" in p and "bad row" in p for p in verify(tree).problems)
+
+
+def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(tmp_path: Path, fashion_dir: Path) -> None:
+    out = tmp_path / "png"
+    (out / "test" / "9").mkdir(parents=True)
+    (out / "test" / "9" / "00000.png").mkdir()  # the first chunk cannot rename its first PNG onto this
+    (out / "manifest.json").write_text('{"format": "png", "version": 1, "splits": {}}')
+    with pytest.raises(OSError):
+        to_png("fashion-mnist", out, splits=["test"], workers=2, progress=False)
+    settled = sorted(p.name for p in (out / ".progress").iterdir())
+    time.sleep(1.0)
+    assert sorted(p.name for p in (out / ".progress").iterdir()) == settled  # nobody writes any more
 
 
 CONVERT = {
