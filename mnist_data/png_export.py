@@ -16,8 +16,8 @@ import numpy as np
 
 from mnist_data.atomic import temp_name_for, write_bytes_atomic
 from mnist_data.catalog import SPLITS
-from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line, publish_manifest,
-                                   worker_pool)
+from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line,
+                                   publish_manifest, worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.load import class_names, load_splits
 from mnist_data.pngcodec import encode_gray_pngs

@@ -18,8 +18,8 @@ from google_crc32c import value as crc32c
 
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import SPLITS
-from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line, publish_manifest,
-                                   worker_pool)
+from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line,
+                                   publish_manifest, worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.idx import gzip_compress
 from mnist_data.load import load_splits

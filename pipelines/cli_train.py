@@ -88,7 +88,6 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from pipelines.config import get_config
     from pipelines.train import load_run_config, train
-    from pipelines.trainer_parts import use_op_threads
 
     flags = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, xla=args.xla,
                  op_threads=args.op_threads)
@@ -96,7 +95,6 @@ def _run_train(args: argparse.Namespace) -> int:
         config = load_run_config(Path(args.out)).replace(model=args.model, preset=args.preset, **flags)
     else:
         config = get_config(args.model, args.preset or "modern", **flags)
-    use_op_threads(config.op_threads)  # before TensorFlow starts, or it cannot take effect
     summary = train(config, args.data, args.out, format=args.format, resume=args.resume,
                     json_path=args.json_path, progress=not args.quiet)
     print(f"{summary['model']}/{summary['preset']}: test accuracy {summary['test_accuracy']:.4f} after "

@@ -132,12 +132,12 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
     if not (resume and saved.is_file()):
         return config
     previous = load_run_config(out)
-    changed = [f"{field.name} {getattr(previous, field.name)!r} -> {getattr(config, field.name)!r}"
-               for field in dataclasses.fields(TrainConfig)
+    changed = [field.name for field in dataclasses.fields(TrainConfig)
                if getattr(previous, field.name) != getattr(config, field.name)]
-    length_only = all(change.split()[0] in ("epochs", "max_steps") for change in changed)
+    length_only = set(changed) <= {"epochs", "max_steps"}
     if changed and (not length_only or previous.schedule == "cosine"):
-        raise TrainError(f"{out}: resuming would not continue its run ({'; '.join(changed)}"
+        described = "; ".join(f"{name} {getattr(previous, name)!r} -> {getattr(config, name)!r}" for name in changed)
+        raise TrainError(f"{out}: resuming would not continue its run ({described}"
                          f"{', under a cosine schedule that spans the planned run' * length_only}); "
                          "resume with the run's own settings or choose another --out")
     return config
