@@ -59,6 +59,7 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     p.add_argument("--compress-level", type=int, default=1, help="zlib level of PNG data, 0-9 (default 1)")
+    p.add_argument("--num-classes", type=int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)")
     p.add_argument("--overwrite", action="store_true", help="replace whatever OUT holds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", dest="json_path", help="write the run summary as JSON here")
@@ -67,14 +68,15 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
 def _run_to_tfrecord(args: argparse.Namespace) -> int:
     to_tfrecord(args.source, args.out, splits=args.splits, encoding=args.encoding, compression=args.compression,
                 shards=args.shards, shard_size=args.shard_size, workers=args.workers,
-                compress_level=args.compress_level, overwrite=args.overwrite, progress=not args.quiet,
-                json_path=args.json_path)
+                compress_level=args.compress_level, num_classes=args.num_classes, overwrite=args.overwrite,
+                progress=not args.quiet, json_path=args.json_path)
     return 0
 
 
 def _run_to_png(args: argparse.Namespace) -> int:
     to_png(args.source, args.out, splits=args.splits, workers=args.workers, compress_level=args.compress_level,
-           labels_as=args.labels_as, overwrite=args.overwrite, progress=not args.quiet, json_path=args.json_path)
+           labels_as=args.labels_as, num_classes=args.num_classes, overwrite=args.overwrite, progress=not args.quiet,
+           json_path=args.json_path)
     return 0
 
 

@@ -36,6 +36,8 @@ def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) ->
     names = class_names(source)
     if names is None:
         raise ConvertError(f"{source}: no class names known for this source; use labels_as='digits'")
+    if len(names) < num_classes:
+        raise ConvertError(f"{source}: {len(names)} class names known for {num_classes} classes; use labels_as='digits'")
     return [name.replace("/", "-").replace(" ", "_") for name in names]
 
 
@@ -64,16 +66,21 @@ def to_png(
     workers: int | None = None,
     compress_level: int = 1,
     labels_as: str = "digits",
+    num_classes: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
     json_path: str | os.PathLike | None = None,
 ) -> dict:
-    """Export the splits of `source` as 8-bit grayscale PNGs in class folders; returns the summary."""
+    """Export the splits of `source` as 8-bit grayscale PNGs in class folders; returns the summary.
+
+    `num_classes` admits labels up to num_classes - 1 for sets with more classes than the
+    catalog knows of (default: the catalog's count, else 10).
+    """
     if not 0 <= compress_level <= 9:
         raise ConvertError(f"compress_level must be 0..9, found {compress_level}")
     out = Path(out)
-    arrays = load_splits(source, splits, fallback=False)
-    num_classes = max(10, max(int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)))
+    arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
+    num_classes = num_classes or max(10, max(int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)))
     folders = folder_names(source, labels_as, num_classes)
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(splits)}
     check_workers(workers)

@@ -92,11 +92,15 @@ def to_tfrecord(
     shard_size: int | None = None,
     workers: int | None = None,
     compress_level: int = 1,
+    num_classes: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
     json_path: str | os.PathLike | None = None,
 ) -> dict:
-    """Convert the splits of `source` into TFRecord shards and OUT/manifest.json; returns the summary."""
+    """Convert the splits of `source` into TFRecord shards and OUT/manifest.json; returns the summary.
+
+    `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10).
+    """
     compression = compression or "none"
     if encoding not in ENCODINGS:
         raise ConvertError(f"unknown encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
@@ -105,7 +109,7 @@ def to_tfrecord(
     if compression not in COMPRESSIONS:
         raise ConvertError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     out = Path(out)
-    arrays = load_splits(source, splits, fallback=False)
+    arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
     options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
                "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}
     check_workers(workers)

@@ -96,3 +96,21 @@ def test_keras_labels_of_name_folders_map_back_through_the_manifest(tmp_path: Pa
         matches = np.flatnonzero((want_images == image).all(axis=(1, 2)))
         assert len(matches) and label in want_labels[matches]
     np.testing.assert_array_equal(np.bincount(labels, minlength=10), np.bincount(want_labels, minlength=10))
+
+
+def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> None:
+    from mnist_data import DatasetError, to_tfrecord, write_idx
+    from mnist_data.tfrecord_read import read_tfrecord_split
+
+    rng = np.random.default_rng(1)
+    letters = tmp_path / "letters"  # an EMNIST-letters-like set: 26 classes
+    letters.mkdir()
+    for prefix, count in (("train", 260), ("t10k", 52)):
+        write_idx(letters / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28), np.uint8))
+        write_idx(letters / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 26).astype(np.uint8))
+    with pytest.raises(DatasetError, match="out of range: expected 0..9"):
+        to_png(letters, tmp_path / "refused", progress=False)
+    to_png(letters, tmp_path / "png", num_classes=26, progress=False)
+    assert sorted(int(p.name) for p in (tmp_path / "png" / "train").iterdir()) == list(range(26))
+    to_tfrecord(letters, tmp_path / "tfr", num_classes=26, progress=False)
+    np.testing.assert_array_equal(read_tfrecord_split(tmp_path / "tfr", "test")[1], np.arange(52) % 26)
