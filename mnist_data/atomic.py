@@ -73,11 +73,14 @@ def write_bytes_atomic(final: str | os.PathLike, data: bytes | memoryview, *, du
     return final
 
 
-def remove_stale_temps(directory: str | os.PathLike) -> int:
-    """Delete temporary files and folders left by a killed writer in `directory`; return how many."""
+def remove_stale_temps(directory: str | os.PathLike, *, recursive: bool = False) -> int:
+    """Delete temporary files and folders left by a killed writer in `directory` (and, if
+    `recursive`, in its subfolders); return how many."""
     removed = 0
     for entry in Path(directory).iterdir():
         if not is_temp_name(entry):
+            if recursive and entry.is_dir() and not entry.is_symlink():
+                removed += remove_stale_temps(entry, recursive=True)
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

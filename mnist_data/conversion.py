@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from mnist_data.atomic import is_temp_name, write_bytes_atomic
+from mnist_data.atomic import is_temp_name, remove_stale_temps, write_bytes_atomic
 from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
 from mnist_data.load import resolve
@@ -65,7 +65,7 @@ def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
                 raise ConvertError(
                     f"{out} holds output of a different run ({_difference(previous, identity)}); "
                     "use --overwrite to replace it")
-        _remove_temps(out)
+        remove_stale_temps(out, recursive=True)  # a killed run's, in OUT and its class folders
         write_bytes_atomic(marker, json.dumps(identity, indent=2, sort_keys=True).encode())
     except OSError as exc:
         raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
@@ -157,12 +157,6 @@ def _clear(out: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
-
-
-def _remove_temps(out: Path) -> None:
-    for path in out.rglob(".*"):
-        if path.is_file() and is_temp_name(path):
-            path.unlink(missing_ok=True)
 
 
 @dataclass

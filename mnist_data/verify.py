@@ -1,7 +1,9 @@
 """`verify`: re-read a converter's output and check it against its manifest.
 
 TFRecord shards: existence, byte size, SHA-256 and CRC32C, every record's two CRCs, record counts.
-PNG trees: every listed file exists and decodes to the declared size, counts match.
+PNG trees: every listed file exists, decodes to the declared size and holds the pixels whose
+CRC-32 the listing records (listings written before that column are checked without it);
+no unlisted file sits in a split's folders; counts match.
 Each problem names the file (and the record, for TFRecords).
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +109,8 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
         for row in rows:
             report.files += 1
             try:
-                label, folder = int(row["label"]), Path(row["file"]).parent.name
+                label, folder, _ = int(row["label"]), Path(row["file"]).parent.name, int(row["index"])
+                crc = int(row["pixels_crc32"], 16) if row.get("pixels_crc32") is not None else None
             except (TypeError, ValueError):
                 report.problems.append(f"{listing.name}: row {report.files}: bad row {row}")
                 continue
@@ -119,6 +123,8 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
                         report.problems.append(f"{row['file']}: mode {image.mode}, expected 8-bit grayscale (L)")
                     if image.size != size:
                         report.problems.append(f"{row['file']}: {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}")
+                    elif image.mode == "L" and crc is not None and zlib.crc32(image.tobytes()) != crc:
+                        report.problems.append(f"{row['file']}: its pixels differ from the image the listing records")
             except (OSError, ValueError, SyntaxError) as exc:
                 report.problems.append(f"{row['file']}: {exc}")
                 continue

@@ -27,3 +27,21 @@ def test_write_replaces_whole_and_failure_keeps_the_old_file(tmp_path: Path) -> 
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f"]
     write_bytes_atomic(target, b"new")
     assert target.read_bytes() == b"new"
+
+
+def test_stale_temporaries_are_swept_from_subfolders_only_when_asked(tmp_path: Path) -> None:
+    from mnist_data.atomic import remove_stale_temps, temp_name_for
+
+    (tmp_path / "3").mkdir()
+    kept = [tmp_path / "3" / "00001.png", tmp_path / ".hidden-but-ours"]
+    for path in kept:
+        path.write_bytes(b"x")
+    top, nested = temp_name_for(tmp_path / "manifest.json"), temp_name_for(tmp_path / "3" / "00002.png")
+    folder = temp_name_for(tmp_path / "model")
+    top.write_bytes(b"half")
+    nested.write_bytes(b"half")
+    folder.mkdir()
+    (folder / "variables").write_bytes(b"half")
+    assert remove_stale_temps(tmp_path) == 2 and nested.exists()
+    assert remove_stale_temps(tmp_path, recursive=True) == 1
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(kept)

@@ -64,7 +64,7 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     assert any(p.startswith(f"test/3/{three.name}:") for p in problems)  # listed but gone
     assert len(problems) == 3, problems
     listing = tree / "test.csv"
-    listing.write_text(listing.read_text()[:-9])  # cut mid-row
+    listing.write_text(listing.read_text()[:-13])  # cut mid-row
     assert any("test.csv: row" in p and "bad row" in p for p in verify(tree).problems)
 
 
@@ -84,6 +84,21 @@ CONVERT = {
     "to-tfrecord": ["to-tfrecord", "fashion-mnist", "{out}", "--encoding", "png", "--shard-size", "2000", "--workers", "1"],
     "to-png": ["to-png", "fashion-mnist", "{out}", "--splits", "test", "--workers", "1"],
 }
+
+
+def test_a_valid_png_holding_the_wrong_image_is_flagged(tmp_path: Path) -> None:
+    import shutil
+
+    tree = tmp_path / "png"
+    to_png("mnist-sample", tree, splits=["test"], progress=False)
+    first, second = sorted((tree / "test" / "3").iterdir())[:2]
+    shutil.copy(second, first)  # still a valid 28x28 PNG of a 3, but another 3
+    assert verify(tree).problems == [f"test/3/{first.name}: its pixels differ from the image the listing records"]
+    listing = tree / "test.csv"
+    rows = listing.read_text().splitlines()
+    assert rows[0] == "file,label,index,pixels_crc32"
+    listing.write_text("\n".join(",".join(row.split(",")[:3]) for row in rows) + "\n")  # a listing without CRCs
+    assert verify(tree).ok
 
 
 def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
