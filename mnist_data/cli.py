@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_info)
 
     p = commands.add_parser("to-tfrecord", help="convert to sharded TFRecords (parallel, atomic, resumable)",
-                            description="Write OUT/<split>-<i>-of-<n>.tfrecord[.gz] and OUT/manifest.json.")
+                            description="Write OUT/<split>-<i:05d>-of-<n:05d>.tfrecord[.gz] and OUT/manifest.json.")
     _conversion_arguments(p)
     shards = p.add_mutually_exclusive_group()
     shards.add_argument("--shards", type=int, help="shards per split")
@@ -58,9 +58,9 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output directory")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--compress-level", type=int, default=1, help="zlib level of PNG data, 0-9 (default 1)")
+    p.add_argument("--compress-level", type=int, default=1, help="deflate level of PNG data, 0-9 (default 1; to-png, or to-tfrecord --encoding png)")
     p.add_argument("--num-classes", type=int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)")
-    p.add_argument("--overwrite", action="store_true", help="replace whatever OUT holds")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier mnist-data output in OUT (a directory of other files is never cleared)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", dest="json_path", help="write the run summary as JSON here")
 
@@ -99,7 +99,7 @@ def _run_info(args: argparse.Namespace) -> int:
     summary = describe(args.source, args.data_dir)
     for entry in summary["files"]:
         split = f"{entry['split']:5s} " if "split" in entry else ""
-        match = entry["catalog_match"] or "no catalog match"
+        match = entry["catalog_match"] or "MD5 not in the catalog: not a published file, or recompressed"
         print(f"{split}{entry['file']}")
         print(f"      {entry['dtype']} {tuple(entry['shape'])}  md5 {entry['md5']}  ({match})")
         if "per_class" in entry:

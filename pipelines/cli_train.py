@@ -47,7 +47,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
 
     p = bench_commands.add_parser("train", help="our loop vs synthetic data vs Keras model.fit",
                                   description="Training images/s: our pipeline+loop, synthetic on-device batches, "
-                                              "Keras fit (and GPU-resident data on a GPU).")
+                                              "Keras fit, and the split resident on the device.")
     p.add_argument("model", choices=MODELS)
     p.add_argument("--data", default="mnist-sample", help="dataset (default: the embedded sample)")
     p.add_argument("--batch-size", type=_count, default=128)

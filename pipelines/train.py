@@ -26,7 +26,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     """Train `config` on `data` into run directory `out`; return the final summary.
 
     Writes RUN_DIR/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png, predictions.png,
-    saved_model/}. With `resume`, continues from the last checkpoint (same config as saved).
+    saved_model/, summary.json}. With `resume`, continues from the last checkpoint (same config as saved).
     `on_epoch(record)` is called after each epoch's checkpoint is written.
     """
     import tensorflow as tf

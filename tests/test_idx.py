@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +74,7 @@ def test_reads_bytes_and_multi_member_gzip() -> None:
 def test_real_sample_files_reencode_exactly(sample_dir: Path, name: str) -> None:
     path = sample_dir / name
     decoded = read_idx(path)
-    assert encode_idx(decoded) == gzip.decompress(path.read_bytes())
+    assert encode_idx(decoded) == gzip.decompress(path.read_bytes()) and decoded.flags.writeable
     assert decoded.dtype == np.uint8 and len(decoded) in (1600, 400)
 
 
@@ -176,9 +175,8 @@ def test_fuzz_mutated_files_only_raise_idx_error(data: st.DataObject, compress: 
 def test_zlib_error_is_not_leaked_for_bad_deflate_block() -> None:
     good = gzip_compress(GOOD)
     broken = good[:10] + b"\xff\xff\xff" + good[13:]
-    with pytest.raises(IdxError):
+    with pytest.raises(IdxError, match="corrupt gzip stream"):
         read_idx(broken)
-    assert zlib  # stdlib inflater is the fallback being exercised
 
 
 @pytest.mark.parametrize("backend", ["libdeflate-into-array", "deflate-api", "zlib"])

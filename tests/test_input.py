@@ -94,6 +94,11 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
     assert_same_examples(streamed[0][400:], streamed[1][400:])
 
 
+def test_a_cache_path_with_the_service_is_refused_before_any_connection(converted, tmp_path) -> None:
+    with pytest.raises(mnist_data.DatasetError, match="does not combine with service="):
+        pipelines.make_dataset(converted["raw"], "test", cache=str(tmp_path / "cache"), service="grpc://127.0.0.1:1")
+
+
 def test_missing_split_in_manifest_is_clear(converted) -> None:
     with pytest.raises(mnist_data.DatasetError, match="no split 'valid'"):
         pipelines.make_dataset(converted["raw"], "valid")

@@ -1,8 +1,7 @@
 """The main job: find the best MNIST-like data available, convert it, benchmark, train.
 
 Online it fetches MNIST; offline it uses Fashion-MNIST from the system if installed,
-else the 2,000-digit sample embedded in the package. Then: TFRecords (when the package
-can write them), our pipeline+loop against the tutorial's feeding, three short trainings,
+else the 2,000-digit sample embedded in the package. Then: TFRecords, our pipeline+loop against the tutorial's feeding, three short trainings,
 one summary table.
 """
 
