@@ -34,6 +34,23 @@ def sample_dir() -> Path:
     return SAMPLE_DIR
 
 
+@pytest.fixture(scope="session")
+def large_idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of the four IDX files, 30,000 train and 10,000 test images of noise: enough
+    work (PNGs of noise encode slowly) to interrupt a converter mid-run, with no system data."""
+    import numpy as np
+
+    from mnist_data import write_idx
+
+    directory = tmp_path_factory.mktemp("large-idx")
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 30_000), ("t10k", 10_000)):
+        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28), np.uint8),
+                  compresslevel=1)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, count, np.uint8))
+    return directory
+
+
 @pytest.fixture
 def fashion_dir() -> Path:
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():

@@ -104,3 +104,42 @@ def test_cli_offline_prints_one_clear_line(served_catalog: Path, tmp_path: Path,
     assert "Traceback" not in err and str(tmp_path / "d") in err
     with pytest.raises(FetchError, match="mirror 'example.invalid/x': expected a URL"):
         fetch("mnist", tmp_path / "e", mirrors=["example.invalid/x"], progress=False)
+
+
+def test_a_damaged_file_already_there_is_downloaded_again(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    target = tmp_path / "data"
+    target.mkdir()
+    name = "t10k-labels-idx1-ubyte.gz"
+    (target / name).write_bytes(b"not the published file")
+    fetch("mnist", target, mirrors=[server.url], splits=["test"], progress=False)
+    assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
+    assert (name, None) in server.requests
+
+
+def test_a_whole_part_file_is_published_after_the_server_says_416(served_catalog: Path, file_server,
+                                                                   tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    target = tmp_path / "data"
+    target.mkdir()
+    name = "t10k-labels-idx1-ubyte.gz"
+    body = (served_catalog / name).read_bytes()
+    part_path(target / name).write_bytes(body)  # a run killed after the last byte, before the rename
+    fetch("mnist", target, mirrors=[server.url], splits=["test"], progress=False)
+    assert (name, f"bytes={len(body)}-") in server.requests
+    assert (target / name).read_bytes() == body and not part_path(target / name).exists()
+
+
+def test_load_downloads_a_missing_catalog_dataset(served_catalog: Path, file_server, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import mnist_data
+
+    server = file_server(served_catalog)
+    monkeypatch.setitem(catalog.CATALOG, "mnist", dataclasses.replace(catalog.CATALOG["mnist"], mirrors=(server.url,)))
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("MNIST_DATA_CACHE", str(tmp_path / "cache"))
+    images, labels = mnist_data.load("mnist", "test")
+    expected = mnist_data.load("mnist-sample", "test")
+    assert (images == expected[0]).all() and (labels == expected[1]).all()
+    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir() if p.suffix == ".gz") == [
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]

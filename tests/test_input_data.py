@@ -47,6 +47,11 @@ def test_next_batch_epoch_boundary_semantics() -> None:
     assert unshuffled.next_batch(3, shuffle=False)[1].tolist() == [0, 1, 2]
     seeded = [input_data.DataSet(images, np.arange(10, dtype=np.uint8), seed=7).next_batch(5)[1].tolist() for _ in range(2)]
     assert seeded[0] == seeded[1]
+    long = input_data.DataSet(np.zeros((100, 28, 28), np.uint8), np.arange(100) % 256, dtype=np.uint8, seed=7)
+    epochs = [np.concatenate([long.next_batch(20)[1] for _ in range(5)]) for _ in range(2)]
+    for order in epochs:  # each epoch a permutation, not the stored order; the second one new
+        assert sorted(order.tolist()) == list(range(100)) and order.tolist() != list(range(100))
+    assert epochs[0].tolist() != epochs[1].tolist()
 
 
 def test_seed_tutorial_softmax_regression_trains(mnist_dir: Path) -> None:

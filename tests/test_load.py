@@ -88,6 +88,12 @@ def test_cache_is_used_then_invalidated_when_source_changes(tmp_path: Path, samp
     warm = load(directory, "test")[1]
     assert isinstance(warm, np.memmap)
     np.testing.assert_array_equal(warm, first)
+    del warm  # its mapping must not outlive the file's truncation below
+    whole = entry.read_bytes()
+    for damaged in (whole[:-100], b"not an npy file"):  # a cache entry cut short or overwritten
+        entry.write_bytes(damaged)
+        np.testing.assert_array_equal(load(directory, "test")[1], first)
+        assert entry.read_bytes() == whole  # decoded again and stored again
     changed = first.copy()
     changed[:5] = 9
     time.sleep(0.01)

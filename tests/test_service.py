@@ -84,8 +84,10 @@ def test_distributed_epoch_delivers_each_example_once_and_a_dead_worker_stalls_w
     seen = []
     for _ in range(5):
         seen += consumer.stdout.readline().split()
+    assert len(seen) == 5 * 20  # the epoch was under way when the worker died
     workers[1].kill()
     time.sleep(8)  # well past the dispatcher's 2 s worker timeout
+    assert consumer.poll() is None, "the consumer ended instead of waiting"
     consumer.kill()
     rest, _ = consumer.communicate()
     lines = [line for line in rest.split("\n") if line]

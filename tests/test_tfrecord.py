@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,14 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
     to_tfrecord("mnist-sample", out, progress=False)
     with pytest.raises(ConvertError, match="different run.*options"):
         to_tfrecord("mnist-sample", out, encoding="png", progress=False)
+    edited, edited_out = tmp_path / "edited", tmp_path / "edited-tfr"
+    shutil.copytree(mnist_data.get_dataset("mnist-sample").embedded_dir, edited)
+    to_tfrecord(edited, edited_out, progress=False)
+    labels = mnist_data.load(edited, "test", cache=False)[1].copy()
+    labels[0] = (labels[0] + 1) % 10  # the same path, file names and options; one label changed
+    mnist_data.write_idx(edited / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ConvertError, match="different run.*source"):
+        to_tfrecord(edited, edited_out, progress=False)
     to_tfrecord("mnist-sample", out, encoding="png", overwrite=True, progress=False)
     assert json.loads((out / "manifest.json").read_text())["encoding"] == "png"
     stranger = tmp_path / "other"
@@ -86,6 +95,7 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
     killed_early.mkdir()
     (killed_early / ".mnist-data-run.json.tmp-1-abcd").write_text("{")  # all a kill at the start leaves
     to_tfrecord("mnist-sample", killed_early, progress=False)
+    assert not (killed_early / ".mnist-data-run.json.tmp-1-abcd").exists()
     assert sorted(p.name for p in killed_early.iterdir() if not p.name.startswith(".")) == [
         "manifest.json", "test-00000-of-00001.tfrecord", "train-00000-of-00001.tfrecord"]
     (out / ".mnist-data-run.json").write_text('{"kind": ')

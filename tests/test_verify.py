@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ def test_flipped_byte_is_caught_and_named(tmp_path: Path, capsys) -> None:
     out = tmp_path / "tfr"
     to_tfrecord("mnist-sample", out, shards=2, progress=False)
     assert verify(out).ok and verify(out).records == 2000
+    assert main(["verify", str(out)]) == 0
     shard = out / "train-00001-of-00002.tfrecord"
     blob = bytearray(shard.read_bytes())
     record_size = len(blob) // 800
@@ -68,21 +70,27 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     assert any("test.csv: row" in p and "bad row" in p for p in verify(tree).problems)
 
 
-def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(tmp_path: Path, fashion_dir: Path) -> None:
+def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(tmp_path: Path, large_idx_dir: Path) -> None:
+    import mnist_data
+
     out = tmp_path / "png"
-    (out / "test" / "9").mkdir(parents=True)
-    (out / "test" / "9" / "00000.png").mkdir()  # the first chunk cannot rename its first PNG onto this
+    first_folder = out / "test" / str(mnist_data.load(large_idx_dir, "test")[1][0])
+    first_folder.mkdir(parents=True)
+    (first_folder / "00000.png").mkdir()  # the first chunk cannot rename its first PNG onto this
     (out / "manifest.json").write_text('{"format": "png", "version": 1, "splits": {}}')
     with pytest.raises(OSError):
-        to_png("fashion-mnist", out, splits=["test"], workers=2, progress=False)
+        to_png(large_idx_dir, out, splits=["test"], workers=2, progress=False)
+    workers = [pid for pid in children_of(os.getpid())  # spawn's resource tracker stays, by design
+               if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert workers == []  # the workers have exited, not just been abandoned
     settled = sorted(p.name for p in (out / ".progress").iterdir())
     time.sleep(1.0)
     assert sorted(p.name for p in (out / ".progress").iterdir()) == settled  # nobody writes any more
 
 
 CONVERT = {
-    "to-tfrecord": ["to-tfrecord", "fashion-mnist", "{out}", "--encoding", "png", "--shard-size", "2000", "--workers", "1"],
-    "to-png": ["to-png", "fashion-mnist", "{out}", "--splits", "test", "--workers", "1"],
+    "to-tfrecord": ["to-tfrecord", "{source}", "{out}", "--encoding", "png", "--shard-size", "2000", "--workers", "1"],
+    "to-png": ["to-png", "{source}", "{out}", "--splits", "test", "--workers", "1"],
 }
 
 
@@ -101,6 +109,39 @@ def test_a_valid_png_holding_the_wrong_image_is_flagged(tmp_path: Path) -> None:
     assert verify(tree).ok
 
 
+def test_missing_cut_and_foreign_files_are_each_named(tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "tfr"
+    to_tfrecord("mnist-sample", out, shards=2, progress=False)
+    (out / "test-00000-of-00002.tfrecord").unlink()
+    cut = out / "train-00001-of-00002.tfrecord"
+    cut.write_bytes(cut.read_bytes()[:-1000])
+    problems = verify(out).problems
+    assert "test-00000-of-00002.tfrecord: missing" in problems
+    assert any(p.startswith(f"{cut.name}: size ") and "manifest says" in p for p in problems)
+    assert any(p.startswith(f"{cut.name}: ") and "valid records, manifest says 800" in p for p in problems)
+    (out / "manifest.json").unlink()
+    with pytest.raises(ConvertError, match="manifest.json: cannot read the manifest"):
+        verify(out)
+
+    tree = tmp_path / "png"
+    to_png("mnist-sample", tree, splits=["test"], progress=False)
+    rgb, big = sorted((tree / "test" / "1").iterdir())[:2]
+    Image.open(rgb).convert("RGB").save(rgb)
+    Image.open(big).resize((32, 32)).save(big)
+    listing = tree / "test.csv"
+    rows = listing.read_text().splitlines()
+    relabelled = rows[-1].split(",")
+    relabelled[1] = str((int(relabelled[1]) + 1) % 10)  # the row's label no longer matches its folder
+    listing.write_text("\n".join(rows[:-2] + [",".join(relabelled)]) + "\n")  # and one row dropped
+    problems = verify(tree).problems
+    assert f"test/1/{rgb.name}: mode RGB, expected 8-bit grayscale (L)" in problems
+    assert f"test/1/{big.name}: 32x32, expected 28x28" in problems
+    assert "test.csv: 399 rows, manifest says 400" in problems
+    assert any(p.startswith(relabelled[0] + ": in folder") for p in problems)
+
+
 def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
     for text in ('{"format": "tfrecord"}', "[1, 2]"):
         (tmp_path / "manifest.json").write_text(text)
@@ -108,9 +149,9 @@ def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
             verify(tmp_path)
 
 
-def run_cli(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mnist_data_cli", *args, "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_cli(args: list[str], log: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mnist_data_cli", *args, "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=open(log, "w") if log else subprocess.DEVNULL)
 
 
 def children_of(pid: int) -> list[int]:
@@ -126,15 +167,17 @@ def children_of(pid: int) -> list[int]:
     return children
 
 
-def test_workers_die_with_a_killed_converter(tmp_path: Path, fashion_dir: Path) -> None:
-    process = run_cli(["to-tfrecord", "fashion-mnist", str(tmp_path / "out"), "--encoding", "png",
-                       "--shard-size", "2000", "--workers", "2"])
+def test_workers_die_with_a_killed_converter(tmp_path: Path, large_idx_dir: Path) -> None:
+    log = tmp_path / "stderr.txt"
+    process = run_cli(["to-tfrecord", str(large_idx_dir), str(tmp_path / "out"), "--encoding", "png",
+                       "--shard-size", "2000", "--workers", "2"], log)
     workers: list[int] = []
     deadline = time.monotonic() + 60
     while len(workers) < 2 and process.poll() is None and time.monotonic() < deadline:
         workers = children_of(process.pid)
         time.sleep(0.01)
-    assert len(workers) == 2 and process.poll() is None, "no workers seen while the conversion ran"
+    assert process.poll() is None, f"the converter ended (status {process.returncode}) first: {log.read_text()}"
+    assert len(workers) == 2, f"{len(workers)} workers seen in 60 s"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 10
@@ -149,13 +192,13 @@ def final_files(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("kind", list(CONVERT))
-def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, fashion_dir: Path) -> None:
+def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, large_idx_dir: Path) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    args = lambda out: [a.format(out=out) for a in CONVERT[kind]]
+    args = lambda out: [a.format(source=large_idx_dir, out=out) for a in CONVERT[kind]]
     process = run_cli(args(killed))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
-        if sum(1 for p in killed.rglob("*") if p.is_file() and not p.name.startswith(".")) >= 3:
+        if list(killed.glob(".progress/*.done")) or list(killed.glob("*.tfrecord")):  # a finished chunk
             break
         time.sleep(0.005)
     assert process.poll() is None, "the conversion finished before it could be killed"
@@ -169,7 +212,23 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, fa
     reference = final_files(clean)
     for name, blob in partial.items():  # nothing under a final name was partial
         assert reference[name] == blob, name
-    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(killed), "--quiet"]).returncode == 0
+    summary = tmp_path / "resumed.json"
+    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(killed), "--quiet",
+                           "--json", str(summary)]).returncode == 0
+    assert json.loads(summary.read_text())["resumed_files"] > 0  # finished chunks were kept, not redone
     assert final_files(killed) == reference
     assert not [p for p in killed.rglob(".*") if is_temp_name(p)]
     assert verify(killed).ok
+
+
+def test_ctrl_c_ends_a_conversion_with_one_line_and_status_130(tmp_path: Path, large_idx_dir: Path) -> None:
+    out, log = tmp_path / "png", tmp_path / "stderr.txt"
+    process = run_cli(["to-png", str(large_idx_dir), str(out), "--splits", "test", "--workers", "1"], log)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".progress/*.done")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None, "the conversion finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    assert log.read_text() == "mnist-data: interrupted\n"
+    assert not (out / "manifest.json").exists()
