@@ -19,3 +19,36 @@ def test_compare_on_a_png_tree_runs_every_baseline_on_the_same_examples(tmp_path
         assert row["examples_per_second_later_epochs"] == round(1600 / seconds[1])
     text = format_report(report)
     assert "1600 examples" in text and text.count("x ") >= 3  # a ratio against each baseline
+
+
+def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
+    """Not only as many: the same images with the same labels, whatever each pipeline's order."""
+    import hashlib
+
+    import numpy as np
+
+    from pipelines import bench_input
+    from pipelines.input import PipelineOptions, read_arrays
+
+    mnist_data.to_png("mnist-sample", tmp_path / "png", progress=False)
+    source = str(tmp_path / "png")
+    images, labels = read_arrays(source, "train", format="png")
+    (tmp_path / "scratch").mkdir()
+    idx = bench_input._as_idx(source, "png", images, labels, tmp_path / "scratch")
+    mnist_data.to_tfrecord(idx, tmp_path / "tfr", splits=["train"], progress=False)
+
+    def examples(batches) -> list[str]:
+        found = []
+        for x, y in batches:
+            pixels = np.rint(np.asarray(x) * 255).astype(np.uint8).reshape(len(x), -1)
+            classes = np.asarray(y).argmax(-1) if np.asarray(y).ndim == 2 else np.asarray(y)
+            found += [hashlib.md5(p.tobytes() + bytes([c])).hexdigest() for p, c in zip(pixels, classes)]
+        return sorted(found)
+
+    expected = sorted(hashlib.md5(p.tobytes() + bytes([c])).hexdigest()
+                      for p, c in zip(images.reshape(len(images), -1), labels))
+    builders = {"tutorial": bench_input.tutorial(images, labels), "tfds-like": bench_input.tfds_like(tmp_path / "tfr", 100),
+                "ours": bench_input.ours(source, "png", 100, None, PipelineOptions(), len(labels))}
+    for name, build in builders.items():
+        for epoch in build(2):
+            assert examples(epoch) == expected, name
