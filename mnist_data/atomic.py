@@ -48,14 +48,17 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike, *, durable: bool =
 def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path; on success fsync it (if `durable`) and rename it to `final`.
 
-    On any exception the temporary file is removed and `final` is left untouched.
+    On any exception the temporary file is removed and `final` is left untouched; an OSError
+    about the temporary names `final` instead.
     """
     final = Path(final)
     tmp = temp_name_for(final)
     try:
         yield tmp
         publish(tmp, final, durable=durable)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.filename is not None and Path(exc.filename) == tmp:
+            exc.filename = os.fspath(final)  # name what the caller asked for, not the temporary
         if tmp.is_dir():  # a directory output, such as a SavedModel
             shutil.rmtree(tmp, ignore_errors=True)
         else:

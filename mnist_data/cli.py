@@ -7,6 +7,7 @@ import json
 
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import CATALOG, SPLITS
+from mnist_data.cli_args import non_negative_int, output_file, positive_int
 from mnist_data.describe import describe
 from mnist_data.fetch import fetch
 from mnist_data.png_export import LABELS_AS, to_png
@@ -28,15 +29,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                             description="Shapes, dtypes, counts per class, MD5s and catalog matches.")
     p.add_argument("source", nargs="?", default="mnist", help="dataset name, directory of IDX files, or IDX file")
     p.add_argument("--data-dir", help="directory searched first")
-    p.add_argument("--json", dest="json_path", help="also write the summary as JSON here")
+    p.add_argument("--json", dest="json_path", type=output_file, help="also write the summary as JSON here")
     p.set_defaults(run=_run_info)
 
     p = commands.add_parser("to-tfrecord", help="convert to sharded TFRecords (parallel, atomic, resumable)",
                             description="Write OUT/<split>-<i:05d>-of-<n:05d>.tfrecord[.gz] and OUT/manifest.json.")
     _conversion_arguments(p)
     shards = p.add_mutually_exclusive_group()
-    shards.add_argument("--shards", type=int, help="shards per split")
-    shards.add_argument("--shard-size", type=int, help="records per shard (default 10000)")
+    shards.add_argument("--shards", type=positive_int, help="shards per split")
+    shards.add_argument("--shard-size", type=positive_int, help="records per shard (default 10000)")
     p.add_argument("--compression", choices=COMPRESSIONS, default="none")
     p.add_argument("--encoding", choices=ENCODINGS, default="raw", help="raw: 784 uint8 bytes; png: PNG file bytes")
     p.set_defaults(run=_run_to_tfrecord)
@@ -57,12 +58,12 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="dataset name or directory of IDX files")
     p.add_argument("out", help="output directory")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
-    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--compress-level", type=int, default=1, help="deflate level of PNG data, 0-9 (default 1; to-png, or to-tfrecord --encoding png)")
-    p.add_argument("--num-classes", type=int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)")
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
+    p.add_argument("--compress-level", type=non_negative_int, default=1, help="deflate level of PNG data, 0-9 (default 1; to-png, or to-tfrecord --encoding png)")
+    p.add_argument("--num-classes", type=positive_int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier mnist-data output in OUT (a directory of other files is never cleared)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--json", dest="json_path", help="write the run summary as JSON here")
+    p.add_argument("--json", dest="json_path", type=output_file, help="write the run summary as JSON here")
 
 
 def _run_to_tfrecord(args: argparse.Namespace) -> int:

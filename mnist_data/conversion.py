@@ -89,8 +89,8 @@ def _read_run_file(marker: Path) -> dict:
 
 
 def check_workers(workers: int | None) -> int | None:
-    if workers is not None and workers < 1:
-        raise ConvertError(f"workers must be at least 1, found {workers}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ConvertError(f"workers must be a whole number, at least 1, found {workers!r}")
     return workers
 
 
@@ -146,9 +146,20 @@ class _Inline:
         return future
 
 
-def _difference(previous: dict, identity: dict) -> str:
-    keys = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
-    return "differs in " + ", ".join(keys)
+def _difference(previous: dict, identity: dict, within: str = "") -> str:
+    """What differs between two run identities, named down to the setting or source file."""
+    changes = []
+    for key in sorted(set(previous) | set(identity)):
+        old, new = previous.get(key), identity.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.append(_difference(old, new, f"{within}{key}."))
+        elif key in ("files",) or within.endswith("files."):
+            changes.append(f"{within}{key} changed")
+        else:
+            changes.append(f"{within}{key} {old!r} -> {new!r}")
+    return ", ".join(changes)
 
 
 def _clear(out: Path) -> None:

@@ -81,6 +81,7 @@ def load_splits(
 
     `fallback=False` refuses to stand the embedded sample in for an unavailable MNIST.
     """
+    splits = [splits] if isinstance(splits, str) else splits  # "train" means ["train"]
     files = {split: resolve(source, check_split(split), data_dir, download=download, fallback=fallback)
              for split in splits}
     cache_dir = user_cache_dir() / "decoded" if cache else None

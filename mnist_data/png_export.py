@@ -87,6 +87,7 @@ def to_png(
     if not 0 <= compress_level <= 9:
         raise ConvertError(f"compress_level must be 0..9, found {compress_level}")
     out = Path(out)
+    splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
     num_classes = num_classes or max(10, max(int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)))
     folders = folder_names(source, labels_as, num_classes)

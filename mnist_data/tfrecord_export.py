@@ -40,8 +40,9 @@ def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list
     """Contiguous [start, stop) ranges: `shards` of them, or as many as `shard_size` needs."""
     if shards is not None and shard_size is not None:
         raise ConvertError("give either shards or shard_size, not both")
-    if shard_size is not None and shard_size < 1:
-        raise ConvertError(f"shard_size must be at least 1, found {shard_size}")
+    for name, value in (("shards", shards), ("shard_size", shard_size)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConvertError(f"{name} must be a whole number, at least 1, found {value!r}")
     n = shards if shards is not None else max(1, -(-count // (shard_size or DEFAULT_SHARD_SIZE)))
     if n < 1:
         raise ConvertError(f"shards must be at least 1, found {n}")
@@ -109,6 +110,7 @@ def to_tfrecord(
     if compression not in COMPRESSIONS:
         raise ConvertError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     out = Path(out)
+    splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
     options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
                "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from google_crc32c import value as crc32c
 
-from mnist_data.conversion import MANIFEST, sha256_of
+from mnist_data.conversion import MANIFEST, RUN_FILE, sha256_of
 from mnist_data.errors import ConvertError
 from mnist_data.tfrecord import count_records
 
@@ -41,6 +41,13 @@ class VerifyReport:
 def verify(out: str | os.PathLike) -> VerifyReport:
     """Check a TFRecord directory or PNG tree written by to_tfrecord / to_png."""
     out = Path(out)
+    if not out.is_dir():
+        raise ConvertError(f"{out}: not a directory; verify takes the OUT of to-tfrecord or to-png")
+    if not (out / MANIFEST).exists():
+        if (out / RUN_FILE).exists():
+            raise ConvertError(f"{out}: an unfinished conversion (no {MANIFEST} yet); run the same command "
+                               "again to complete it")
+        raise ConvertError(f"{out}: no {MANIFEST}: not a directory written by to-tfrecord or to-png")
     try:
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError) as exc:

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import mnist_data
+from mnist_data.errors import DatasetError
 from pipelines.input import PipelineOptions, detect_format, make_dataset, read_arrays, read_manifest
 
 
@@ -148,6 +149,9 @@ def bench_pipeline(source: str = "fashion-mnist", fmt: str | None = None, batch_
     Each pipeline runs `repeat` times, taking turns with the others, and the median run counts:
     the machines this runs on are shared and noisy.
     """
+    for name, value in (("batch_size", batch_size), ("epochs", epochs), ("repeat", repeat)):
+        if not isinstance(value, int) or value < 1:
+            raise DatasetError(f"{name} must be a whole number >= 1, got {value!r}")
     options = options or PipelineOptions()
     fmt = fmt or detect_format(source)
     images, labels = read_arrays(source, "train", format=fmt)

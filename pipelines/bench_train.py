@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any, Callable
 
-from pipelines.config import get_config
+from pipelines.config import TrainError, get_config
 from pipelines.trainer_parts import Trainer
 
 FRESH_BYTES = 96 << 20  # distinct synthetic batches for (b'): more than the last-level caches hold
@@ -74,6 +74,9 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
     import pipelines
     import tensorflow as tf
 
+    for name, value in (("steps", steps), ("repeat", repeat)):
+        if not isinstance(value, int) or value < 1:
+            raise TrainError(f"{name} must be a whole number >= 1, got {value!r}")
     config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 96))
     trainer = Trainer(config, data, format)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mnist_data.cli_args import non_negative_int, output_file, port, positive_int
 from pipelines import FORMATS
 
 
@@ -17,28 +18,28 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                                   description="Examples/s per epoch of make_dataset, optionally against baselines.")
     p.add_argument("--source", default="fashion-mnist", help="dataset name, IDX dir, TFRecord or PNG output dir")
     p.add_argument("--format", choices=FORMATS, help="default: detected from the source")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--epochs", type=positive_int, default=3)
     p.add_argument("--compare", action="store_true", help="also run the tutorial and tfds-like pipelines and a ceiling")
     p.add_argument("--service", help="grpc://HOST:PORT of a tf.data service dispatcher")
-    p.add_argument("--repeat", type=int, default=3, help="runs per pipeline, taking turns; the median counts")
+    p.add_argument("--repeat", type=positive_int, default=3, help="runs per pipeline, taking turns; the median counts")
     p.add_argument("--nondeterministic", action="store_true", help="let parallel stages reorder elements")
-    p.add_argument("--json", dest="json_path", help="write the report as JSON here")
+    p.add_argument("--json", dest="json_path", type=output_file, help="write the report as JSON here")
     p.set_defaults(run=_run_bench)
 
     serve = commands.add_parser("serve", help="run tf.data service servers",
                                 description="Start a tf.data service dispatcher or worker and serve until killed.")
     roles = serve.add_subparsers(dest="role", required=True, metavar="ROLE")
     d = roles.add_parser("dispatcher", help="start a dispatcher", description="Start a tf.data service dispatcher.")
-    d.add_argument("--port", type=int, default=5050)
+    d.add_argument("--port", type=port, default=5050)
     d.add_argument("--work-dir", help="journal directory (fault-tolerant dispatcher)")
-    d.add_argument("--worker-timeout-ms", type=int, default=0, help="declare a silent worker dead after this long")
+    d.add_argument("--worker-timeout-ms", type=non_negative_int, default=0, help="declare a silent worker dead after this long")
     d.set_defaults(run=_run_dispatcher)
     w = roles.add_parser("worker", help="start a worker", description="Start a tf.data service worker.")
     w.add_argument("--dispatcher", required=True, help="HOST:PORT of the dispatcher")
-    w.add_argument("--port", type=int, default=0, help="port to serve on (0: any free port)")
+    w.add_argument("--port", type=port, default=0, help="port to serve on (0: any free port)")
     w.add_argument("--worker-address", help="address the consumer uses to reach this worker (HOST:PORT)")
-    w.add_argument("--heartbeat-interval-ms", type=int, default=0, help="heartbeat period (0: TF default)")
+    w.add_argument("--heartbeat-interval-ms", type=non_negative_int, default=0, help="heartbeat period (0: TF default)")
     w.set_defaults(run=_run_worker)
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from mnist_data.atomic import write_bytes_atomic
+from mnist_data.cli_args import non_negative_int, output_file, positive_int
 from pipelines import FORMATS
 from pipelines.config import MODELS, PRESETS
 
@@ -19,15 +20,15 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--data", required=True, help="dataset name, IDX directory, or converted TFRecord/PNG directory")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the directory's manifest)")
     p.add_argument("--preset", choices=PRESETS, help="default: modern (on --resume: the run's)")
-    p.add_argument("--epochs", type=_count, help="default: the preset's (on --resume: the run's)")
-    p.add_argument("--batch-size", type=_count, help="default: the preset's")
+    p.add_argument("--epochs", type=positive_int, help="default: the preset's (on --resume: the run's)")
+    p.add_argument("--batch-size", type=positive_int, help="default: the preset's")
     p.add_argument("--seed", type=int, help="random seed, 0..2**32-1 (default 0)")
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the step with XLA (jit_compile); default: the preset's choice")
     _op_threads_argument(p)
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, figures, SavedModel)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
-    p.add_argument("--json", dest="json_path", help="also write the final summary as JSON here")
+    p.add_argument("--json", dest="json_path", type=output_file, help="also write the final summary as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_run_train)
 
@@ -36,7 +37,8 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("run_dir")
     p.add_argument("--data", required=True, help="the data the run was trained on")
     p.add_argument("--format", choices=FORMATS)
-    p.add_argument("--json", dest="json_path", nargs="?", const="-", help="print (or write to PATH) JSON")
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file,
+                   help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_evaluate)
 
     p = commands.add_parser("predict", help="classify digit images with a run's SavedModel",
@@ -50,28 +52,17 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                                               "Keras fit, and the split resident on the device.")
     p.add_argument("model", choices=MODELS)
     p.add_argument("--data", default="mnist-sample", help="dataset (default: the embedded sample)")
-    p.add_argument("--batch-size", type=_count, default=128)
-    p.add_argument("--steps", type=_count, default=400, help="timed steps per method")
-    p.add_argument("--repeat", type=_count, default=3, help="alternating rounds; the best is kept")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--steps", type=positive_int, default=400, help="timed steps per method")
+    p.add_argument("--repeat", type=positive_int, default=3, help="alternating rounds; the best is kept")
     _op_threads_argument(p)
-    p.add_argument("--json", dest="json_path", nargs="?", const="-", help="print (or write to PATH) JSON")
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file,
+                   help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_bench)
 
 
-def _thread_count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def _op_threads_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--op-threads", type=_thread_count, metavar="N",
+    p.add_argument("--op-threads", type=non_negative_int, metavar="N",
                    help="threads TensorFlow runs ops on (0: one per core); default: the preset's")
 
 

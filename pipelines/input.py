@@ -81,6 +81,7 @@ def make_dataset(
     `service="grpc://host:port"` the uint8 batches are produced by tf.data service
     workers (see docs/tfdata-service.md) and normalized here, on the consumer.
     """
+    _check_batching(batch_size, epochs)
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -122,9 +123,17 @@ def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int 
     Why: a trainer reads its split once and builds each epoch's dataset from it, rather than
     decoding a PNG tree or TFRecords again every epoch.
     """
+    _check_batching(batch_size, epochs)
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
                                         finish, options), options)
+
+
+def _check_batching(batch_size: int, epochs: int | None) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DatasetError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
+        raise DatasetError(f"epochs must be a whole number >= 0 or None (forever), got {epochs!r}")
 
 
 def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str | None = None,

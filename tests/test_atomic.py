@@ -45,3 +45,14 @@ def test_stale_temporaries_are_swept_from_subfolders_only_when_asked(tmp_path: P
     assert remove_stale_temps(tmp_path) == 2 and nested.exists()
     assert remove_stale_temps(tmp_path, recursive=True) == 1
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(kept)
+
+
+def test_an_error_names_the_final_file_not_its_temporary(tmp_path: Path) -> None:
+    import numpy as np
+
+    from mnist_data import write_idx
+
+    target = tmp_path / "missing-folder" / "labels-idx1-ubyte.gz"
+    with pytest.raises(FileNotFoundError) as info:
+        write_idx(target, np.zeros(3, np.uint8))
+    assert info.value.filename == str(target) and str(target) in str(info.value)

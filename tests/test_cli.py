@@ -80,3 +80,33 @@ def test_a_failed_write_names_the_output_not_its_temporary(tmp_path: Path, capsy
     assert main(["to-tfrecord", "mnist-sample", str(out), "--workers", "1", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err == f"mnist-data: error: {shard}: Is a directory\n"
+
+
+def test_bad_numbers_and_unwritable_json_paths_stop_before_any_work(tmp_path, capsys) -> None:
+    import pipelines
+    from mnist_data import DatasetError
+
+    for args, says in ((["bench", "pipeline", "--source", "mnist-sample", "--batch-size", "0"], "expected a whole number >= 1"),
+                       (["bench", "pipeline", "--source", "mnist-sample", "--epochs", "-1"], "expected a whole number >= 1"),
+                       (["bench", "pipeline", "--source", "mnist-sample", "--repeat", "0"], "expected a whole number >= 1"),
+                       (["serve", "dispatcher", "--port", "99999"], "expected a port number 0..65535"),
+                       (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--num-classes", "0"], ">= 1"),
+                       (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--json", str(tmp_path / "no" / "s.json")],
+                        f"the folder {tmp_path / 'no'} does not exist"),
+                       (["train", "softmax", "--data", "mnist-sample", "--out", str(tmp_path / "r"),
+                         "--json", str(tmp_path)], "is a directory")):
+        with pytest.raises(SystemExit) as stop:
+            main(args)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and says in err, (args, err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
+    for kwargs in (dict(batch_size=0), dict(batch_size=2.5), dict(epochs=-1)):
+        with pytest.raises(DatasetError, match="must be a whole number"):
+            pipelines.make_dataset("mnist-sample", **kwargs)
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path) -> None:
+    reader = subprocess.Popen([sys.executable, "-m", "mnist_data_cli", "info", "mnist-sample"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()  # like `| head -0`: nobody reads the output
+    assert reader.wait(timeout=60) in (0, 141) and reader.stderr.read() == b""

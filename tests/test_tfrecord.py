@@ -67,7 +67,7 @@ def test_deterministic_and_independent_of_workers(tmp_path: Path) -> None:
 def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "tfr"
     to_tfrecord("mnist-sample", out, progress=False)
-    with pytest.raises(ConvertError, match="different run.*options"):
+    with pytest.raises(ConvertError, match=r"different run \(.*options.encoding 'raw' -> 'png'"):
         to_tfrecord("mnist-sample", out, encoding="png", progress=False)
     edited, edited_out = tmp_path / "edited", tmp_path / "edited-tfr"
     shutil.copytree(mnist_data.get_dataset("mnist-sample").embedded_dir, edited)
@@ -75,7 +75,7 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
     labels = mnist_data.load(edited, "test", cache=False)[1].copy()
     labels[0] = (labels[0] + 1) % 10  # the same path, file names and options; one label changed
     mnist_data.write_idx(edited / "t10k-labels-idx1-ubyte.gz", labels)
-    with pytest.raises(ConvertError, match="different run.*source"):
+    with pytest.raises(ConvertError, match=r"different run \(source.files.t10k-labels-idx1-ubyte.gz changed\)"):
         to_tfrecord(edited, edited_out, progress=False)
     to_tfrecord("mnist-sample", out, encoding="png", overwrite=True, progress=False)
     assert json.loads((out / "manifest.json").read_text())["encoding"] == "png"
@@ -105,11 +105,16 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
 
 def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
     for kwargs, says in ((dict(shards=2001), "2001 shards for 1600 records"),
-                         (dict(shard_size=0), "shard_size must be at least 1"),
+                         (dict(shard_size=0), "shard_size must be a whole number, at least 1, found 0"),
+                         (dict(shard_size=2.5), "shard_size must be a whole number, at least 1, found 2.5"),
                          (dict(compress_level=12), "compress_level must be 0..9"),
-                         (dict(workers=0), "workers must be at least 1")):
+                         (dict(workers=0), "workers must be a whole number, at least 1"),
+                         (dict(workers="2"), "workers must be a whole number, at least 1, found '2'")):
         with pytest.raises(ConvertError, match=says):
             to_tfrecord("mnist-sample", tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+    summary = to_tfrecord("mnist-sample", tmp_path / "one", splits="test", progress=False)
+    assert summary["examples"] == 400 and not list((tmp_path / "one").glob("train-*"))
 
 
 def test_resume_rewrites_a_shard_damaged_since_it_was_written(tmp_path: Path) -> None:

@@ -122,8 +122,13 @@ def test_missing_cut_and_foreign_files_are_each_named(tmp_path: Path) -> None:
     assert any(p.startswith(f"{cut.name}: size ") and "manifest says" in p for p in problems)
     assert any(p.startswith(f"{cut.name}: ") and "valid records, manifest says 800" in p for p in problems)
     (out / "manifest.json").unlink()
-    with pytest.raises(ConvertError, match="manifest.json: cannot read the manifest"):
+    with pytest.raises(ConvertError, match="an unfinished conversion .no manifest.json yet.; run the same command"):
         verify(out)
+    (out / ".mnist-data-run.json").unlink()
+    with pytest.raises(ConvertError, match="no manifest.json: not a directory written by to-tfrecord or to-png"):
+        verify(out)
+    with pytest.raises(ConvertError, match="not a directory"):
+        verify(cut)
 
     tree = tmp_path / "png"
     to_png("mnist-sample", tree, splits=["test"], progress=False)
