@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 import mnist_data
@@ -56,10 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = str(exc).strip()
-        if isinstance(exc, OSError) and exc.filename:
-            named = final_name_of(exc.filename)  # the output a user asked for, not its temporary
-            if named != Path(exc.filename) or str(named) not in message:
-                message = f"{named}: {exc.strerror or message}"
+        if isinstance(exc, OSError) and exc.filename:  # the output a user asked for, not its temporary
+            message = f"{final_name_of(exc.filename)}: {exc.strerror or message}"
         print(f"mnist-data: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
