@@ -65,21 +65,30 @@ def fetch(
 def fetch_file(remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, progress: bool, timeout: float) -> Path:
     """Download one file unless a valid copy is present; try each mirror in order."""
     target = directory / remote.name
-    if target.is_file() and md5_of(target) == remote.md5:
+    present = md5_of(target) if target.is_file() else None
+    if present == remote.md5:
         return target
-    failures = []
+    failures, unreachable = [], False
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + remote.name
         try:
             _download_verified(url, remote, target, progress=progress, timeout=timeout)
             return target
+        except _Unreachable as exc:
+            failures.append(f"{url}: {exc}")
+            unreachable = True
         except FetchError as exc:
             failures.append(f"{url}: {exc}")
-    raise FetchError(
-        f"could not download {remote.name} (md5 {remote.md5}) from any mirror ({'; '.join(failures)}); "
-        f"offline? Place the standard files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in {directory} and run again."
-    )
+    found = f"; {target} is there but its md5 is {present}, not the published one" if present else ""
+    advice = (f" Offline? Place the published files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+              f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in {directory} and run again."
+              if unreachable else "")
+    raise FetchError(f"could not download {remote.name} (md5 {remote.md5}) from any mirror "
+                     f"({'; '.join(failures)}){found}.{advice}")
+
+
+class _Unreachable(FetchError):
+    """The mirror could not be reached or dropped every attempt (as opposed to refusing the file)."""
 
 
 def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: bool, timeout: float) -> None:
@@ -103,7 +112,7 @@ def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: 
             publish(part, target)
             return
         last_error = "connection closed before the end of the file"
-    raise FetchError(last_error)
+    raise _Unreachable(last_error)
 
 
 def _download_to(url: str, part: Path, expected_size: int | None, *, progress: bool, timeout: float) -> bool:

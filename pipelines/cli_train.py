@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p = commands.add_parser("evaluate", help="test accuracy of a run's latest checkpoint",
                             description="Restore RUN_DIR's latest checkpoint and evaluate it on the test split.")
     p.add_argument("run_dir")
-    p.add_argument("--data", required=True, help="the data the run was trained on")
+    p.add_argument("--data", help="test split to evaluate on (default: the data the run was trained on)")
     p.add_argument("--format", choices=FORMATS)
     p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file,
                    help="print (or write to PATH) JSON")
@@ -88,8 +88,8 @@ def _run_train(args: argparse.Namespace) -> int:
         config = get_config(args.model, args.preset or "modern", **flags)
     summary = train(config, args.data, args.out, format=args.format, resume=args.resume,
                     json_path=args.json_path, progress=not args.quiet)
-    print(f"{summary['model']}/{summary['preset']}: test accuracy {summary['test_accuracy']:.4f} after "
-          f"{summary['epochs']} epochs, {summary['train_seconds']:.1f} s on {summary['device']}")
+    print(f"{summary['model']}/{summary['preset']} on {summary['data']}: test accuracy {summary['test_accuracy']:.4f} "
+          f"after {summary['epochs']} epochs, {summary['train_seconds']:.1f} s on {summary['device']}")
     return 0
 
 
@@ -99,7 +99,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     use_op_threads(load_run_config(Path(args.run_dir)).op_threads)  # as in training: same arithmetic
     result = evaluate(args.run_dir, args.data, format=args.format)
-    _emit(result, f"{result['model']}/{result['preset']} epoch {result['epochs']}: "
+    _emit(result, f"{result['model']}/{result['preset']} epoch {result['epochs']} on {result['data']}: "
                   f"test accuracy {result['test_accuracy']:.4f}", args.json_path)
     return 0
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mnist_data.atomic import write_bytes_atomic
+from mnist_data.atomic import is_temp_name, write_bytes_atomic
 from pipelines.config import TrainConfig, TrainError, config_from_dict
 from pipelines.trainer_parts import Trainer, use_op_threads
 
@@ -39,7 +39,8 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     trainer = Trainer(config, data, format)
     out.mkdir(parents=True, exist_ok=True)  # only once the data has been read and checked
-    write_bytes_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=1).encode())
+    recorded = {**dataclasses.asdict(config), "data": _portable(data), "format": format}  # evaluate's default
+    write_bytes_atomic(out / "config.json", json.dumps(recorded, indent=1).encode())
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
     history: list[dict] = []
     if resume and manager.latest_checkpoint:
@@ -69,7 +70,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         if on_epoch is not None:
             on_epoch(record)
     writer.close()
-    summary = _summary(config, history, trainer.device)
+    summary = {**_summary(config, history, trainer.device), "data": _portable(data)}
     images, labels, probabilities = trainer.sample_predictions(64)
     reports.plot_curves(history, out / "curves.png", title=f"{config.model} / {config.preset}")
     reports.digit_grid(images, labels, probabilities.argmax(-1), out / "predictions.png")
@@ -80,19 +81,22 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     return summary
 
 
-def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike, *, format: str | None = None) -> dict:
-    """Restore RUN_DIR's latest checkpoint and measure test accuracy as training did."""
+def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, format: str | None = None) -> dict:
+    """Restore RUN_DIR's latest checkpoint and measure test accuracy as training did, on `data`
+    (default: the data the run was trained on)."""
     import tensorflow as tf
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    if data is None:
+        data, format = run_data(run_dir)
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if latest is None:
         raise TrainError(f"{run_dir / CHECKPOINTS}: no checkpoint to evaluate")
     trainer = Trainer(config, data, format, need_train=False)
     trainer.checkpoint.restore(latest).expect_partial()
     test_loss, test_acc = trainer.evaluate()
-    return {"run_dir": str(run_dir), "model": config.model, "preset": config.preset,
+    return {"run_dir": str(run_dir), "data": _portable(data), "model": config.model, "preset": config.preset,
             "epochs": int(trainer.epoch.numpy()), "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc,
             "device": trainer.device}
 
@@ -113,6 +117,19 @@ def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list
     return [(int(p.argmax()), float(p.max())) for p in probabilities]
 
 
+def _portable(data: str | os.PathLike) -> str:
+    """A dataset name as is; a directory as an absolute path, valid from any working directory."""
+    return str(Path(data).resolve()) if Path(data).exists() else os.fspath(data)
+
+
+def run_data(run_dir: Path) -> tuple[str, str | None]:
+    """The data (and format) a run was trained on, from its config.json."""
+    recorded = json.loads((run_dir / "config.json").read_text())
+    if not recorded.get("data"):
+        raise TrainError(f"{run_dir / 'config.json'}: the run does not record its data; give --data")
+    return recorded["data"], recorded.get("format")
+
+
 def load_run_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.is_file():
@@ -127,6 +144,10 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
     """Refuse to overwrite an earlier run unless resuming, and refuse a resume that would not
     continue it: only the run's length may change, and not under a schedule that spans it."""
     saved = out / "config.json"
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"{out}: not a directory; --out names the run directory to create")
+    if out.is_dir() and not saved.is_file() and any(not is_temp_name(p) for p in out.iterdir()):
+        raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
     if saved.is_file() and not resume:
         raise TrainError(f"{out}: already holds a training run; pass --resume or choose another --out")
     if not (resume and saved.is_file()):

@@ -60,6 +60,12 @@ def test_all_mirrors_failing_names_files_and_directory(served_catalog: Path, fil
     message = str(info.value)
     assert "checksum mismatch" in message and "train-images-idx3-ubyte.gz" in message and str(target) in message
     assert not (target / "train-images-idx3-ubyte.gz").exists()
+    (target / "train-images-idx3-ubyte.gz").write_bytes(b"a copy recompressed elsewhere")
+    with pytest.raises(FetchError) as info:
+        fetch("mnist", target, mirrors=[corrupt.url], progress=False)
+    message = str(info.value)
+    assert f"{target / 'train-images-idx3-ubyte.gz'} is there but its md5 is " in message
+    assert "Offline?" not in message  # the mirror answered: the advice to place the files would mislead
 
 
 def test_dropped_connection_resumes_with_range(served_catalog: Path, file_server, tmp_path: Path) -> None:
@@ -101,7 +107,7 @@ def test_cli_offline_prints_one_clear_line(served_catalog: Path, tmp_path: Path,
     err = capsys.readouterr().err
     assert code != 0
     assert err.startswith("mnist-data: error: could not download") and err.count("\n") == 1
-    assert "Traceback" not in err and str(tmp_path / "d") in err
+    assert "Traceback" not in err and str(tmp_path / "d") in err and "Offline? Place the published files" in err
     with pytest.raises(FetchError, match="mirror 'example.invalid/x': expected a URL"):
         fetch("mnist", tmp_path / "e", mirrors=["example.invalid/x"], progress=False)
 

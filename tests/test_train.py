@@ -115,8 +115,9 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path):
     summary = json.loads((tmp_path / "s.json").read_text())
     assert {"model", "preset", "epochs", "test_accuracy", "train_seconds", "examples_per_second", "device"} <= set(summary)
     assert (summary["model"], summary["preset"], summary["epochs"]) == ("lenet", "modern", 2)
-    evaluated = json.loads(_cli("evaluate", str(run), "--data", SAMPLE, "--json").stdout)
+    evaluated = json.loads(_cli("evaluate", str(run), "--json").stdout)  # on the run's own data
     assert evaluated["test_accuracy"] == summary["test_accuracy"]
+    assert evaluated["data"] == summary["data"] == json.loads((run / "config.json").read_text())["data"] == SAMPLE
     for name, size in (("curves.png", (640, 480)), ("predictions.png", None)):
         with Image.open(run / name) as image:
             assert image.format == "PNG" and (size is None or image.size == size)
@@ -157,6 +158,13 @@ def test_cli_refuses_to_overwrite_a_run_and_names_bad_images(tmp_path, capsys):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     assert "bad.png: not a readable image" in _refused(capsys, "predict", str(run), str(tmp_path / "bad.png"))
     assert "not a training run directory" in _refused(capsys, "evaluate", str(tmp_path / "nowhere"), "--data", SAMPLE)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert "holds other files but no training run" in _refused(capsys, "train", "softmax", "--data", SAMPLE,
+                                                                "--out", str(tmp_path / "mine"))
+    assert "not a directory" in _refused(capsys, "train", "softmax", "--data", SAMPLE,
+                                         "--out", str(tmp_path / "mine" / "notes.txt"))
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     shutil.rmtree(run / "saved_model")
     assert "saved_model: no SavedModel" in _refused(capsys, "predict", str(run), str(tmp_path / "bad.png"))
     shutil.rmtree(run / "checkpoints")
