@@ -89,9 +89,12 @@ def make_dataset(
         seed = int(np.random.default_rng().integers(2**31))
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     if service:
+        from pipelines.service import dispatcher_target
+
         if isinstance(cache, str):
             raise DatasetError(f"{source}: cache={cache!r} does not combine with service=: use cache=True "
                                "(the split travels to the workers in the graph) or cache=False (they stream the files)")
+        service = dispatcher_target(service)
         # Workers produce uint8 batches (4x fewer bytes on the wire); the consumer finishes them.
         if fmt == "idx" or cache is True:  # the split travels inside the graph: workers need no files
             images, labels = read_arrays(source, split, format=fmt, options=options)

@@ -6,6 +6,32 @@ Workers send uint8 batches (4x fewer bytes than float32); the consumer normalise
 from __future__ import annotations
 
 import os
+import socket
+import time
+
+from mnist_data.errors import DatasetError
+
+CONNECT_WAIT_S = 30.0  # a dispatcher started alongside has this long to come up
+
+
+def dispatcher_target(address: str) -> str:
+    """`grpc://HOST:PORT` for a dispatcher given with or without the scheme, once a TCP
+    connection to it succeeds. Why: TensorFlow's client retries an unreachable dispatcher
+    forever, silently; this gives up after CONNECT_WAIT_S, naming the address."""
+    host_port = address.removeprefix("grpc://")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT")
+    deadline = time.monotonic() + CONNECT_WAIT_S
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+            return f"grpc://{host_port}"
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise DatasetError(f"cannot reach the tf.data service dispatcher at {host_port} "
+                                   f"(tried for {CONNECT_WAIT_S:g} s): {exc.strerror or exc}") from None
+            time.sleep(0.2)
 
 
 def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None, worker_timeout_ms: int = 0) -> None:
@@ -28,7 +54,8 @@ def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None, 
     """Start a worker registered with `dispatcher` (HOST:PORT) and block."""
     import tensorflow as tf
 
-    dispatcher = dispatcher.removeprefix("grpc://")
+    dispatcher = dispatcher_target(dispatcher).removeprefix("grpc://")
+    print(f"registering with the dispatcher at {dispatcher}", flush=True)
     config = tf.data.experimental.service.WorkerConfig(
         dispatcher_address=dispatcher, port=port, worker_address=address,
         heartbeat_interval_ms=heartbeat_interval_ms or None)

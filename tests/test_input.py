@@ -94,9 +94,16 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
     assert_same_examples(streamed[0][400:], streamed[1][400:])
 
 
-def test_a_cache_path_with_the_service_is_refused_before_any_connection(converted, tmp_path) -> None:
+def test_a_cache_path_with_the_service_is_refused_before_any_connection(converted, tmp_path, monkeypatch) -> None:
+    import pipelines.service
+
+    monkeypatch.setattr(pipelines.service, "CONNECT_WAIT_S", 0.5)
     with pytest.raises(mnist_data.DatasetError, match="does not combine with service="):
         pipelines.make_dataset(converted["raw"], "test", cache=str(tmp_path / "cache"), service="grpc://127.0.0.1:1")
+    with pytest.raises(mnist_data.DatasetError, match=r"cannot reach the tf.data service dispatcher at 127.0.0.1:1 \(tried for 0.5 s\): "):
+        pipelines.make_dataset(converted["raw"], "test", service="127.0.0.1:1")  # nothing listens there
+    with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT or grpc://HOST:PORT"):
+        pipelines.make_dataset(converted["raw"], "test", service="localhost")
 
 
 def test_missing_split_in_manifest_is_clear(converted) -> None:
