@@ -201,7 +201,7 @@ def _finish(batches: tf.data.Dataset, options: PipelineOptions, finish=None) -> 
     """The common tail: the per-batch `finish` map (unless already fused), prefetch, options."""
     if finish is not None:
         batches = batches.map(finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
-    return batches.prefetch(options.prefetch).with_options(_tf_options(options))
+    return batches.prefetch(options.prefetch).with_options(tf_options(options))
 
 
 def _as_uint8(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -223,14 +223,15 @@ def make_finisher(flatten: bool, one_hot: bool, num_classes: int = 10, normalize
     return finish
 
 
-def _tf_options(options: PipelineOptions) -> tf.data.Options:
-    tf_options = tf.data.Options()
-    tf_options.deterministic = options.deterministic
-    tf_options.experimental_slack = options.slack
-    tf_options.experimental_optimization.apply_default_optimizations = options.static_optimizations
+def tf_options(options: PipelineOptions) -> tf.data.Options:
+    """The tf.data.Options that `options` stand for."""
+    result = tf.data.Options()
+    result.deterministic = options.deterministic
+    result.experimental_slack = options.slack
+    result.experimental_optimization.apply_default_optimizations = options.static_optimizations
     if options.private_threadpool:
-        tf_options.threading.private_threadpool_size = options.private_threadpool
-    return tf_options
+        result.threading.private_threadpool_size = options.private_threadpool
+    return result
 
 
 def host_tensor(array: np.ndarray) -> tf.Tensor:

@@ -52,3 +52,10 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
     for name, build in builders.items():
         for epoch in build(2):
             assert examples(epoch) == expected, name
+
+
+def test_one_epoch_has_no_later_rate_rather_than_zero():
+    report = bench_pipeline("mnist-sample", batch_size=100, epochs=1, repeat=1)
+    assert report["results"][-1]["examples_per_second_later_epochs"] is None
+    ours = format_report(report).splitlines()[2]
+    assert ours.startswith("ours (idx)") and ours.split()[-1] == "-"
