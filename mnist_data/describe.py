@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_data.catalog import CATALOG, SPLITS
+from mnist_data.errors import DatasetError
 from mnist_data.fetch import md5_of
 from mnist_data.idx import read_idx
 from mnist_data.load import load_splits, resolve
@@ -39,6 +40,9 @@ def describe(source: str | os.PathLike, data_dir: str | os.PathLike | None = Non
     """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file."""
     if Path(source).is_file():
         return {"source": os.fspath(source), "files": [describe_file(Path(source))]}
+    if (Path(source) / "manifest.json").is_file():
+        raise DatasetError(f"{source} holds converted output (see its manifest.json); info describes IDX data: "
+                           f"`mnist-data verify {source}` checks converted output")
     arrays = load_splits(source, SPLITS, data_dir, download=False)
     files = []
     for split, (images, labels) in arrays.items():

@@ -46,6 +46,17 @@ class PipelineOptions:
     static_optimizations: bool = False
 
 
+def _checked_format(source: str | os.PathLike, format: str | None) -> str:
+    """The source's format, refusing a format it cannot have before anything is read."""
+    fmt = format or detect_format(source)
+    if fmt not in FORMATS:
+        raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt != "idx" and not (Path(source) / "manifest.json").is_file():
+        raise DatasetError(f"{source}: format {fmt!r} reads a directory written by to-{fmt} "
+                           "(with its manifest.json); for a dataset name or IDX files use format 'idx'")
+    return fmt
+
+
 def detect_format(source: str | os.PathLike) -> str:
     """'tfrecord' or 'png' from OUT/manifest.json, else 'idx' (dataset name or IDX dir)."""
     manifest = Path(source) / "manifest.json"
@@ -84,9 +95,7 @@ def make_dataset(
     workers (see docs/tfdata-service.md) and normalized here, on the consumer.
     """
     _check_batching(batch_size, epochs)
-    fmt = format or detect_format(source)
-    if fmt not in FORMATS:
-        raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    fmt = _checked_format(source, format)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
@@ -148,7 +157,7 @@ def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str 
     This is the cache: raw TFRecords are decoded by mnist_data without TensorFlow; PNG-encoded
     TFRecords and PNG trees are decoded by a parallel tf.data reader.
     """
-    fmt = format or detect_format(source)
+    fmt = _checked_format(source, format)
     if fmt == "idx":
         return mnist_data.load(source, split)
     if fmt == "tfrecord" and read_manifest(Path(source)).get("encoding") == "raw":
@@ -327,6 +336,7 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
 
 def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
     """Decoded (images, labels, index) chunks of a PNG tree, in the order of OUT/<split>.csv."""
+    _split_shards(directory, split)  # a split the manifest lacks is named as such
     listing = directory / f"{split}.csv"
     try:
         with open(listing, newline="") as handle:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mnist_data
+from mnist_data.describe import describe
 import pipelines
 import pipelines.input
 
@@ -109,6 +110,12 @@ def test_a_cache_path_with_the_service_is_refused_before_any_connection(converte
 def test_missing_split_in_manifest_is_clear(converted) -> None:
     with pytest.raises(mnist_data.DatasetError, match="no split 'valid'"):
         pipelines.make_dataset(converted["raw"], "valid")
+    with pytest.raises(mnist_data.DatasetError, match="no split 'valid'"):
+        pipelines.make_dataset(converted["png"], "valid")
+    with pytest.raises(mnist_data.DatasetError, match="mnist-sample: format 'tfrecord' reads a directory written by"):
+        pipelines.make_dataset("mnist-sample", format="tfrecord")
+    with pytest.raises(mnist_data.DatasetError, match="holds converted output"):
+        describe(converted["png"])
 
 
 def test_to_device_yields_the_same_batches_on_the_cpu() -> None:
