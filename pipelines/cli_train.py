@@ -105,11 +105,27 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from pipelines.train import predict
+    """One line per image: path, class, probability (and the class name for named classes);
+    an unreadable image gets an error line and exit status 1, the others still their answer."""
+    import sys
 
-    for path, (digit, probability) in zip(args.images, predict(args.run_dir, args.images)):
-        print(f"{path}\t{digit}\t{probability:.3f}")
-    return 0
+    from pipelines.config import TrainError
+    from pipelines.reports import read_digit
+    from pipelines.train import class_names_of_run, predict
+
+    readable, failed = [], []
+    for path in args.images:
+        try:
+            read_digit(path)
+            readable.append(path)
+        except TrainError as exc:
+            failed.append(str(exc))
+    names = class_names_of_run(Path(args.run_dir))
+    for path, (label, probability) in zip(readable, predict(args.run_dir, readable)):
+        print(f"{path}\t{label}\t{probability:.3f}" + (f"\t{names[label]}" if names else ""))
+    for message in failed:
+        print(f"mnist-data: error: {message}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _run_bench(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ import numpy as np
 from mnist_data.atomic import atomic_path, remove_stale_temps
 from pipelines.config import TrainError
 
-_COLOURS = {"loss": (200, 60, 40), "train_accuracy": (40, 90, 200), "test_accuracy": (30, 150, 60)}
+_COLOURS = {"loss": (200, 60, 40), "test_loss": (120, 40, 160), "train_accuracy": (40, 90, 200),
+            "test_accuracy": (30, 150, 60)}
 
 
 def _save_png(image: Any, path: Path) -> None:
@@ -49,7 +50,7 @@ def _panel(draw: Any, box: tuple[int, int, int, int], series: dict[str, Sequence
 
 
 def plot_curves(history: list[dict], path: str | os.PathLike, *, title: str = "") -> Path:
-    """PNG of the per-epoch loss (top) and train/test accuracy (bottom)."""
+    """PNG of the per-epoch train/test loss (top) and train/test accuracy (bottom)."""
     from PIL import Image, ImageDraw
 
     path = Path(path)
@@ -57,7 +58,7 @@ def plot_curves(history: list[dict], path: str | os.PathLike, *, title: str = ""
     draw = ImageDraw.Draw(image)
     draw.text((60, 6), title, fill=(0, 0, 0))
     if history:
-        _panel(draw, (60, 24, 620, 220), {"loss": [r["loss"] for r in history]}, "loss")
+        _panel(draw, (60, 24, 620, 220), {k: [r[k] for r in history] for k in ("loss", "test_loss")}, "loss")
         _panel(draw, (60, 256, 620, 452), {k: [r[k] for r in history] for k in ("train_accuracy", "test_accuracy")},
                "accuracy")
     _save_png(image, path)

@@ -110,11 +110,28 @@ def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list
 
     path = Path(run_dir) / "saved_model"
     if not path.is_dir():
+        if tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINTS)):
+            raise TrainError(f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
+                             f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`")
         raise TrainError(f"{path}: no SavedModel (train first)")
+    if not images:
+        return []
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     batch = np.stack([read_digit(p) for p in images])
     probabilities = serve(images=tf.constant(batch))["probabilities"].numpy()
     return [(int(p.argmax()), float(p.max())) for p in probabilities]
+
+
+def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
+    """The class names of the catalog dataset a run was trained on, when they are not digits."""
+    import mnist_data
+
+    try:
+        data, _ = run_data(run_dir)
+    except (OSError, ValueError):
+        return None
+    names = mnist_data.class_names(data)
+    return None if names is None or all(name.isdigit() for name in names) else names
 
 
 def _portable(data: str | os.PathLike) -> str:

@@ -100,3 +100,13 @@ def test_a_model_moved_aside_by_a_killed_export_is_restored(tmp_path):
     final.rename(final.with_name(".saved_model.previous"))  # killed between the two renames
     export_saved_model(net, final)
     assert sorted(p.name for p in final.parent.iterdir()) == ["saved_model"]
+
+
+def test_curves_draw_each_series_in_its_colour(tmp_path):
+    from pipelines.reports import _COLOURS, plot_curves
+
+    history = [{"loss": 1.0 / e, "test_loss": 1.2 / e, "train_accuracy": 1 - 0.5 / e, "test_accuracy": 1 - 0.6 / e}
+               for e in range(1, 6)]
+    with Image.open(plot_curves(history, tmp_path / "curves.png")) as image:
+        colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 16)}
+    assert set(_COLOURS.values()) <= colours

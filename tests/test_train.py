@@ -136,6 +136,10 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path):
         pngs.append(str(tmp_path / f"d{i}.png"))
     lines = _cli("predict", str(run), *pngs).stdout.splitlines()
     assert [int(line.split("\t")[1]) for line in lines] == probabilities[:3].argmax(1).tolist()
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    mixed = _cli("predict", str(run), pngs[0], str(tmp_path / "broken.png"), pngs[1], check=False)
+    assert mixed.returncode == 1 and mixed.stdout.splitlines() == lines[:2]  # the others still answered
+    assert "broken.png: not a readable image" in mixed.stderr
 
 
 def _refused(capsys, *args: str) -> str:
@@ -166,7 +170,8 @@ def test_cli_refuses_to_overwrite_a_run_and_names_bad_images(tmp_path, capsys):
                                          "--out", str(tmp_path / "mine" / "notes.txt"))
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     shutil.rmtree(run / "saved_model")
-    assert "saved_model: no SavedModel" in _refused(capsys, "predict", str(run), str(tmp_path / "bad.png"))
+    assert "saved_model: no SavedModel yet: the run stopped before its end" in _refused(
+        capsys, "predict", str(run), str(tmp_path / "bad.png"))
     shutil.rmtree(run / "checkpoints")
     assert "checkpoints: no checkpoint to evaluate" in _refused(capsys, "evaluate", str(run), "--data", SAMPLE)
 
@@ -303,3 +308,12 @@ def test_trains_from_converted_tfrecords(tmp_path):
     mnist_data.to_tfrecord(SAMPLE, tmp_path / "tfrecord", progress=False)
     summary = train_quiet(get_config("softmax", "modern", epochs=3), tmp_path / "run", data=str(tmp_path / "tfrecord"))
     assert summary["test_accuracy"] > 0.7
+
+
+def test_predictions_name_the_classes_of_a_named_dataset(tmp_path):
+    from pipelines.train import class_names_of_run
+
+    for data, names in (("fashion-mnist", "T-shirt/top"), (SAMPLE, None), (str(tmp_path), None)):
+        (tmp_path / "config.json").write_text(json.dumps({"model": "softmax", "data": data}))
+        found = class_names_of_run(tmp_path)
+        assert (found[0] if found else None) == names
