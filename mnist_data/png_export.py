@@ -108,6 +108,14 @@ def to_png(
     return result
 
 
+def _chunk_bytes(out: Path, relative_paths: list[str]) -> int | None:
+    """The bytes of a finished chunk's files, or None if one has gone (then the chunk is redone)."""
+    try:
+        return sum((out / relative).stat().st_size for relative in relative_paths)
+    except FileNotFoundError:
+        return None
+
+
 def _export_split(pool, out, split, images, labels, folders, compress_level, progress, summary) -> dict:
     from tqdm import tqdm
 
@@ -121,8 +129,10 @@ def _export_split(pool, out, split, images, labels, folders, compress_level, pro
         for start in range(0, len(labels), CHUNK):
             stop = min(start + CHUNK, len(labels))
             marker = out / PROGRESS_DIR / f"{split}-{start:06d}.done"
-            if marker.exists():
+            done_bytes = _chunk_bytes(out, paths[start:stop]) if marker.exists() else None
+            if done_bytes is not None:  # finished by an earlier run, and all its files still there
                 summary.resumed_files += stop - start
+                summary.bytes += done_bytes
                 bar.update(stop - start)
                 continue
             futures.append((stop - start, pool.submit(_write_chunk, str(out), paths[start:stop],

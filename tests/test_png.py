@@ -114,3 +114,15 @@ def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> No
     assert sorted(int(p.name) for p in (tmp_path / "png" / "train").iterdir()) == list(range(26))
     to_tfrecord(letters, tmp_path / "tfr", num_classes=26, progress=False)
     np.testing.assert_array_equal(read_tfrecord_split(tmp_path / "tfr", "test")[1], np.arange(52) % 26)
+
+
+def test_a_rerun_restores_a_file_deleted_from_a_finished_chunk(tmp_path: Path) -> None:
+    out = tmp_path / "png"
+    first = to_png("mnist-sample", out, splits=["test"], progress=False)
+    victim = sorted((out / "test" / "4").iterdir())[0]
+    kept = victim.read_bytes()
+    again = to_png("mnist-sample", out, splits=["test"], progress=False)
+    assert again["resumed_files"] == 400 and again["bytes"] == first["bytes"]
+    victim.unlink()
+    restored = to_png("mnist-sample", out, splits=["test"], progress=False)
+    assert restored["resumed_files"] == 0 and victim.read_bytes() == kept

@@ -213,14 +213,17 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, la
     partial = final_files(killed)
     assert partial  # some output was there when it died
     reference = None
-    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(clean), "--quiet"]).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(clean), "--quiet",
+                           "--json", str(tmp_path / "clean.json")]).returncode == 0
     reference = final_files(clean)
     for name, blob in partial.items():  # nothing under a final name was partial
         assert reference[name] == blob, name
     summary = tmp_path / "resumed.json"
     assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(killed), "--quiet",
                            "--json", str(summary)]).returncode == 0
-    assert json.loads(summary.read_text())["resumed_files"] > 0  # finished chunks were kept, not redone
+    resumed = json.loads(summary.read_text())
+    assert resumed["resumed_files"] > 0  # finished chunks were kept, not redone
+    assert resumed["bytes"] == json.loads((tmp_path / "clean.json").read_text())["bytes"]  # kept ones count too
     assert final_files(killed) == reference
     assert not [p for p in killed.rglob(".*") if is_temp_name(p)]
     assert verify(killed).ok
