@@ -25,6 +25,7 @@ from mnist_data.tfrecord_read import read_manifest, read_tfrecord_split
 from pipelines import FORMATS
 
 AUTOTUNE = tf.data.AUTOTUNE
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
 
@@ -347,8 +348,20 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
     labels = np.array([int(row["label"]) for row in rows], dtype=np.int64)
     index = np.array([int(row["index"]) for row in rows], dtype=np.int64)
 
+    image = read_manifest(directory).get("image", {})
+    size = tf.constant([image.get("height", 28), image.get("width", 28)])
+
     def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
-        return tf.io.decode_png(tf.io.read_file(path), channels=1)[..., 0], label, position
+        # Checked here so that a streamed tree's bad file is named in the error, not lost in a batch op.
+        blob = tf.io.read_file(path)
+        is_png = tf.debugging.Assert(tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
+                                     ["not a PNG file:", path])
+        with tf.control_dependencies([is_png]):
+            pixels = tf.io.decode_png(blob, channels=1)[..., 0]
+        right_size = tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(pixels), size)),
+                                         ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)])
+        with tf.control_dependencies([right_size]):
+            return tf.identity(pixels), label, position
 
     examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
         decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mnist_data
 from mnist_data.describe import describe
@@ -154,9 +155,14 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     victim.write_bytes(b"not a png at all")
     with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
         pipelines.make_dataset(tree, "test")
+    streamed = pipelines.make_dataset(tree, "test", cache=False)  # TensorFlow raises, but names the file
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"not a PNG file:.*{victim}"):
+        collect(streamed)
     Image.new("RGB", (32, 32), "white").save(victim)
     with pytest.raises(mnist_data.DatasetError, match=f"{victim}: a 32x32 PNG image, expected a 28x28 PNG"):
         pipelines.make_dataset(tree, "test")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"differs from the manifest.*{victim}.*32 32"):
+        collect(streamed)
     victim.unlink()
     with pytest.raises(mnist_data.DatasetError, match=f"{victim}: listed in .*test.csv but missing"):
         pipelines.make_dataset(tree, "test")
