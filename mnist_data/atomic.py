@@ -76,6 +76,15 @@ def write_bytes_atomic(final: str | os.PathLike, data: bytes | memoryview, *, du
     return final
 
 
+def write_json_atomic(final: str | os.PathLike, value: object, *, indent: int = 2) -> Path:
+    """Write `value` as JSON to `final` atomically, creating missing parent folders (a summary
+    is often asked for inside the output folder the command itself creates)."""
+    import json
+
+    Path(final).parent.mkdir(parents=True, exist_ok=True)
+    return write_bytes_atomic(final, json.dumps(value, indent=indent).encode())
+
+
 def remove_stale_temps(directory: str | os.PathLike, *, recursive: bool = False) -> int:
     """Delete temporary files and folders left by a killed writer in `directory` (and, if
     `recursive`, in its subfolders); return how many."""

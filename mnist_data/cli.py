@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from mnist_data.atomic import write_bytes_atomic
+from mnist_data.atomic import write_json_atomic
 from mnist_data.catalog import CATALOG, SPLITS
 from mnist_data.cli_args import non_negative_int, output_file, positive_int
 from mnist_data.describe import describe
@@ -106,5 +105,5 @@ def _run_info(args: argparse.Namespace) -> int:
         if "per_class" in entry:
             print(f"      per class: {entry['per_class']}")
     if args.json_path:
-        write_bytes_atomic(args.json_path, json.dumps(summary, indent=2).encode())
+        write_json_atomic(args.json_path, summary)
     return 0

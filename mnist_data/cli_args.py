@@ -30,15 +30,23 @@ def port(text: str) -> int:
 
 
 def output_file(text: str) -> str:
-    """A file to write at the end of a command: its folder must exist now, not after the work
-    ('-' stands for standard output)."""
+    """A file to write at the end of a command, checked now rather than after the work: not a
+    directory, and inside a folder that exists or can be created (it may be the command's own OUT)."""
+    path = Path(text)
     if text == "-":
-        return text
-    folder = Path(text).parent
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: the folder {folder} does not exist")
-    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError("this command writes its JSON to a file: give a file name")
+    if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory, expected a file name")
-    if not os.access(folder, os.W_OK):
-        raise argparse.ArgumentTypeError(f"{text}: the folder {folder} is not writable")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: the folder {existing} is not writable")
     return text
+
+
+def output_file_or_stdout(text: str) -> str:
+    """As `output_file`, or '-' for standard output."""
+    return text if text == "-" else output_file(text)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from mnist_data.atomic import is_temp_name, remove_stale_temps, write_bytes_atomic
+from mnist_data.atomic import is_temp_name, remove_stale_temps, write_bytes_atomic, write_json_atomic
+from mnist_data.checks import is_whole
 from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
 from mnist_data.load import resolve
@@ -89,7 +90,7 @@ def _read_run_file(marker: Path) -> dict:
 
 
 def check_workers(workers: int | None) -> int | None:
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
+    if workers is not None and not is_whole(workers, 1):
         raise ConvertError(f"workers must be a whole number, at least 1, found {workers!r}")
     return workers
 
@@ -151,11 +152,13 @@ def _difference(previous: dict, identity: dict, within: str = "") -> str:
     changes = []
     for key in sorted(set(previous) | set(identity)):
         old, new = previous.get(key), identity.get(key)
-        if old == new:
-            continue
-        if isinstance(old, dict) and isinstance(new, dict):
+        if old == new or (key == "files" and previous.get("name") != identity.get("name")):
+            continue  # another source's files differ as a matter of course
+        if key not in previous or key not in identity:
+            changes.append(f"{within}{key} {'added' if key in identity else 'removed'}")
+        elif isinstance(old, dict) and isinstance(new, dict):
             changes.append(_difference(old, new, f"{within}{key}."))
-        elif key in ("files",) or within.endswith("files."):
+        elif within.endswith("files."):
             changes.append(f"{within}{key} changed")
         else:
             changes.append(f"{within}{key} {old!r} -> {new!r}")
@@ -201,4 +204,4 @@ def line(summary: dict) -> str:
 def publish_manifest(out: Path, manifest: dict, summary: dict, json_path: str | os.PathLike | None) -> None:
     write_bytes_atomic(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
     if json_path:
-        write_bytes_atomic(json_path, json.dumps(summary, indent=2).encode())
+        write_json_atomic(json_path, summary)

@@ -74,6 +74,8 @@ def fetch_file(remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, p
         try:
             _download_verified(url, remote, target, progress=progress, timeout=timeout)
             return target
+        except _LocalWriteError:
+            raise
         except _Unreachable as exc:
             failures.append(f"{url}: {exc}")
             unreachable = True
@@ -89,6 +91,17 @@ def fetch_file(remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, p
 
 class _Unreachable(FetchError):
     """The mirror could not be reached or dropped every attempt (as opposed to refusing the file)."""
+
+
+class _LocalWriteError(FetchError):
+    """The download cannot be stored here (disk full, no permission): no mirror can help."""
+
+
+def _writable(part: Path, mode: str):
+    try:
+        return open(part, mode)
+    except OSError as exc:
+        raise _LocalWriteError(f"{part}: cannot write: {exc.strerror or exc}") from None
 
 
 def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: bool, timeout: float) -> None:
@@ -117,6 +130,8 @@ def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: 
 
 def _download_to(url: str, part: Path, expected_size: int | None, *, progress: bool, timeout: float) -> bool:
     """Append the rest of `url` to `part`; True when the server says the body is complete."""
+    if part.exists() and not part.is_file():
+        raise _LocalWriteError(f"{part}: cannot write: something other than a file has that name")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "mnist-data"})
     if have:
@@ -134,14 +149,17 @@ def _download_to(url: str, part: Path, expected_size: int | None, *, progress: b
         total = have + int(length) if length is not None else expected_size
         from tqdm import tqdm
 
-        with open(part, "ab" if have else "wb") as sink, tqdm(
+        with _writable(part, "ab" if have else "wb") as sink, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, desc=part.name[1:-5], disable=not progress, leave=False
         ) as bar:
             while True:
                 block = response.read(CHUNK)
                 if not block:
                     break
-                sink.write(block)
+                try:
+                    sink.write(block)
+                except OSError as exc:
+                    raise _LocalWriteError(f"{part}: cannot write: {exc.strerror or exc}") from None
                 bar.update(len(block))
         written = part.stat().st_size
     return total is None or written >= total

@@ -18,6 +18,7 @@ import numpy as np
 
 from mnist_data.atomic import temp_name_for, write_bytes_atomic
 from mnist_data.catalog import SPLITS
+from mnist_data.checks import is_whole
 from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line,
                                    publish_manifest, worker_pool)
 from mnist_data.errors import ConvertError
@@ -84,8 +85,9 @@ def to_png(
     `num_classes` admits labels up to num_classes - 1 for sets with more classes than the
     catalog knows of (default: the catalog's count, else 10).
     """
-    if not 0 <= compress_level <= 9:
-        raise ConvertError(f"compress_level must be 0..9, found {compress_level}")
+    if not (is_whole(compress_level, 0) and compress_level <= 9):
+        raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
+    compress_level = int(compress_level)
     out = Path(out)
     splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)

@@ -18,6 +18,7 @@ from google_crc32c import value as crc32c
 
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import SPLITS
+from mnist_data.checks import is_whole
 from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line,
                                    publish_manifest, worker_pool)
 from mnist_data.errors import ConvertError
@@ -41,7 +42,7 @@ def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list
     if shards is not None and shard_size is not None:
         raise ConvertError("give either shards or shard_size, not both")
     for name, value in (("shards", shards), ("shard_size", shard_size)):
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and not is_whole(value, 1):
             raise ConvertError(f"{name} must be a whole number, at least 1, found {value!r}")
     n = shards if shards is not None else max(1, -(-count // (shard_size or DEFAULT_SHARD_SIZE)))
     if n < 1:
@@ -105,18 +106,20 @@ def to_tfrecord(
     compression = compression or "none"
     if encoding not in ENCODINGS:
         raise ConvertError(f"unknown encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
-    if not 0 <= compress_level <= 9:
-        raise ConvertError(f"compress_level must be 0..9, found {compress_level}")
+    if not (is_whole(compress_level, 0) and compress_level <= 9):
+        raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
+    compress_level = int(compress_level)
     if compression not in COMPRESSIONS:
         raise ConvertError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     out = Path(out)
     splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
-    options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
-               "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}
     check_workers(workers)
     for _, labels in arrays.values():  # refuse impossible sharding before anything is written
         shard_bounds(len(labels), shards, shard_size)
+    shards, shard_size = (None if n is None else int(n) for n in (shards, shard_size))  # NumPy's too
+    options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
+               "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}
     identity = {"kind": "tfrecord", "source": describe_source(source, splits), "options": options}
     claim_output(out, identity, overwrite)
     summary = RunSummary("to-tfrecord", str(out))

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import mnist_data
+from mnist_data.checks import is_whole
 from mnist_data.errors import DatasetError
 from pipelines.input import PipelineOptions, detect_format, make_dataset, read_arrays, read_manifest, tf_options
 
@@ -152,7 +153,7 @@ def bench_pipeline(source: str = "fashion-mnist", fmt: str | None = None, batch_
     the machines this runs on are shared and noisy.
     """
     for name, value in (("batch_size", batch_size), ("epochs", epochs), ("repeat", repeat)):
-        if not isinstance(value, int) or value < 1:
+        if not is_whole(value, 1):
             raise DatasetError(f"{name} must be a whole number >= 1, got {value!r}")
     options = options or PipelineOptions()
     fmt = fmt or detect_format(source)

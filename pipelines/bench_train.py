@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any, Callable
 
+from mnist_data.checks import is_whole
 from pipelines.config import TrainError, get_config
 from pipelines.trainer_parts import Trainer
 
@@ -75,7 +76,7 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
     import tensorflow as tf
 
     for name, value in (("steps", steps), ("repeat", repeat)):
-        if not isinstance(value, int) or value < 1:
+        if not is_whole(value, 1):
             raise TrainError(f"{name} must be a whole number >= 1, got {value!r}")
     config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 96))
     trainer = Trainer(config, data, format)

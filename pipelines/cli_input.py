@@ -6,7 +6,6 @@ TensorFlow is imported only when one of them runs.
 from __future__ import annotations
 
 import argparse
-import json
 
 from mnist_data.cli_args import non_negative_int, output_file, port, positive_int
 from pipelines import FORMATS
@@ -44,7 +43,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from mnist_data.atomic import write_bytes_atomic
+    from mnist_data.atomic import write_json_atomic
     from pipelines.bench_input import bench_pipeline, format_report
     from pipelines.input import PipelineOptions
 
@@ -53,7 +52,7 @@ def _run_bench(args: argparse.Namespace) -> int:
                             repeat=args.repeat)
     print(format_report(report))
     if args.json_path:
-        write_bytes_atomic(args.json_path, json.dumps(report, indent=2).encode())
+        write_json_atomic(args.json_path, report)
     return 0
 
 

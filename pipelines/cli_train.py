@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mnist_data.atomic import write_bytes_atomic
-from mnist_data.cli_args import non_negative_int, output_file, positive_int
+from mnist_data.atomic import write_json_atomic
+from mnist_data.cli_args import non_negative_int, output_file, output_file_or_stdout, positive_int
 from pipelines import FORMATS
 from pipelines.config import MODELS, PRESETS
 
@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("run_dir")
     p.add_argument("--data", help="test split to evaluate on (default: the data the run was trained on)")
     p.add_argument("--format", choices=FORMATS)
-    p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file,
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file_or_stdout,
                    help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_evaluate)
 
@@ -56,7 +56,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--steps", type=positive_int, default=400, help="timed steps per method")
     p.add_argument("--repeat", type=positive_int, default=3, help="alternating rounds; the best is kept")
     _op_threads_argument(p)
-    p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file,
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file_or_stdout,
                    help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_bench)
 
@@ -73,7 +73,7 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
         return
     print(report)
     if json_path:
-        write_bytes_atomic(json_path, json.dumps(result, indent=1).encode())
+        write_json_atomic(json_path, result, indent=1)
 
 
 def _run_train(args: argparse.Namespace) -> int:

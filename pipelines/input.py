@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import mnist_data
+from mnist_data.checks import is_whole
 from mnist_data.errors import DatasetError
 from mnist_data.tfrecord_read import read_manifest, read_tfrecord_split
 from pipelines import FORMATS
@@ -145,9 +146,9 @@ def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int 
 
 
 def _check_batching(batch_size: int, epochs: int | None) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not is_whole(batch_size, 1):
         raise DatasetError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
+    if epochs is not None and not is_whole(epochs, 0):
         raise DatasetError(f"epochs must be a whole number >= 0 or None (forever), got {epochs!r}")
 
 
@@ -344,7 +345,7 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
             rows = list(csv.DictReader(handle))
     except OSError as exc:
         raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
-    paths = [str(directory / row["file"]) for row in rows]
+    paths = tf.constant([str(directory / row["file"]) for row in rows], tf.string)  # strings, even if none
     labels = np.array([int(row["label"]) for row in rows], dtype=np.int64)
     index = np.array([int(row["index"]) for row in rows], dtype=np.int64)
 

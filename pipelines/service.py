@@ -20,8 +20,9 @@ def dispatcher_target(address: str) -> str:
     forever, silently; this gives up after CONNECT_WAIT_S, naming the address."""
     host_port = address.removeprefix("grpc://")
     host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit():
-        raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT")
+    if not host or not port.isdigit() or (":" in host and not (host.startswith("[") and host.endswith("]"))):
+        raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
+                           "(an IPv6 host in brackets: [::1]:5050)")
     deadline = time.monotonic() + CONNECT_WAIT_S
     while True:
         try:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mnist_data.atomic import is_temp_name, write_bytes_atomic
+from mnist_data.atomic import is_temp_name, write_bytes_atomic, write_json_atomic
 from pipelines.config import TrainConfig, TrainError, config_from_dict
 from pipelines.trainer_parts import Trainer, use_op_threads
 
@@ -77,7 +77,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     reports.export_saved_model(trainer.eval_model, out / "saved_model")
     write_bytes_atomic(out / "summary.json", json.dumps(summary, indent=1).encode())
     if json_path:
-        write_bytes_atomic(json_path, json.dumps(summary, indent=1).encode())
+        write_json_atomic(json_path, summary, indent=1)
     return summary
 
 
@@ -89,7 +89,8 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     if data is None:
-        data, format = run_data(run_dir)
+        data, recorded_format = run_data(run_dir)
+        format = format or recorded_format
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if latest is None:
         raise TrainError(f"{run_dir / CHECKPOINTS}: no checkpoint to evaluate")
@@ -135,8 +136,13 @@ def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
 
 
 def _portable(data: str | os.PathLike) -> str:
-    """A dataset name as is; a directory as an absolute path, valid from any working directory."""
-    return str(Path(data).resolve()) if Path(data).exists() else os.fspath(data)
+    """A catalog name as is (names win over same-named folders, as when loading); a directory as
+    an absolute path, valid from any working directory."""
+    from mnist_data.catalog import CATALOG
+
+    if os.fspath(data) in CATALOG or not Path(data).exists():
+        return os.fspath(data)
+    return str(Path(data).resolve())
 
 
 def run_data(run_dir: Path) -> tuple[str, str | None]:

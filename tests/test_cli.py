@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import mnist_data
+
 from mnist_data_cli import build_parser, main
 
 
@@ -91,18 +93,30 @@ def test_bad_numbers_and_unwritable_json_paths_stop_before_any_work(tmp_path, ca
                        (["bench", "pipeline", "--source", "mnist-sample", "--repeat", "0"], "expected a whole number >= 1"),
                        (["serve", "dispatcher", "--port", "99999"], "expected a port number 0..65535"),
                        (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--num-classes", "0"], ">= 1"),
-                       (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--json", str(tmp_path / "no" / "s.json")],
-                        f"the folder {tmp_path / 'no'} does not exist"),
+                       (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--json", str(tmp_path / "f" / "s.json")],
+                        f"{tmp_path / 'f'} is a file, so no folder can be made there"),
+                       (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--json", "-"], "give a file name"),
                        (["train", "softmax", "--data", "mnist-sample", "--out", str(tmp_path / "r"),
                          "--json", str(tmp_path)], "is a directory")):
+        (tmp_path / "f").write_text("a file, not a folder")
         with pytest.raises(SystemExit) as stop:
             main(args)
         err = capsys.readouterr().err
         assert stop.value.code == 2 and says in err, (args, err)
     assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
-    for kwargs in (dict(batch_size=0), dict(batch_size=2.5), dict(epochs=-1)):
+    out = tmp_path / "tfr"  # a summary inside the OUT the command creates is fine
+    assert main(["to-tfrecord", "mnist-sample", str(out), "--quiet", "--json", str(out / "summary.json")]) == 0
+    assert json.loads((out / "summary.json").read_text())["examples"] == 2000
+    for kwargs in (dict(batch_size=0), dict(batch_size=2.5), dict(batch_size=True), dict(epochs=-1)):
         with pytest.raises(DatasetError, match="must be a whole number"):
             pipelines.make_dataset("mnist-sample", **kwargs)
+    import numpy as np
+
+    batch = next(iter(pipelines.make_dataset("mnist-sample", "test", np.int64(100), epochs=np.int32(1))))
+    assert batch[0].shape[0] == 100  # NumPy's integers are whole numbers too
+    summary = mnist_data.to_tfrecord("mnist-sample", tmp_path / "np", splits="test", workers=np.int64(1),
+                                     shard_size=np.int64(100), progress=False)
+    assert summary["files"] == 4
 
 
 def test_a_reader_that_stops_early_gets_no_error(tmp_path) -> None:

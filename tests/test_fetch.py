@@ -149,3 +149,15 @@ def test_load_downloads_a_missing_catalog_dataset(served_catalog: Path, file_ser
     assert (images == expected[0]).all() and (labels == expected[1]).all()
     assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir() if p.suffix == ".gz") == [
         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+
+
+def test_a_download_that_cannot_be_stored_says_so_without_offline_advice(served_catalog: Path, file_server,
+                                                                          tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    target = tmp_path / "data"
+    target.mkdir()
+    blocked = part_path(target / "t10k-labels-idx1-ubyte.gz")
+    blocked.mkdir()  # the partial download's name is taken by a folder
+    with pytest.raises(FetchError) as info:
+        fetch("mnist", target, mirrors=[server.url, server.url], splits=["test"], progress=False)
+    assert str(info.value).startswith(f"{blocked}: cannot write: ") and "Offline?" not in str(info.value)

@@ -104,8 +104,9 @@ def test_a_cache_path_with_the_service_is_refused_before_any_connection(converte
         pipelines.make_dataset(converted["raw"], "test", cache=str(tmp_path / "cache"), service="grpc://127.0.0.1:1")
     with pytest.raises(mnist_data.DatasetError, match=r"cannot reach the tf.data service dispatcher at 127.0.0.1:1 \(tried for 0.5 s\): "):
         pipelines.make_dataset(converted["raw"], "test", service="127.0.0.1:1")  # nothing listens there
-    with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT or grpc://HOST:PORT"):
-        pipelines.make_dataset(converted["raw"], "test", service="localhost")
+    for address in ("localhost", "::1:5050"):
+        with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT or grpc://HOST:PORT"):
+            pipelines.make_dataset(converted["raw"], "test", service=address)
 
 
 def test_missing_split_in_manifest_is_clear(converted) -> None:
@@ -174,3 +175,19 @@ def test_dataset_from_arrays_batches_like_make_dataset() -> None:
     theirs = collect(pipelines.make_dataset("mnist-sample", "test", 64, seed=5))
     np.testing.assert_array_equal(ours[0], theirs[0])
     np.testing.assert_array_equal(ours[1], theirs[1])
+
+
+def test_an_empty_split_converts_and_reads_back_empty(tmp_path) -> None:
+    images, labels = mnist_data.load("mnist-sample", "train")
+    source = tmp_path / "idx"
+    source.mkdir()
+    for prefix, count in (("train", 100), ("t10k", 0)):
+        mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", images[:count])
+        mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", labels[:count])
+    mnist_data.to_tfrecord(source, tmp_path / "tfr", progress=False)
+    mnist_data.to_png(source, tmp_path / "png", progress=False)
+    for out in ("tfr", "png"):
+        assert mnist_data.verify(tmp_path / out).ok
+        for cache in (True, False):
+            assert list(pipelines.make_dataset(tmp_path / out, "test", 10, cache=cache)) == []
+            assert collect(pipelines.make_dataset(tmp_path / out, "train", 10, cache=cache))[0].shape[0] == 100

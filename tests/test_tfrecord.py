@@ -167,3 +167,15 @@ def test_bulk_raw_records_equal_one_example_at_a_time(start: int, count: int) ->
     for labels in (rng.integers(0, 10, count), rng.integers(0, 300, count)):  # > 127: two-byte varints
         expected = b"".join(frame(encode_example(images[i].tobytes(), int(labels[i]), start + i)) for i in range(count))
         assert encode_raw_records(images, labels, start) == expected
+
+
+def test_a_refused_run_names_what_differs_and_nothing_else(tmp_path: Path) -> None:
+    from mnist_data.conversion import _difference
+
+    files = {"a.gz": "1", "b.gz": "2"}
+    before = {"kind": "tfrecord", "source": {"name": "x", "files": files}, "options": {"shards": None, "splits": ["train"]}}
+    other_source = {**before, "source": {"name": "y", "files": {"c.gz": "3"}}}
+    assert _difference(before, other_source) == "source.name 'x' -> 'y'"
+    one_more = {**before, "source": {"name": "x", "files": {**files, "c.gz": "3"}},
+                "options": {"shards": 2, "splits": ["train"]}}
+    assert _difference(before, one_more) == "options.shards None -> 2, source.files.c.gz added"

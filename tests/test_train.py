@@ -104,7 +104,7 @@ def test_max_steps_stops_the_run_mid_epoch(tmp_path):
     assert (summary["steps"], summary["epochs"]) == (5, 1)
 
 
-def test_cli_train_evaluate_predict_and_outputs(tmp_path):
+def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     from PIL import Image
 
     import mnist_data
@@ -118,6 +118,7 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path):
     evaluated = json.loads(_cli("evaluate", str(run), "--json").stdout)  # on the run's own data
     assert evaluated["test_accuracy"] == summary["test_accuracy"]
     assert evaluated["data"] == summary["data"] == json.loads((run / "config.json").read_text())["data"] == SAMPLE
+    assert "format 'tfrecord' reads a directory" in _refused(capsys, "evaluate", str(run), "--format", "tfrecord")
     for name, size in (("curves.png", (640, 480)), ("predictions.png", None)):
         with Image.open(run / name) as image:
             assert image.format == "PNG" and (size is None or image.size == size)
@@ -317,3 +318,14 @@ def test_predictions_name_the_classes_of_a_named_dataset(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps({"model": "softmax", "data": data}))
         found = class_names_of_run(tmp_path)
         assert (found[0] if found else None) == names
+
+
+def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    from pipelines.train import _portable
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fashion-mnist").mkdir()  # loading takes the catalog's data, so the run must say so
+    (tmp_path / "mine").mkdir()
+    assert _portable("fashion-mnist") == "fashion-mnist"
+    assert _portable("mine") == str(tmp_path / "mine")
+    assert _portable("not-there") == "not-there"
