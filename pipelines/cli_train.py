@@ -45,6 +45,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                             description="Print the predicted digit of each image (any size, made 28x28 grayscale).")
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=positive_int, default=1, help="the K likeliest classes of each image (default 1)")
+    p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file_or_stdout,
+                   help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_predict)
 
     p = bench_commands.add_parser("train", help="our loop vs synthetic data vs Keras model.fit",
@@ -71,7 +74,8 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
     if json_path == "-":
         print(json.dumps(result, indent=1))
         return
-    print(report)
+    if report:
+        print(report)
     if json_path:
         write_json_atomic(json_path, result, indent=1)
 
@@ -105,13 +109,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    """One line per image: path, class, probability (and the class name for named classes);
-    an unreadable image gets an error line and exit status 1, the others still their answer."""
+    """Per image, its `--top` likeliest classes: a line of path, class, probability (and the
+    class name for named classes) each, or JSON. An unreadable image gets an error line and
+    exit status 1; the others still get their answer."""
     import sys
 
     from pipelines.config import TrainError
     from pipelines.reports import read_digit
-    from pipelines.train import class_names_of_run, predict
+    from pipelines.train import class_names_of_run, class_probabilities
 
     readable, failed = [], []
     for path in args.images:
@@ -121,8 +126,15 @@ def _run_predict(args: argparse.Namespace) -> int:
         except TrainError as exc:
             failed.append(str(exc))
     names = class_names_of_run(Path(args.run_dir))
-    for path, (label, probability) in zip(readable, predict(args.run_dir, readable)):
-        print(f"{path}\t{label}\t{probability:.3f}" + (f"\t{names[label]}" if names else ""))
+    answers = []
+    for path, probabilities in zip(readable, class_probabilities(args.run_dir, readable)):
+        likeliest = probabilities.argsort()[::-1][:args.top]
+        answers.append({"image": path, "predictions": [
+            {"class": int(c), "probability": float(probabilities[c]), **({"name": names[c]} if names else {})}
+            for c in likeliest]})
+    lines = [f"{answer['image']}\t{p['class']}\t{p['probability']:.3f}" + (f"\t{p['name']}" if names else "")
+             for answer in answers for p in answer["predictions"]]
+    _emit(answers, "\n".join(lines), args.json_path)
     for message in failed:
         print(f"mnist-data: error: {message}", file=sys.stderr)
     return 1 if failed else 0

@@ -104,6 +104,11 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
 
 def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list[tuple[int, float]]:
     """Predicted digit and its probability for each image file, using RUN_DIR/saved_model."""
+    return [(int(p.argmax()), float(p.max())) for p in class_probabilities(run_dir, images)]
+
+
+def class_probabilities(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> Any:
+    """Every class's probability for each image file [N, classes], using RUN_DIR/saved_model."""
     import numpy as np
     import tensorflow as tf
 
@@ -116,11 +121,10 @@ def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list
                              f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`")
         raise TrainError(f"{path}: no SavedModel (train first)")
     if not images:
-        return []
+        return np.zeros((0, 10), np.float32)
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     batch = np.stack([read_digit(p) for p in images])
-    probabilities = serve(images=tf.constant(batch))["probabilities"].numpy()
-    return [(int(p.argmax()), float(p.max())) for p in probabilities]
+    return serve(images=tf.constant(batch))["probabilities"].numpy()
 
 
 def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:

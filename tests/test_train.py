@@ -141,6 +141,12 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     mixed = _cli("predict", str(run), pngs[0], str(tmp_path / "broken.png"), pngs[1], check=False)
     assert mixed.returncode == 1 and mixed.stdout.splitlines() == lines[:2]  # the others still answered
     assert "broken.png: not a readable image" in mixed.stderr
+    top = json.loads(_cli("predict", str(run), pngs[0], "--top", "3", "--json").stdout)
+    assert [answer["image"] for answer in top] == [pngs[0]]
+    chances = [p["probability"] for p in top[0]["predictions"]]
+    assert len(chances) == 3 and chances == sorted(chances, reverse=True)
+    assert top[0]["predictions"][0]["class"] == probabilities[0].argmax()
+    np.testing.assert_allclose(chances[0], probabilities[0].max(), rtol=1e-6)
 
 
 def _refused(capsys, *args: str) -> str:
