@@ -4,8 +4,9 @@ By default (`cache=True`) a split is read once into memory, whatever its source,
 batch is one map call: pick the batch's indices from a stateless per-epoch permutation,
 gather them, cast and scale them. A full-epoch shuffle thus costs no per-element work.
 With `cache=False`, TFRecord and PNG sources are streamed from their files every epoch;
-with `cache="PATH"` they are streamed once and their decoded chunks kept in tf.data cache
-files at PATH, which later epochs and later processes read instead of the source.
+with `cache="FOLDER"` they are streamed once and their decoded chunks kept in tf.data cache
+files in FOLDER, one set per split and source, which later epochs and later processes read
+instead of the source.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ def make_dataset(
                                    drop_remainder=drop_remainder, flatten=flatten, one_hot=one_hot,
                                    num_classes=num_classes, normalize=normalize, options=options)
     chunks = _file_chunks(Path(source), split, fmt, options)
-    if cache:  # a path: decoded chunks go to (or come from) tf.data's cache files there
-        chunks = chunks.cache(os.fspath(cache))
+    if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
+        chunks = chunks.cache(_cache_prefix(Path(cache), Path(source), split, fmt))
     batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
     return _finish(batches, options, finish)
 
@@ -143,6 +144,20 @@ def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int 
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
                                         finish, options), options)
+
+
+def _cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
+    """Where in `folder` tf.data keeps one split's decoded chunks: a name keyed by the split
+    and by the source's manifest (its files' checksums), so another source, split or version
+    of the output never reads these."""
+    import hashlib
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot make the cache folder: {exc.strerror or exc}") from None
+    key = hashlib.sha256((source / "manifest.json").read_bytes() + fmt.encode()).hexdigest()[:16]
+    return str(folder / f"{split}-{key}")
 
 
 def _check_batching(batch_size: int, epochs: int | None) -> None:

@@ -134,8 +134,7 @@ def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
 
     source = tmp_path / "pnggz"
     shutil.copytree(converted["pnggz"], source)
-    cache = tmp_path / "cache" / "pnggz-test"
-    cache.parent.mkdir()
+    cache = tmp_path / "cache" / "made-on-demand"
     first = collect(pipelines.make_dataset(source, "test", 100, epochs=2, seed=4, cache=str(cache)))
     assert_same_examples(first[0][:400], first[1][:400])
     assert_same_examples(first[0][400:], first[1][400:])
@@ -143,6 +142,11 @@ def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
         shard.unlink()  # from now on only the cache can serve the split
     again = collect(pipelines.make_dataset(source, "test", 100, seed=4, cache=str(cache)))
     np.testing.assert_array_equal(again[1], first[1][:400])  # same seed, same order, from the cache
+    assert all(p.parent == cache for p in cache.parent.rglob("*") if p.is_file())  # inside the folder given
+    train = collect(pipelines.make_dataset(source, "train", 100, cache=str(cache)))  # another split
+    assert len(train[1]) == 1600
+    other = collect(pipelines.make_dataset(converted["raw"], "test", 100, shuffle=False, cache=str(cache)))
+    np.testing.assert_array_equal(other[1], mnist_data.load("mnist-sample", "test")[1])  # another source
 
 
 def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
