@@ -104,17 +104,21 @@ def tfds_like(tfrecord_dir: Path, batch_size: int):
     """What tfds does by default: interleave shards, parse_single_example per record, batch."""
     manifest = read_manifest(tfrecord_dir)
     files = [str(tfrecord_dir / s["file"]) for s in manifest["splits"]["train"]["shards"]]
+    compression = "GZIP" if manifest.get("compression") == "gzip" else ""
+    png = manifest.get("encoding") == "png"
     spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
 
     def parse(record):
         parsed = tf.io.parse_single_example(record, spec)
-        image = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [28, 28, 1])
+        image = tf.io.decode_png(parsed["image"], channels=1) if png else \
+            tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [28, 28, 1])
         return tf.cast(image, tf.float32) / 255.0, parsed["label"]
 
     def build(epochs: int):
         for _ in range(epochs):
             dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
-                tf.data.TFRecordDataset, cycle_length=16, num_parallel_calls=tf.data.AUTOTUNE)
+                lambda f: tf.data.TFRecordDataset(f, compression_type=compression), cycle_length=16,
+                num_parallel_calls=tf.data.AUTOTUNE)
             yield dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     return build

@@ -57,6 +57,8 @@ def _checked_format(source: str | os.PathLike, format: str | None) -> str:
     if fmt != "idx" and not (Path(source) / "manifest.json").is_file():
         raise DatasetError(f"{source}: format {fmt!r} reads a directory written by to-{fmt} "
                            "(with its manifest.json); for a dataset name or IDX files use format 'idx'")
+    if format and fmt != "idx" and detect_format(source) != fmt:
+        raise DatasetError(f"{source}: holds {detect_format(source)} output, not {fmt} (see its manifest.json)")
     return fmt
 
 

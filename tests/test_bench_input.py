@@ -36,6 +36,8 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
     (tmp_path / "scratch").mkdir()
     idx = bench_input._as_idx(source, "png", images, labels, tmp_path / "scratch")
     mnist_data.to_tfrecord(idx, tmp_path / "tfr", splits=["train"], progress=False)
+    mnist_data.to_tfrecord(idx, tmp_path / "tfr-gz", splits=["train"], compression="gzip", encoding="png",
+                           progress=False)
 
     def examples(batches) -> list[str]:
         found = []
@@ -48,6 +50,7 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
     expected = sorted(hashlib.md5(p.tobytes() + bytes([c])).hexdigest()
                       for p, c in zip(images.reshape(len(images), -1), labels))
     builders = {"tutorial": bench_input.tutorial(images, labels), "tfds-like": bench_input.tfds_like(tmp_path / "tfr", 100),
+                "tfds-like, gzip png": bench_input.tfds_like(tmp_path / "tfr-gz", 100),
                 "ours": bench_input.ours(source, "png", 100, None, PipelineOptions(), len(labels))}
     for name, build in builders.items():
         for epoch in build(2):

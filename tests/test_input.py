@@ -116,6 +116,8 @@ def test_missing_split_in_manifest_is_clear(converted) -> None:
         pipelines.make_dataset(converted["png"], "valid")
     with pytest.raises(mnist_data.DatasetError, match="mnist-sample: format 'tfrecord' reads a directory written by"):
         pipelines.make_dataset("mnist-sample", format="tfrecord")
+    with pytest.raises(mnist_data.DatasetError, match="holds png output, not tfrecord"):
+        pipelines.make_dataset(converted["png"], format="tfrecord")
     with pytest.raises(mnist_data.DatasetError, match="holds converted output"):
         describe(converted["png"])
 
