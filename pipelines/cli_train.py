@@ -17,7 +17,8 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p = commands.add_parser("train", help="train a reference model (softmax, mlp, lenet)",
                             description="Train a reference model; see docs/trainers.md.")
     p.add_argument("model", choices=MODELS)
-    p.add_argument("--data", required=True, help="dataset name, IDX directory, or converted TFRecord/PNG directory")
+    p.add_argument("--data", help="dataset name, IDX directory, or converted TFRecord/PNG directory "
+                                   "(required, except on --resume: the run's)")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the directory's manifest)")
     p.add_argument("--preset", choices=PRESETS, help="default: modern (on --resume: the run's)")
     p.add_argument("--epochs", type=positive_int, help="default: the preset's (on --resume: the run's)")
@@ -81,16 +82,22 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pipelines.config import get_config
-    from pipelines.train import load_run_config, train
+    from pipelines.config import TrainError, get_config
+    from pipelines.train import load_run_config, run_data, train
 
     flags = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, xla=args.xla,
                  op_threads=args.op_threads)
+    data, format = args.data, args.format
     if args.resume and (Path(args.out) / "config.json").is_file():  # the run's settings, unless given
         config = load_run_config(Path(args.out)).replace(model=args.model, preset=args.preset, **flags)
+        if data is None:
+            data, recorded_format = run_data(Path(args.out))
+            format = format or recorded_format
     else:
         config = get_config(args.model, args.preset or "modern", **flags)
-    summary = train(config, args.data, args.out, format=args.format, resume=args.resume,
+    if data is None:
+        raise TrainError("--data is required (on --resume of a recorded run it defaults to the run's)")
+    summary = train(config, data, args.out, format=format, resume=args.resume,
                     json_path=args.json_path, progress=not args.quiet)
     print(f"{summary['model']}/{summary['preset']} on {summary['data']}: test accuracy {summary['test_accuracy']:.4f} "
           f"after {summary['epochs']} epochs, {summary['train_seconds']:.1f} s on {summary['device']}")

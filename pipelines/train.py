@@ -36,6 +36,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
 
     out = Path(out)
     config = _settle_run_dir(config, out, resume)
+    _check_resumed_data(out, data, format, resume)
     use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     trainer = Trainer(config, data, format)
     out.mkdir(parents=True, exist_ok=True)  # only once the data has been read and checked
@@ -167,6 +168,14 @@ def load_run_config(run_dir: Path) -> TrainConfig:
         raise TrainError(f"{path}: not a usable run configuration ({exc})") from None
 
 
+def _epochs_checkpointed(out: Path) -> int:
+    """The epoch of RUN_DIR's latest checkpoint (they are numbered by epoch), 0 if none."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(out / CHECKPOINTS))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
 def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig:
     """Refuse to overwrite an earlier run unless resuming, and refuse a resume that would not
     continue it: only the run's length may change, and not under a schedule that spans it."""
@@ -180,6 +189,10 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
     if not (resume and saved.is_file()):
         return config
     previous = load_run_config(out)
+    done = _epochs_checkpointed(out)
+    if config.epochs < done:
+        raise TrainError(f"{out}: {done} epochs are done already; --epochs {config.epochs} would end the run "
+                         "before its checkpoint")
     changed = [field.name for field in dataclasses.fields(TrainConfig)
                if getattr(previous, field.name) != getattr(config, field.name)]
     length_only = set(changed) <= {"epochs", "max_steps"}
@@ -189,6 +202,24 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
                          f"{', under a cosine schedule that spans the planned run' * length_only}); "
                          "resume with the run's own settings or choose another --out")
     return config
+
+
+def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, resume: bool) -> None:
+    """A resumed run goes on with the data it started on (runs from before data was recorded
+    are taken at their word)."""
+    if not (resume and (out / "config.json").is_file()):
+        return
+    recorded = json.loads((out / "config.json").read_text())
+    if recorded.get("data") is None:
+        return
+    from pipelines.input import detect_format
+
+    now = (_portable(data), format or detect_format(data))
+    before = (recorded["data"], recorded.get("format") or detect_format(recorded["data"]))
+    if now != before:
+        raise TrainError(f"{out}: resuming would not continue its run (data {before[0]!r} -> {now[0]!r}"
+                         f"{f', format {before[1]!r} -> {now[1]!r}' if before[1] != now[1] else ''}); "
+                         "resume with the run's data or choose another --out")
 
 
 def _summarise(writer: Any, record: dict) -> None:

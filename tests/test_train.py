@@ -190,13 +190,18 @@ def test_cli_resume_continues_the_run_it_finds_and_refuses_to_change_it(tmp_path
         return len(json.loads((run / "metrics.json").read_text())["epochs"])
 
     _cli("train", "softmax", "--preset", "seed", "--data", SAMPLE, "--epochs", "1", "--out", str(run), "--quiet")
-    _cli("train", "softmax", "--data", SAMPLE, "--resume", "--out", str(run), "--quiet")  # the run's plan, not 25
+    _cli("train", "softmax", "--resume", "--out", str(run), "--quiet")  # the run's plan and data, not 25 epochs
     assert epochs_done() == 1 and json.loads((run / "config.json").read_text())["preset"] == "seed"
     _cli("train", "softmax", "--data", SAMPLE, "--resume", "--epochs", "2", "--out", str(run), "--quiet")
     assert epochs_done() == 2  # a constant learning rate: a longer run is a continuation
     for args, says in ((["mlp"], "model 'softmax' -> 'mlp'"), (["softmax", "--batch-size", "50"], "batch_size 100 -> 50"),
                        (["softmax", "--preset", "modern"], "preset 'seed' -> 'modern'")):
         assert says in _refused(capsys, "train", *args, "--data", SAMPLE, "--resume", "--out", str(run))
+    assert "data 'mnist-sample' -> 'fashion-mnist'" in _refused(
+        capsys, "train", "softmax", "--data", "fashion-mnist", "--resume", "--out", str(run))
+    assert "2 epochs are done already; --epochs 1 would end" in _refused(
+        capsys, "train", "softmax", "--epochs", "1", "--resume", "--out", str(run))
+    assert "--data is required" in _refused(capsys, "train", "softmax", "--out", str(tmp_path / "new"))
     assert epochs_done() == 2
 
 
