@@ -125,26 +125,30 @@ def _run_predict(args: argparse.Namespace) -> int:
     from pipelines.reports import read_digit
     from pipelines.train import class_names_of_run, class_probabilities
 
-    readable, failed = [], []
+    errors = {}
     for path in args.images:
         try:
             read_digit(path)
-            readable.append(path)
         except TrainError as exc:
-            failed.append(str(exc))
+            errors[path] = str(exc)
+    readable = [path for path in args.images if path not in errors]
     names = class_names_of_run(Path(args.run_dir))
-    answers = []
-    for path, probabilities in zip(readable, class_probabilities(args.run_dir, readable)):
-        likeliest = probabilities.argsort()[::-1][:args.top]
+    found = dict(zip(readable, class_probabilities(args.run_dir, readable)))
+    answers = []  # in the order given, unreadable images included
+    for path in args.images:
+        if path in errors:
+            answers.append({"image": path, "error": errors[path]})
+            continue
+        probabilities = found[path]
         answers.append({"image": path, "predictions": [
             {"class": int(c), "probability": float(probabilities[c]), **({"name": names[c]} if names else {})}
-            for c in likeliest]})
+            for c in probabilities.argsort()[::-1][:args.top]]})
     lines = [f"{answer['image']}\t{p['class']}\t{p['probability']:.3f}" + (f"\t{p['name']}" if names else "")
-             for answer in answers for p in answer["predictions"]]
+             for answer in answers for p in answer.get("predictions", [])]
     _emit(answers, "\n".join(lines), args.json_path)
-    for message in failed:
+    for message in errors.values():
         print(f"mnist-data: error: {message}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if errors else 0
 
 
 def _run_bench(args: argparse.Namespace) -> int:

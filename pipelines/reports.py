@@ -100,9 +100,14 @@ def _serving_module(model: Any) -> Any:
 
         @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="images")])
         def serve(self, images: Any) -> dict:
-            pixels = tf.cast(images, tf.float32)[..., None] / 255.0
-            logits = tf.cast(self.net(pixels, training=False), tf.float32)
-            return {"probabilities": tf.nn.softmax(logits)}
+            def probabilities() -> Any:
+                pixels = tf.cast(images, tf.float32)[..., None] / 255.0
+                return tf.nn.softmax(tf.cast(self.net(pixels, training=False), tf.float32))
+
+            # An empty batch gets an empty answer: TensorFlow's CPU convolution fails on none.
+            classes = int(self.net.outputs[0].shape[-1])
+            return {"probabilities": tf.cond(tf.shape(images)[0] > 0, probabilities,
+                                             lambda: tf.zeros([0, classes], tf.float32))}
 
     return Serving(model)
 
@@ -150,6 +155,8 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             gray = _ink(image)
+    except Image.DecompressionBombError as exc:
+        raise TrainError(f"{path}: too large to read safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise TrainError(f"{path}: not a readable image ({exc})") from None
     if np.median(gray) > 0.5:
@@ -166,8 +173,9 @@ def _ink(image: Any) -> np.ndarray:
     if image.mode in ("F", "I") or image.mode.startswith("I;"):
         values = np.asarray(image, np.float64)
         top = values.max(initial=0.0)
+        # The usual bit depths; beyond 16 bits no depth is usual, so the image's own peak is white.
         full = 1.0 if top <= 1.0 and image.mode == "F" else next(
-            (2.0**bits - 1 for bits in (8, 10, 12, 16, 32) if top <= 2.0**bits - 1), top)
+            (2.0**bits - 1 for bits in (8, 10, 12, 16) if top <= 2.0**bits - 1), top)
         return np.clip(values / full, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")

@@ -32,6 +32,7 @@ def test_dark_on_light_colour_16_bit_and_transparent_digits_read_as_mnist_does(t
         assert deep.mode.startswith("I")
     Image.fromarray(np.round(ink * 4095).astype(np.uint16)).save(tmp_path / "twelve-bit.png")
     Image.fromarray(ink.astype(np.float32), "F").save(tmp_path / "float.tiff")
+    Image.fromarray(np.round(ink * 255000).astype(np.int32), "I").save(tmp_path / "wide.tiff")  # no usual depth
     card = np.zeros((28, 28, 4), np.uint8)  # a dark digit on a white card, inside a transparent margin
     card[..., :3] = (255 - digit)[..., None]
     card[2:26, 2:26, 3] = 255
@@ -40,7 +41,7 @@ def test_dark_on_light_colour_16_bit_and_transparent_digits_read_as_mnist_does(t
     framed = digit.copy()
     framed[0, :] = framed[-1, :] = framed[:, 0] = framed[:, -1] = 255  # a white frame around it
     Image.fromarray(framed).save(tmp_path / "framed.png")
-    for name in ("inverted.png", "deep.png", "canvas.png", "twelve-bit.png", "float.tiff", "card.png"):
+    for name in ("inverted.png", "deep.png", "canvas.png", "twelve-bit.png", "float.tiff", "wide.tiff", "card.png"):
         read = read_digit(tmp_path / name).astype(int)
         assert np.abs(read - digit).max() <= 1, name
     np.testing.assert_array_equal(read_digit(tmp_path / "framed.png"), framed)  # not inverted
@@ -110,3 +111,10 @@ def test_curves_draw_each_series_in_its_colour(tmp_path):
     with Image.open(plot_curves(history, tmp_path / "curves.png")) as image:
         colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 16)}
     assert set(_COLOURS.values()) <= colours
+
+
+def test_an_image_too_large_to_read_safely_is_named(tmp_path, digit, monkeypatch):
+    Image.fromarray(digit).resize((280, 280)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses above twice this
+    with pytest.raises(TrainError, match="big.png: too large to read safely"):
+        read_digit(tmp_path / "big.png")

@@ -141,8 +141,10 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     mixed = _cli("predict", str(run), pngs[0], str(tmp_path / "broken.png"), pngs[1], check=False)
     assert mixed.returncode == 1 and mixed.stdout.splitlines() == lines[:2]  # the others still answered
     assert "broken.png: not a readable image" in mixed.stderr
-    top = json.loads(_cli("predict", str(run), pngs[0], "--top", "3", "--json").stdout)
-    assert [answer["image"] for answer in top] == [pngs[0]]
+    top = json.loads(_cli("predict", str(run), pngs[0], str(tmp_path / "broken.png"), "--top", "3", "--json",
+                          check=False).stdout)
+    assert [answer["image"] for answer in top] == [pngs[0], str(tmp_path / "broken.png")]
+    assert "not a readable image" in top[1]["error"]
     chances = [p["probability"] for p in top[0]["predictions"]]
     assert len(chances) == 3 and chances == sorted(chances, reverse=True)
     assert top[0]["predictions"][0]["class"] == probabilities[0].argmax()
@@ -276,6 +278,7 @@ def test_mixed_precision_path_trains_and_serves_float32(tmp_path):
     served = tf.saved_model.load(str(tmp_path / "run" / "saved_model")).signatures["serving_default"]
     out = served(images=tf.zeros([2, 28, 28], tf.uint8))["probabilities"]
     assert out.dtype == tf.float32 and out.shape == (2, 10)
+    assert served(images=tf.zeros([0, 28, 28], tf.uint8))["probabilities"].shape == (0, 10)  # none in, none out
 
 
 def test_bench_train_reports_every_method(tmp_path):
