@@ -143,6 +143,11 @@ def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int 
     decoding a PNG tree or TFRecords again every epoch.
     """
     _check_batching(batch_size, epochs)
+    if drop_remainder and 0 < len(labels) < batch_size:
+        raise DatasetError(f"batch_size {batch_size} with drop_remainder exceeds the {len(labels)} examples: "
+                           "no batch would come out")
+    if one_hot and len(labels) and int(np.max(labels)) >= num_classes:
+        raise DatasetError(f"labels go up to {int(np.max(labels))}, but one_hot has num_classes={num_classes}")
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
                                         finish, options), options)

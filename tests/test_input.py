@@ -64,6 +64,13 @@ def test_forever_repeats() -> None:
     assert sum(1 for _ in dataset.take(10)) == 10
 
 
+def test_batches_that_cannot_be_made_are_refused() -> None:
+    with pytest.raises(mnist_data.DatasetError, match="labels go up to 9, but one_hot has num_classes=5"):
+        pipelines.make_dataset("mnist-sample", one_hot=True, num_classes=5)
+    with pytest.raises(mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600"):
+        pipelines.make_dataset("mnist-sample", batch_size=5000, drop_remainder=True)
+
+
 def test_unknown_format_is_a_clear_error() -> None:
     with pytest.raises(mnist_data.DatasetError, match="unknown format"):
         pipelines.make_dataset("mnist-sample", format="parquet")

@@ -216,7 +216,9 @@ def test_resume_refuses_to_stretch_a_cosine_schedule(tmp_path):
 
 def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path):
     for overrides, says in ((dict(epochs=0), "epochs must be >= 1"), (dict(batch_size=-5), "batch_size must be >= 1"),
-                            (dict(seed=-1), "seed must be in 0..2"), (dict(seed=2**32), "seed must be in 0..2")):
+                            (dict(seed=-1), "seed must be in 0..2"), (dict(seed=2**32), "seed must be in 0..2"),
+                            (dict(learning_rate=-1.0), "learning_rate must be > 0"),
+                            (dict(ema_decay=1.5), r"ema_decay must be in \[0, 1\)"), (dict(l2=-1e-4), "l2 must be >= 0")):
         with pytest.raises(TrainError, match=says):
             get_config("softmax", "modern", **overrides)
     with pytest.raises(TrainError, match="batch size 5000 exceeds the 1600 training examples"):
