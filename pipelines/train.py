@@ -6,18 +6,21 @@ tensors resident on the device), so Python runs once per K steps, not once per s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from mnist_data.atomic import is_temp_name, write_bytes_atomic, write_json_atomic
 from pipelines.config import TrainConfig, TrainError, config_from_dict
 from pipelines.trainer_parts import Trainer, use_op_threads
 
 CHECKPOINTS = "checkpoints"
+LOCK_FILE = ".mnist-data-train.lock"
 
 
 def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None,
@@ -27,19 +30,53 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
 
     Writes RUN_DIR/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png, predictions.png,
     saved_model/, summary.json}. With `resume`, continues from the last checkpoint (same config as saved).
-    `on_epoch(record)` is called after each epoch's checkpoint is written.
+    `on_epoch(record)` is called after each epoch's checkpoint is written. One run at a time may
+    use RUN_DIR: a second is refused while the first holds its lock.
     """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"{out}: not a directory; --out names the run directory to create")
+    if out.is_dir() and not (out / "config.json").is_file() and any(
+            not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
+        raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
+    fresh, locked_before = not out.exists(), (out / LOCK_FILE).exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with _run_lock(out):
+            return _train(config, data, out, format, resume, json_path, progress, on_epoch)
+    except BaseException:
+        if not (out / "config.json").exists():  # a failed start leaves nothing to block a retry
+            if fresh:
+                shutil.rmtree(out, ignore_errors=True)
+            elif not locked_before:
+                (out / LOCK_FILE).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """Hold RUN_DIR's lock file for the run (released by the OS if the process dies)."""
+    import fcntl
+
+    with open(out / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainError(f"{out} is in use by another training run") from None
+        yield
+
+
+def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str | None, resume: bool,
+           json_path: str | os.PathLike | None, progress: bool, on_epoch: Callable[[dict], Any] | None) -> dict:
     import tensorflow as tf
     from tqdm import tqdm
 
     from pipelines import reports
 
-    out = Path(out)
     config = _settle_run_dir(config, out, resume)
     _check_resumed_data(out, data, format, resume)
     use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     trainer = Trainer(config, data, format)
-    out.mkdir(parents=True, exist_ok=True)  # only once the data has been read and checked
     recorded = {**dataclasses.asdict(config), "data": _portable(data), "format": format}  # evaluate's default
     write_bytes_atomic(out / "config.json", json.dumps(recorded, indent=1).encode())
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
@@ -180,10 +217,6 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
     """Refuse to overwrite an earlier run unless resuming, and refuse a resume that would not
     continue it: only the run's length may change, and not under a schedule that spans it."""
     saved = out / "config.json"
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"{out}: not a directory; --out names the run directory to create")
-    if out.is_dir() and not saved.is_file() and any(not is_temp_name(p) for p in out.iterdir()):
-        raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
     if saved.is_file() and not resume:
         raise TrainError(f"{out}: already holds a training run; pass --resume or choose another --out")
     if not (resume and saved.is_file()):

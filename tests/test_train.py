@@ -345,3 +345,19 @@ def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path
     assert _portable("fashion-mnist") == "fashion-mnist"
     assert _portable("mine") == str(tmp_path / "mine")
     assert _portable("not-there") == "not-there"
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path):
+    import fcntl
+
+    from pipelines.train import LOCK_FILE
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / LOCK_FILE, "a") as held:  # as a training run in another process holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = _cli("train", "softmax", "--data", SAMPLE, "--epochs", "1", "--out", str(run), check=False)
+    assert refused.returncode == 1 and f"{run} is in use by another training run" in refused.stderr
+    assert [p.name for p in run.iterdir()] == [LOCK_FILE]
+    summary = train_quiet(get_config("softmax", "modern", epochs=1), run)  # free again
+    assert summary["epochs"] == 1
