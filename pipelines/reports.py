@@ -42,9 +42,9 @@ def _panel(draw: Any, box: tuple[int, int, int, int], series: dict[str, Sequence
             draw.line(points, fill=_COLOURS[name], width=2)
         for x, y in points:
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=_COLOURS[name])
-    legend = top + 4
+    legend = top + 4  # beside the chart, where no line can run under it
     for name in series:
-        draw.text((left + 8, legend), name, fill=_COLOURS[name])
+        draw.text((right + 8, legend), name, fill=_COLOURS[name])
         legend += 12
     draw.text((left, bottom + 4), f"{label} / epoch 1..{count}", fill=(0, 0, 0))
 
@@ -58,8 +58,8 @@ def plot_curves(history: list[dict], path: str | os.PathLike, *, title: str = ""
     draw = ImageDraw.Draw(image)
     draw.text((60, 6), title, fill=(0, 0, 0))
     if history:
-        _panel(draw, (60, 24, 620, 220), {k: [r[k] for r in history] for k in ("loss", "test_loss")}, "loss")
-        _panel(draw, (60, 256, 620, 452), {k: [r[k] for r in history] for k in ("train_accuracy", "test_accuracy")},
+        _panel(draw, (60, 24, 520, 220), {k: [r[k] for r in history] for k in ("loss", "test_loss")}, "loss")
+        _panel(draw, (60, 256, 520, 452), {k: [r[k] for r in history] for k in ("train_accuracy", "test_accuracy")},
                "accuracy")
     _save_png(image, path)
     return path
