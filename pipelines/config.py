@@ -7,6 +7,7 @@ schedules); `modern` presets are what gets good accuracy quickly with the same a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from mnist_data.errors import MnistDataError
@@ -55,12 +56,13 @@ class TrainConfig:
             ("batches_per_fetch", self.batches_per_fetch, 1), ("eval_batch_size", self.eval_batch_size, 1),
             ("max_steps", self.max_steps, 1), ("op_threads", self.op_threads, 0))
             if value is not None and value < low]
-        for name, value, bad in (("learning_rate", self.learning_rate, self.learning_rate <= 0),
-                                 ("decay_rate", self.decay_rate, self.decay_rate <= 0),
-                                 ("l2", self.l2, self.l2 < 0)):
+        for name, value, bad in (("learning_rate", self.learning_rate, not self.learning_rate > 0),
+                                 ("decay_rate", self.decay_rate, not self.decay_rate > 0),
+                                 ("l2", self.l2, not self.l2 >= 0)):
+            bad = bad or not math.isfinite(value)
             if bad:
                 problems.append(f"{name} must be {'>= 0' if name == 'l2' else '> 0'}, got {value}")
-        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:  # NaN fails this too
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.seed < 2**32:
             problems.append(f"seed must be in 0..2**32-1, got {self.seed}")

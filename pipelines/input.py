@@ -126,6 +126,10 @@ def make_dataset(
         return dataset_from_arrays(images, labels, batch_size, epochs=epochs, shuffle=shuffle, seed=seed,
                                    drop_remainder=drop_remainder, flatten=flatten, one_hot=one_hot,
                                    num_classes=num_classes, normalize=normalize, options=options)
+    records = _split_shards(Path(source), split)[0]["splits"][split].get("records", 0)
+    if drop_remainder and 0 < records < batch_size:
+        raise DatasetError(f"{source}: batch_size {batch_size} with drop_remainder exceeds the {records} "
+                           f"{split} examples: no batch would come out")
     chunks = _file_chunks(Path(source), split, fmt, options)
     if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
         chunks = chunks.cache(_cache_prefix(Path(cache), Path(source), split, fmt))
@@ -249,8 +253,11 @@ def make_finisher(flatten: bool, one_hot: bool, num_classes: int = 10, normalize
             images = tf.cast(images, tf.float32) * (1.0 / 255.0)
         images = tf.reshape(images, [-1, 784]) if flatten else tf.expand_dims(images, -1)
         labels = tf.cast(labels, tf.int32)
-        if one_hot:
-            labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        if one_hot:  # a label past the columns would become a row of zeros: stop instead
+            fits = tf.debugging.Assert(tf.reduce_all(labels < num_classes), [
+                f"a label does not fit one_hot with num_classes={num_classes}:", tf.reduce_max(labels)])
+            with tf.control_dependencies([fits]):
+                labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
         return images, labels
 
     return finish

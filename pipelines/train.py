@@ -39,23 +39,21 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     if out.is_dir() and not (out / "config.json").is_file() and any(
             not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
         raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
-    fresh, locked_before = not out.exists(), (out / LOCK_FILE).exists()
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # the first we make
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        with _run_lock(out):
+    with _run_lock(out):
+        try:
             return _train(config, data, out, format, resume, json_path, progress, on_epoch)
-    except BaseException:
-        if not (out / "config.json").exists():  # a failed start leaves nothing to block a retry
-            if fresh:
-                shutil.rmtree(out, ignore_errors=True)
-            elif not locked_before:
-                (out / LOCK_FILE).unlink(missing_ok=True)
-        raise
+        except BaseException:
+            if created is not None and not (out / "config.json").exists():
+                shutil.rmtree(created, ignore_errors=True)  # a failed start leaves nothing behind
+            raise
 
 
 @contextlib.contextmanager
 def _run_lock(out: Path) -> Iterator[None]:
-    """Hold RUN_DIR's lock file for the run (released by the OS if the process dies)."""
+    """Hold RUN_DIR's lock file for the run (released by the OS if the process dies). The file
+    stays: deleting it would let a run lock a file that no longer has a name."""
     import fcntl
 
     with open(out / LOCK_FILE, "a") as handle:
@@ -177,6 +175,12 @@ def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
     return None if names is None or all(name.isdigit() for name in names) else names
 
 
+def _data_exists(data: str) -> bool:
+    from mnist_data.catalog import CATALOG
+
+    return data in CATALOG or Path(data).exists()
+
+
 def _portable(data: str | os.PathLike) -> str:
     """A catalog name as is (names win over same-named folders, as when loading); a directory as
     an absolute path, valid from any working directory."""
@@ -192,6 +196,8 @@ def run_data(run_dir: Path) -> tuple[str, str | None]:
     recorded = json.loads((run_dir / "config.json").read_text())
     if not recorded.get("data"):
         raise TrainError(f"{run_dir / 'config.json'}: the run does not record its data; give --data")
+    if not _data_exists(recorded["data"]):
+        raise TrainError(f"{run_dir}: the run's data {recorded['data']} is no longer there; give --data")
     return recorded["data"], recorded.get("format")
 
 
@@ -243,8 +249,8 @@ def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, 
     if not (resume and (out / "config.json").is_file()):
         return
     recorded = json.loads((out / "config.json").read_text())
-    if recorded.get("data") is None:
-        return
+    if recorded.get("data") is None or not _data_exists(recorded["data"]):
+        return  # not recorded, or moved away since: the data given now is taken at its word
     from pipelines.input import detect_format
 
     now = (_portable(data), format or detect_format(data))

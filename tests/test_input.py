@@ -64,11 +64,16 @@ def test_forever_repeats() -> None:
     assert sum(1 for _ in dataset.take(10)) == 10
 
 
-def test_batches_that_cannot_be_made_are_refused() -> None:
+def test_batches_that_cannot_be_made_are_refused(converted) -> None:
     with pytest.raises(mnist_data.DatasetError, match="labels go up to 9, but one_hot has num_classes=5"):
         pipelines.make_dataset("mnist-sample", one_hot=True, num_classes=5)
     with pytest.raises(mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600"):
         pipelines.make_dataset("mnist-sample", batch_size=5000, drop_remainder=True)
+    streamed = pipelines.make_dataset(converted["raw"], one_hot=True, num_classes=5, cache=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="does not fit one_hot with num_classes=5"):
+        collect(streamed)
+    with pytest.raises(mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600 train"):
+        pipelines.make_dataset(converted["raw"], batch_size=5000, drop_remainder=True, cache=False)
 
 
 def test_unknown_format_is_a_clear_error() -> None:

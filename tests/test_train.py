@@ -218,12 +218,18 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
     for overrides, says in ((dict(epochs=0), "epochs must be >= 1"), (dict(batch_size=-5), "batch_size must be >= 1"),
                             (dict(seed=-1), "seed must be in 0..2"), (dict(seed=2**32), "seed must be in 0..2"),
                             (dict(learning_rate=-1.0), "learning_rate must be > 0"),
-                            (dict(ema_decay=1.5), r"ema_decay must be in \[0, 1\)"), (dict(l2=-1e-4), "l2 must be >= 0")):
+                            (dict(ema_decay=1.5), r"ema_decay must be in \[0, 1\)"), (dict(l2=-1e-4), "l2 must be >= 0"),
+                            (dict(learning_rate=float("nan")), "learning_rate must be > 0"),
+                            (dict(decay_rate=float("inf")), "decay_rate must be > 0")):
         with pytest.raises(TrainError, match=says):
             get_config("softmax", "modern", **overrides)
     with pytest.raises(TrainError, match="batch size 5000 exceeds the 1600 training examples"):
-        train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "run")
-    assert not (tmp_path / "run").exists()  # a failed start leaves no run behind to block a retry
+        train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "new" / "deeper" / "run")
+    assert not (tmp_path / "new").exists()  # a failed start leaves no run, nor folders, behind
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(TrainError, match="batch size 5000"):
+        train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()  # a folder that was there stays
     refused = _cli("train", "softmax", "--data", SAMPLE, "--epochs", "0", "--out", str(tmp_path / "r"), check=False)
     assert refused.returncode == 2 and "expected a whole number >= 1, got '0'" in refused.stderr
 
@@ -361,3 +367,19 @@ def test_a_run_directory_in_use_is_refused(tmp_path):
     assert [p.name for p in run.iterdir()] == [LOCK_FILE]
     summary = train_quiet(get_config("softmax", "modern", epochs=1), run)  # free again
     assert summary["epochs"] == 1
+
+
+def test_a_run_whose_data_moved_resumes_from_the_new_place(tmp_path, capsys):
+    import mnist_data
+
+    mnist_data.to_tfrecord(SAMPLE, tmp_path / "tfr", progress=False)
+    run = tmp_path / "run"
+    _cli("train", "softmax", "--preset", "seed", "--data", str(tmp_path / "tfr"), "--epochs", "1", "--out", str(run),
+         "--quiet")
+    (tmp_path / "tfr").rename(tmp_path / "moved")
+    assert f"the run's data {tmp_path / 'tfr'} is no longer there; give --data" in _refused(
+        capsys, "train", "softmax", "--resume", "--epochs", "2", "--out", str(run))
+    _cli("train", "softmax", "--resume", "--epochs", "2", "--data", str(tmp_path / "moved"), "--out", str(run),
+         "--quiet")
+    recorded = json.loads((run / "config.json").read_text())
+    assert (recorded["epochs"], recorded["data"]) == (2, str(tmp_path / "moved"))
