@@ -183,15 +183,17 @@ class RunSummary:
     files: int = 0
     bytes: int = 0
     resumed_files: int = 0
+    resumed_examples: int = 0  # in files an earlier run finished: not converted by this one
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
 
     def finish(self) -> dict:
         self.seconds = time.perf_counter() - self.started
-        rate = self.examples / self.seconds if self.seconds else 0.0
+        converted = self.examples - self.resumed_examples
+        rate = converted / self.seconds if self.seconds else 0.0
         return {"kind": self.kind, "out": self.out, "examples": self.examples, "files": self.files,
-                "bytes": self.bytes, "resumed_files": self.resumed_files, "seconds": round(self.seconds, 3),
-                "examples_per_second": round(rate, 1)}
+                "bytes": self.bytes, "resumed_files": self.resumed_files, "resumed_examples": self.resumed_examples,
+                "seconds": round(self.seconds, 3), "examples_per_second": round(rate, 1)}
 
 
 def line(summary: dict) -> str:

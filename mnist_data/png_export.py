@@ -134,6 +134,7 @@ def _export_split(pool, out, split, images, labels, folders, compress_level, pro
             done_bytes = _chunk_bytes(out, paths[start:stop]) if marker.exists() else None
             if done_bytes is not None:  # finished by an earlier run, and all its files still there
                 summary.resumed_files += stop - start
+                summary.resumed_examples += stop - start
                 summary.bytes += done_bytes
                 bar.update(stop - start)
                 continue

@@ -150,6 +150,7 @@ def _convert_split(pool, out, split, images, labels, shards, shard_size, encodin
         if _intact(path, stop - start, compression):  # whole by construction, unless damaged since
             entries[name] = _shard_entry(name, stop - start, path.read_bytes())
             summary.resumed_files += 1
+            summary.resumed_examples += stop - start
         else:
             pending[name] = pool.submit(_write_shard, str(path), images[start:stop], labels[start:stop], start,
                                         encoding, compression, compress_level)

@@ -56,12 +56,14 @@ def verify(out: str | os.PathLike) -> VerifyReport:
     if not isinstance(splits, dict):
         raise ConvertError(f"{out / MANIFEST}: not a manifest written by mnist-data (no 'splits' table)")
     report = VerifyReport(str(out), manifest.get("format", "?"))
-    if report.format == "tfrecord":
-        _verify_tfrecords(out, manifest, report)
-    elif report.format == "png":
-        _verify_png_tree(out, manifest, report)
-    else:
+    check = {"tfrecord": _verify_tfrecords, "png": _verify_png_tree}.get(report.format)
+    if check is None:
         raise ConvertError(f"{out / MANIFEST}: unknown format {report.format!r}")
+    try:
+        check(out, manifest, report)
+    except (KeyError, TypeError, AttributeError) as exc:  # edited by hand, or by another tool
+        what = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else f"an entry of the wrong kind ({exc})"
+        raise ConvertError(f"{out / MANIFEST}: not as mnist-data wrote it: {what}") from None
     return report
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,9 +198,19 @@ def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str 
 
 
 def _unreadable(directory: Path, split: str, fmt: str, exc: Exception) -> str:
-    """Why a split failed to decode: the first PNG of a tree that is missing, not a PNG or not of
-    the manifest's size; else TensorFlow's own first line, with the split it concerns."""
-    reason = str(getattr(exc, "message", exc)).strip().splitlines()[0]
+    """Why a split failed to decode: the first shard of the split that `verify` finds damaged, or
+    the first PNG of a tree that is missing, not a PNG or not of the manifest's size; else
+    TensorFlow's own first line, with the split it concerns."""
+    reason = _tf_reason(exc)
+    if fmt == "tfrecord":
+        try:
+            problems = mnist_data.verify(directory).problems
+        except mnist_data.MnistDataError:
+            problems = []
+        damaged = [problem for problem in problems if problem.startswith(f"{split}-")]
+        if damaged:
+            return f"{directory / damaged[0]} (mnist-data verify {directory} checks every shard)"
+        return f"{directory}: cannot read the {split} split: {reason}"
     if fmt != "png":
         return f"{directory}: cannot read the {split} split: {reason}"
     from PIL import Image, UnidentifiedImageError
@@ -219,6 +230,13 @@ def _unreadable(directory: Path, split: str, fmt: str, exc: Exception) -> str:
             except (UnidentifiedImageError, OSError) as error:
                 return f"{path}: not a readable PNG ({error})"
     return f"{directory}: cannot read the {split} split: {reason}"
+
+
+def _tf_reason(exc: Exception) -> str:
+    """TensorFlow's error message without the function and op names it wraps around it."""
+    reason = str(getattr(exc, "message", exc)).strip().splitlines()[0]
+    reason = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", reason)
+    return re.sub(r"\s*\[Op:\w+\]( name:.*)?$", "", reason)
 
 
 def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:

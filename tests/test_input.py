@@ -187,6 +187,21 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
         pipelines.make_dataset(tree, "test")
 
 
+def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
+    out = tmp_path / "tfr"
+    mnist_data.to_tfrecord("mnist-sample", out, encoding="png", shards=2, splits="test", progress=False)
+    victim = out / "test-00001-of-00002.tfrecord"
+    blob = bytearray(victim.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    victim.write_bytes(bytes(blob))
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: SHA-256 differs from the manifest"):
+        pipelines.make_dataset(out, "test")
+    (out / "manifest.json").write_text((out / "manifest.json").read_text().replace('"sha256"', '"sha-256"'))
+    with pytest.raises(mnist_data.DatasetError) as refused:  # verify cannot help: TensorFlow's reason, tidied
+        pipelines.make_dataset(out, "test")
+    assert str(refused.value).startswith(f"{out}: cannot read the test split: ") and "{{" not in str(refused.value)
+
+
 def test_dataset_from_arrays_batches_like_make_dataset() -> None:
     images, labels = mnist_data.load("mnist-sample", "test")
     ours = collect(pipelines.input.dataset_from_arrays(images, labels, 64, seed=5))

@@ -122,7 +122,8 @@ def test_a_rerun_restores_a_file_deleted_from_a_finished_chunk(tmp_path: Path) -
     victim = sorted((out / "test" / "4").iterdir())[0]
     kept = victim.read_bytes()
     again = to_png("mnist-sample", out, splits=["test"], progress=False)
-    assert again["resumed_files"] == 400 and again["bytes"] == first["bytes"]
+    assert again["resumed_files"] == again["resumed_examples"] == 400 and again["bytes"] == first["bytes"]
+    assert again["examples_per_second"] == 0  # nothing converted: the kept files do not count
     victim.unlink()
     restored = to_png("mnist-sample", out, splits=["test"], progress=False)
     assert restored["resumed_files"] == 0 and victim.read_bytes() == kept

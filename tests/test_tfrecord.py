@@ -128,7 +128,8 @@ def test_resume_rewrites_a_shard_damaged_since_it_was_written(tmp_path: Path) ->
     blob[100] ^= 0xFF
     victim.write_bytes(bytes(blob))
     summary = to_tfrecord("mnist-sample", out, shards=4, splits=["train"], progress=False)
-    assert summary["resumed_files"] == 3
+    assert summary["resumed_files"] == 3 and summary["resumed_examples"] == 1200
+    assert summary["examples_per_second"] * summary["seconds"] == pytest.approx(400, rel=0.05)  # 1 shard converted
     images, labels = read_tfrecord_split(out, "train")
     expected = mnist_data.load("mnist-sample", "train")
     np.testing.assert_array_equal(images, expected[0])

@@ -152,6 +152,16 @@ def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
         (tmp_path / "manifest.json").write_text(text)
         with pytest.raises(ConvertError, match="manifest.json: not a manifest written by mnist-data"):
             verify(tmp_path)
+    to_tfrecord("mnist-sample", tmp_path / "tfr", splits="test", progress=False)
+    manifest = json.loads((tmp_path / "tfr" / "manifest.json").read_text())
+    del manifest["splits"]["test"]["shards"][0]["sha256"]
+    (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvertError, match="manifest.json: not as mnist-data wrote it: no 'sha256' entry"):
+        verify(tmp_path / "tfr")
+    manifest["splits"]["test"]["shards"] = [7]
+    (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvertError, match="not as mnist-data wrote it: an entry of the wrong kind"):
+        verify(tmp_path / "tfr")
 
 
 def run_cli(args: list[str], log: Path | None = None) -> subprocess.Popen:
