@@ -2,8 +2,8 @@
 
 Workers take contiguous chunks of a split. Each PNG is written under a temporary name
 and renamed, so no partial PNG ever carries a final name; when a chunk is complete its
-worker drops a `.done` marker, and a resumed run redoes only the chunks without one
-(rewriting the same bytes: encoding is deterministic). OUT/<split>.csv lists every file
+worker drops a `.done` marker, and a resumed run redoes only the chunks without one, or
+with a file gone since (rewriting the same bytes: encoding is deterministic). OUT/<split>.csv lists every file
 with its label, its index in the source and the CRC-32 of its pixels.
 """
 
@@ -91,7 +91,7 @@ def to_png(
     out = Path(out)
     splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
-    num_classes = num_classes or max(10, max(int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)))
+    num_classes = num_classes or max([10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)])
     folders = folder_names(source, labels_as, num_classes)
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(splits)}
     check_workers(workers)

@@ -2,7 +2,8 @@
 
 Each shard is a contiguous range of the split, encoded in a worker process and written
 under a temporary name, then renamed: a shard under its final name is always complete,
-so a resumed run only encodes the shards that are missing. Output is deterministic:
+so a resumed run only encodes the shards that are missing, or whose records no longer
+pass their CRCs. Output is deterministic:
 the same input and options give byte-identical shards (gzip with mtime 0).
 """
 
@@ -45,8 +46,6 @@ def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list
         if value is not None and not is_whole(value, 1):
             raise ConvertError(f"{name} must be a whole number, at least 1, found {value!r}")
     n = shards if shards is not None else max(1, -(-count // (shard_size or DEFAULT_SHARD_SIZE)))
-    if n < 1:
-        raise ConvertError(f"shards must be at least 1, found {n}")
     if n > max(count, 1):
         raise ConvertError(f"{n} shards for {count} records: at most one shard per record")
     edges = np.linspace(0, count, n + 1).round().astype(int)
@@ -68,7 +67,7 @@ def encode_shard(images: np.ndarray, labels: np.ndarray, start: int, encoding: s
 def _write_shard(path: str, images: np.ndarray, labels: np.ndarray, start: int, encoding: str, compression: str,
                  compress_level: int) -> dict:
     blob = encode_shard(images, labels, start, encoding, compression, compress_level)
-    write_bytes_atomic(path, blob)  # fsync'd: a resumed run trusts what it finds
+    write_bytes_atomic(path, blob)  # fsync'd: a kill or power cut leaves no empty shard behind
     return _shard_entry(Path(path).name, len(labels), blob)
 
 

@@ -59,12 +59,33 @@ def verify(out: str | os.PathLike) -> VerifyReport:
     check = {"tfrecord": _verify_tfrecords, "png": _verify_png_tree}.get(report.format)
     if check is None:
         raise ConvertError(f"{out / MANIFEST}: unknown format {report.format!r}")
-    try:
-        check(out, manifest, report)
-    except (KeyError, TypeError, AttributeError) as exc:  # edited by hand, or by another tool
-        what = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else f"an entry of the wrong kind ({exc})"
-        raise ConvertError(f"{out / MANIFEST}: not as mnist-data wrote it: {what}") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ConvertError(f"{out / MANIFEST}: not as mnist-data wrote it: {problem}")
+    check(out, manifest, report)
     return report
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """What keeps the checks from reading a manifest (edited by hand or by another tool), if anything."""
+    image = manifest.get("image", {"height": 28, "width": 28})
+    if not (isinstance(image, dict) and all(isinstance(image.get(k), int) for k in ("height", "width"))):
+        return "'image' needs whole 'height' and 'width'"
+    for split, entry in manifest["splits"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("records"), int):
+            return f"split {split!r} needs a whole 'records' count"
+        if manifest["format"] != "tfrecord":
+            continue
+        shards = entry.get("shards")
+        if not isinstance(shards, list):
+            return f"split {split!r} needs a 'shards' list"
+        for shard in shards:
+            if not isinstance(shard, dict):
+                return f"split {split!r}: a shard entry is not a table: {shard!r}"
+            for key, kind in (("file", str), ("bytes", int), ("sha256", str), ("records", int)):
+                if not isinstance(shard.get(key), kind):
+                    return f"split {split!r}: shard {shard.get('file', '?')} has no {kind.__name__} {key!r}"
+    return None
 
 
 def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
@@ -113,15 +134,19 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
             continue
         if len(rows) != entry["records"]:
             report.problems.append(f"{listing.name}: {len(rows)} rows, manifest says {entry['records']}")
+        missing = [column for column in ("file", "label", "index") if column not in (rows[0] if rows else {})]
+        if rows and missing:
+            report.problems.append(f"{listing.name}: no column {', '.join(map(repr, missing))} in its header")
+            continue
         report.problems += _unlisted_files(out, split, rows, listing.name)
         classes = manifest.get("classes", [])
-        for row in rows:
+        for line_number, row in enumerate(rows, start=2):  # line 1 is the header
             report.files += 1
             try:
                 label, folder, _ = int(row["label"]), Path(row["file"]).parent.name, int(row["index"])
                 crc = int(row["pixels_crc32"], 16) if row.get("pixels_crc32") is not None else None
             except (TypeError, ValueError):
-                report.problems.append(f"{listing.name}: row {report.files}: bad row {row}")
+                report.problems.append(f"{listing.name}: line {line_number}: bad row {row}")
                 continue
             if 0 <= label < len(classes) and folder != classes[label]:
                 report.problems.append(f"{row['file']}: in folder {folder!r}, but its label {label} is {classes[label]!r}")

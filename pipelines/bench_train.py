@@ -70,15 +70,17 @@ def _resident_steps(resident: Trainer, chunked: Callable) -> Callable[[int], Any
 
 
 def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_size: int = 128,
-                steps: int = 400, repeat: int = 3, format: str | None = None) -> dict:
-    """Images/s of (a) pipeline, (b) synthetic, (b') synthetic fresh, (c) Keras fit, (d) resident."""
+                steps: int = 400, repeat: int = 3, format: str | None = None, xla: bool | None = None) -> dict:
+    """Images/s of (a) pipeline, (b) synthetic, (b') synthetic fresh, (c) Keras fit, (d) resident,
+    with the modern preset's step (`xla` overrides its XLA choice; Keras fit picks its own)."""
     import pipelines
     import tensorflow as tf
 
     for name, value in (("steps", steps), ("repeat", repeat)):
         if not is_whole(value, 1):
             raise TrainError(f"{name} must be a whole number >= 1, got {value!r}")
-    config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 96))
+    config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 96),
+                        xla=xla)
     trainer = Trainer(config, data, format)
 
     def stream(fetch: int = 1) -> Any:
@@ -121,7 +123,7 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
             gc.collect()  # untimed: frees fit's finished iterators, whose prefetch threads steal cores
             best[name] = min(best[name], _timed(run, steps))
     result: dict[str, Any] = {"model": model, "data": str(data), "batch_size": batch_size, "steps": steps,
-                              "repeat": repeat, "device": trainer.device}
+                              "repeat": repeat, "xla": config.xla, "device": trainer.device}
     for name, seconds in best.items():
         result[f"{name}_images_per_second"] = steps * batch_size / seconds
     result["pipeline_vs_synthetic"] = result["pipeline_images_per_second"] / result["synthetic_images_per_second"]
@@ -136,7 +138,7 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
 def format_report(result: dict) -> str:
     """Human-readable lines: images/s per method and the ratios that have targets."""
     lines = [f"{result['model']}, batch {result['batch_size']}, {result['steps']} steps x best of "
-             f"{result['repeat']}, {result['data']}, {result['device']}"]
+             f"{result['repeat']}, {result['data']}, {result['device']}" + (", XLA" if result.get("xla") else "")]
     for name in ("pipeline", "synthetic", "synthetic_fresh", "keras_fit", "resident"):
         key = f"{name}_images_per_second"
         if key in result:

@@ -56,9 +56,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                                               "Keras fit, and the split resident on the device.")
     p.add_argument("model", choices=MODELS)
     p.add_argument("--data", default="mnist-sample", help="dataset (default: the embedded sample)")
+    p.add_argument("--format", choices=FORMATS, help="input format (default: from the directory's manifest)")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--steps", type=positive_int, default=400, help="timed steps per method")
     p.add_argument("--repeat", type=positive_int, default=3, help="alternating rounds; the best is kept")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile our step with XLA; default: the modern preset's choice")
     _op_threads_argument(p)
     p.add_argument("--json", dest="json_path", nargs="?", const="-", type=output_file_or_stdout,
                    help="print (or write to PATH) JSON")
@@ -121,32 +124,14 @@ def _run_predict(args: argparse.Namespace) -> int:
     exit status 1; the others still get their answer."""
     import sys
 
-    from pipelines.config import TrainError
-    from pipelines.reports import read_digit
-    from pipelines.train import class_names_of_run, class_probabilities
+    from pipelines.train import predict
 
-    errors = {}
-    for path in args.images:
-        try:
-            read_digit(path)
-        except TrainError as exc:
-            errors[path] = str(exc)
-    readable = [path for path in args.images if path not in errors]
-    names = class_names_of_run(Path(args.run_dir))
-    found = dict(zip(readable, class_probabilities(args.run_dir, readable)))
-    answers = []  # in the order given, unreadable images included
-    for path in args.images:
-        if path in errors:
-            answers.append({"image": path, "error": errors[path]})
-            continue
-        probabilities = found[path]
-        answers.append({"image": path, "predictions": [
-            {"class": int(c), "probability": float(probabilities[c]), **({"name": names[c]} if names else {})}
-            for c in probabilities.argsort()[::-1][:args.top]]})
-    lines = [f"{answer['image']}\t{p['class']}\t{p['probability']:.3f}" + (f"\t{p['name']}" if names else "")
+    answers = predict(args.run_dir, args.images, top=args.top)
+    lines = [f"{answer['image']}\t{p['class']}\t{p['probability']:.3f}" + (f"\t{p['name']}" if "name" in p else "")
              for answer in answers for p in answer.get("predictions", [])]
     _emit(answers, "\n".join(lines), args.json_path)
-    for message in errors.values():
+    errors = [answer["error"] for answer in answers if "error" in answer]
+    for message in errors:
         print(f"mnist-data: error: {message}", file=sys.stderr)
     return 1 if errors else 0
 
@@ -157,6 +142,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from pipelines.trainer_parts import use_op_threads
 
     use_op_threads(get_config(args.model).op_threads if args.op_threads is None else args.op_threads)
-    result = bench_train(args.model, args.data, batch_size=args.batch_size, steps=args.steps, repeat=args.repeat)
+    result = bench_train(args.model, args.data, batch_size=args.batch_size, steps=args.steps, repeat=args.repeat,
+                         format=args.format, xla=args.xla)
     _emit(result, format_report(result), args.json_path)
     return 0

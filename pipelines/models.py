@@ -43,7 +43,9 @@ def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
                 layers.MaxPooling2D(2, dtype=dtype), layers.Flatten(dtype=dtype),
                 dense(120, "relu"), layers.Dropout(0.25, dtype=dtype), dense(84, "relu"), layers.Dense(10)]
     else:
-        raise ValueError(f"unknown model {model!r}")
+        from pipelines.config import MODELS, TrainError
+
+        raise TrainError(f"unknown model {model!r}: expected one of {', '.join(MODELS)}")
     net = keras.Sequential([keras.Input((28, 28, 1)), *body], name=f"{model}_{preset}")
     return net
 

@@ -138,17 +138,42 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
             "device": trainer.device}
 
 
-def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> list[tuple[int, float]]:
-    """Predicted digit and its probability for each image file, using RUN_DIR/saved_model."""
-    return [(int(p.argmax()), float(p.max())) for p in class_probabilities(run_dir, images)]
+def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike], top: int = 1) -> list[dict]:
+    """Per image file, in the order given: `{"image", "predictions": [{"class", "probability",
+    "name"?}]}` with its `top` likeliest classes (named for a dataset with class names), or
+    `{"image", "error"}` for a file that cannot be read, so one bad file costs no other answers."""
+    from pipelines.reports import read_digit
+
+    serve = _serving(run_dir)
+    names = class_names_of_run(Path(run_dir))
+    digits, answers = [], []
+    for path in images:
+        try:
+            digits.append(read_digit(path))
+            answers.append({"image": os.fspath(path)})
+        except TrainError as exc:
+            answers.append({"image": os.fspath(path), "error": str(exc)})
+    readable = iter(_probabilities(serve, digits))
+    for answer in answers:
+        if "error" not in answer:
+            chances = next(readable)
+            answer["predictions"] = [{"class": int(c), "probability": float(chances[c]),
+                                      **({"name": names[c]} if names else {})} for c in chances.argsort()[::-1][:top]]
+    return answers
 
 
 def class_probabilities(run_dir: str | os.PathLike, images: list[str | os.PathLike]) -> Any:
-    """Every class's probability for each image file [N, classes], using RUN_DIR/saved_model."""
-    import numpy as np
-    import tensorflow as tf
-
+    """Every class's probability for each image file [N, classes], using RUN_DIR/saved_model;
+    an unreadable file raises TrainError naming it."""
     from pipelines.reports import read_digit
+
+    serve = _serving(run_dir)
+    return _probabilities(serve, [read_digit(p) for p in images])
+
+
+def _serving(run_dir: str | os.PathLike) -> Any:
+    """RUN_DIR's SavedModel serving function, or a TrainError saying why there is none."""
+    import tensorflow as tf
 
     path = Path(run_dir) / "saved_model"
     if not path.is_dir():
@@ -156,10 +181,14 @@ def class_probabilities(run_dir: str | os.PathLike, images: list[str | os.PathLi
             raise TrainError(f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
                              f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`")
         raise TrainError(f"{path}: no SavedModel (train first)")
-    if not images:
-        return np.zeros((0, 10), np.float32)
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    batch = np.stack([read_digit(p) for p in images])
+    return tf.saved_model.load(str(path)).signatures["serving_default"]
+
+
+def _probabilities(serve: Any, digits: list) -> Any:
+    import numpy as np
+    import tensorflow as tf
+
+    batch = np.stack(digits) if digits else np.zeros((0, 28, 28), np.uint8)  # the model answers an empty batch
     return serve(images=tf.constant(batch))["probabilities"].numpy()
 
 

@@ -139,14 +139,13 @@ class Trainer:
         self.run_resident_steps = tf.function(self._steps_resident)
 
     # -- data ---------------------------------------------------------------------------------
-    def train_dataset(self, epoch: int, fetch: int | None = None) -> Any:
-        """This epoch's batches, `fetch` stacked per element (the last element may hold fewer and
-        a remainder); the seed depends on the epoch so a resumed run sees the same order."""
+    def train_dataset(self, epoch: int) -> Any:
+        """This epoch's batches, `self.fetch` stacked per element (the last element may hold fewer
+        and a remainder); the seed depends on the epoch so a resumed run sees the same order."""
         from pipelines.input import dataset_from_arrays
 
-        fetch = self.fetch if fetch is None else fetch
-        return dataset_from_arrays(*self.train_arrays, self.global_batch * fetch, shuffle=True,
-                                   seed=self.config.seed * 1009 + epoch, drop_remainder=fetch == 1)
+        return dataset_from_arrays(*self.train_arrays, self.global_batch * self.fetch, shuffle=True,
+                                   seed=self.config.seed * 1009 + epoch, drop_remainder=self.fetch == 1)
 
     def _prepare_train_data(self) -> None:
         """Read the train split once; every epoch's dataset is built from these arrays."""

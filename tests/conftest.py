@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
@@ -14,10 +13,6 @@ import pytest
 from mnist_data.catalog import SAMPLE_DIR
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-requires_fashion = pytest.mark.skipif(
-    not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists(),
-    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +127,3 @@ def file_server() -> Iterator[Callable[[Path], FileServer]]:
         with contextlib.suppress(Exception):
             server.shutdown()
             server.server_close()
-
-
-def env_without(*names: str) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in names}

@@ -106,6 +106,17 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
     streamed = collect(pipelines.make_dataset(source, "test", 64, epochs=2, cache=False, seed=3))
     assert_same_examples(streamed[0][:400], streamed[1][:400])
     assert_same_examples(streamed[0][400:], streamed[1][400:])
+    serial = pipelines.input.PipelineOptions(parallel_calls=1, prefetch=1, private_threadpool=1, interleave_cycle=1)
+    for cache in (True, False):  # every stage run one at a time gives the same examples
+        assert_same_examples(*collect(pipelines.make_dataset(source, "test", 64, cache=cache, options=serial)))
+
+
+def test_uint8_batches_without_normalize_are_the_raw_pixels() -> None:
+    images, labels = collect(pipelines.make_dataset("mnist-sample", "test", 100, shuffle=False, normalize=False))
+    assert images.dtype == np.uint8 and images.shape == (400, 28, 28, 1)
+    np.testing.assert_array_equal(images[..., 0], mnist_data.load("mnist-sample", "test")[0])
+    flat = next(iter(pipelines.make_dataset("mnist-sample", "test", 10, normalize=False, flatten=True)))[0]
+    assert flat.dtype == tf.uint8 and flat.shape == (10, 784)
 
 
 def test_a_cache_path_with_the_service_is_refused_before_any_connection(converted, tmp_path, monkeypatch) -> None:
@@ -219,6 +230,8 @@ def test_an_empty_split_converts_and_reads_back_empty(tmp_path) -> None:
         mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", labels[:count])
     mnist_data.to_tfrecord(source, tmp_path / "tfr", progress=False)
     mnist_data.to_png(source, tmp_path / "png", progress=False)
+    only_empty = mnist_data.to_png(source, tmp_path / "png-test", splits="test", progress=False)
+    assert only_empty["examples"] == 0 and mnist_data.verify(tmp_path / "png-test").ok
     for out in ("tfr", "png"):
         assert mnist_data.verify(tmp_path / out).ok
         for cache in (True, False):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
-import pytest
 
 from pipelines.config import get_config
 from pipelines.models import build_model, kernels
 
-keras = pytest.importorskip("keras")
 
 
 def layer_summary(net) -> list[tuple]:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pipelines.config import TrainError, get_config
-
-tf = pytest.importorskip("tensorflow")
 
 SAMPLE = "mnist-sample"
 
@@ -149,6 +148,11 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     assert len(chances) == 3 and chances == sorted(chances, reverse=True)
     assert top[0]["predictions"][0]["class"] == probabilities[0].argmax()
     np.testing.assert_allclose(chances[0], probabilities[0].max(), rtol=1e-6)
+    from pipelines.train import predict  # the same answers from Python, a path given twice answered twice
+    answers = predict(run, [pngs[1], str(tmp_path / "broken.png"), pngs[1]], top=2)
+    assert [len(a.get("predictions", [])) for a in answers] == [2, 0, 2] and answers[0] == answers[2]
+    assert answers[0]["predictions"][0]["class"] == probabilities[1].argmax() and "error" in answers[1]
+    assert predict(run, []) == []
 
 
 def _refused(capsys, *args: str) -> str:
@@ -290,8 +294,13 @@ def test_mixed_precision_path_trains_and_serves_float32(tmp_path):
 
 
 def test_bench_train_reports_every_method(tmp_path):
-    _cli("bench", "train", "softmax", "--steps", "20", "--repeat", "1", "--json", str(tmp_path / "b.json"))
+    import mnist_data
+
+    mnist_data.to_tfrecord(SAMPLE, tmp_path / "tfr", progress=False)
+    _cli("bench", "train", "softmax", "--data", str(tmp_path / "tfr"), "--format", "tfrecord", "--xla",
+         "--steps", "20", "--repeat", "1", "--json", str(tmp_path / "b.json"))
     result = json.loads((tmp_path / "b.json").read_text())
+    assert result["xla"] is True and result["data"] == str(tmp_path / "tfr")
     for key in ("pipeline_images_per_second", "synthetic_images_per_second", "synthetic_fresh_images_per_second",
                 "keras_fit_images_per_second", "resident_images_per_second"):
         assert result[key] > 0, key

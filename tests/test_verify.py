@@ -54,7 +54,7 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     import shutil
 
     tree = tmp_path / "png"
-    to_png("mnist-sample", tree, splits=["test"], progress=False)
+    to_png("mnist-sample", tree, progress=False)  # both splits: test.csv's lines are counted on their own
     assert verify(tree).ok
     three = sorted((tree / "test" / "3").iterdir())[0]
     shutil.copy(three, tree / "test" / "7" / "extra.png")  # a class-folder reader would take it as a 7
@@ -67,7 +67,9 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     assert len(problems) == 3, problems
     listing = tree / "test.csv"
     listing.write_text(listing.read_text()[:-13])  # cut mid-row
-    assert any("test.csv: row" in p and "bad row" in p for p in verify(tree).problems)
+    assert any(p.startswith("test.csv: line 401: bad row") for p in verify(tree).problems)
+    listing.write_text("path,label,index\n" + listing.read_text().split("\n", 1)[1])
+    assert "test.csv: no column 'file' in its header" in verify(tree).problems
 
 
 def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(tmp_path: Path, large_idx_dir: Path) -> None:
@@ -156,11 +158,16 @@ def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "tfr" / "manifest.json").read_text())
     del manifest["splits"]["test"]["shards"][0]["sha256"]
     (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConvertError, match="manifest.json: not as mnist-data wrote it: no 'sha256' entry"):
+    with pytest.raises(ConvertError, match="manifest.json: not as mnist-data wrote it: split 'test': "
+                                           "shard test-00000-of-00001.tfrecord has no str 'sha256'"):
         verify(tmp_path / "tfr")
     manifest["splits"]["test"]["shards"] = [7]
     (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConvertError, match="not as mnist-data wrote it: an entry of the wrong kind"):
+    with pytest.raises(ConvertError, match="not as mnist-data wrote it: split 'test': a shard entry is not a table"):
+        verify(tmp_path / "tfr")
+    manifest["splits"]["test"] = {"shards": []}
+    (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvertError, match="split 'test' needs a whole 'records' count"):
         verify(tmp_path / "tfr")
 
 
@@ -222,7 +229,6 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, la
     assert not (killed / "manifest.json").exists()
     partial = final_files(killed)
     assert partial  # some output was there when it died
-    reference = None
     assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(clean), "--quiet",
                            "--json", str(tmp_path / "clean.json")]).returncode == 0
     reference = final_files(clean)
