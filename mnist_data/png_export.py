@@ -52,6 +52,8 @@ def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) ->
 
 def _write_chunk(out: str, relative_paths: list[str], images: np.ndarray, compress_level: int, marker: str) -> int:
     written = 0
+    # Bare os calls rather than write_bytes_atomic: 20-24 us a file against 28-31 us on tmpfs,
+    # as much as encoding the PNG costs; durability comes from the one sync below.
     for relative, blob in zip(relative_paths, encode_gray_pngs(images, compress_level)):
         final = Path(out) / relative
         tmp = temp_name_for(final)

@@ -85,21 +85,11 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pipelines.config import TrainError, get_config
-    from pipelines.train import load_run_config, run_data, train
+    from pipelines.train import resolve_run, train
 
-    flags = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, xla=args.xla,
-                 op_threads=args.op_threads)
-    data, format = args.data, args.format
-    if args.resume and (Path(args.out) / "config.json").is_file():  # the run's settings, unless given
-        config = load_run_config(Path(args.out)).replace(model=args.model, preset=args.preset, **flags)
-        if data is None:
-            data, recorded_format = run_data(Path(args.out))
-            format = format or recorded_format
-    else:
-        config = get_config(args.model, args.preset or "modern", **flags)
-    if data is None:
-        raise TrainError("--data is required (on --resume of a recorded run it defaults to the run's)")
+    config, data, format = resolve_run(args.out, args.model, args.preset, resume=args.resume, data=args.data,
+                                       format=args.format, epochs=args.epochs, batch_size=args.batch_size,
+                                       seed=args.seed, xla=args.xla, op_threads=args.op_threads)
     summary = train(config, data, args.out, format=format, resume=args.resume,
                     json_path=args.json_path, progress=not args.quiet)
     print(f"{summary['model']}/{summary['preset']} on {summary['data']}: test accuracy {summary['test_accuracy']:.4f} "

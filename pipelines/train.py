@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from mnist_data.atomic import is_temp_name, write_bytes_atomic, write_json_atomic
-from pipelines.config import TrainConfig, TrainError, config_from_dict
+from pipelines.config import TrainConfig, TrainError, config_from_dict, get_config
 from pipelines.trainer_parts import Trainer, use_op_threads
 
 CHECKPOINTS = "checkpoints"
@@ -48,6 +48,24 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
             if created is not None and not (out / "config.json").exists():
                 shutil.rmtree(created, ignore_errors=True)  # a failed start leaves nothing behind
             raise
+
+
+def resolve_run(out: str | os.PathLike, model: str, preset: str | None = None, *, resume: bool = False,
+                data: str | os.PathLike | None = None, format: str | None = None,
+                **overrides: Any) -> tuple[TrainConfig, str | os.PathLike, str | None]:
+    """The config, data and format a run into `out` trains with: on `resume` of a recorded run,
+    the run's own settings and data; else the preset's (modern by default). Non-None
+    `overrides` (epochs, batch_size, seed, ...), `preset`, `data` and `format` win either way."""
+    if resume and (Path(out) / "config.json").is_file():
+        config = load_run_config(Path(out)).replace(model=model, preset=preset, **overrides)
+        if data is None:
+            data, recorded_format = run_data(Path(out))
+            format = format or recorded_format
+    else:
+        config = get_config(model, preset or "modern", **overrides)
+    if data is None:
+        raise TrainError("--data is required (on --resume of a recorded run it defaults to the run's)")
+    return config, data, format
 
 
 @contextlib.contextmanager
