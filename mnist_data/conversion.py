@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -21,10 +22,13 @@ from mnist_data.atomic import is_temp_name, remove_stale_temps, write_bytes_atom
 from mnist_data.checks import is_whole
 from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
+from mnist_data.catalog import SPLITS
 from mnist_data.load import resolve
 
 RUN_FILE = ".mnist-data-run.json"
 MANIFEST = "manifest.json"
+PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk
+SHARD_NAME = re.compile(r"^(train|test)-\d{5}-of-\d{5}\.tfrecord(\.gz)?$")
 
 
 def sha256_of(path: Path) -> str:
@@ -41,24 +45,52 @@ def describe_source(source: str | os.PathLike, splits: Iterable[str]) -> dict:
     return {"name": os.fspath(source), "files": files}
 
 
-def image_size(arrays: dict) -> dict:
+def image_size(source: str | os.PathLike, arrays: dict) -> dict:
     """The manifest's image size: height and width, which every split must share."""
-    sizes = {tuple(images.shape[1:3]) for images, _ in arrays.values()}
-    if len(sizes) != 1:
-        raise ConvertError(f"splits differ in image size: {sorted(sizes)}; convert them separately")
-    (height, width), = sizes
+    sizes = {split: tuple(images.shape[1:3]) for split, (images, _) in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        found = ", ".join(f"{split} {h}x{w}" for split, (h, w) in sizes.items())
+        raise ConvertError(f"{source}: the splits differ in image size ({found}); convert them separately")
+    (height, width), = set(sizes.values())
     return {"height": int(height), "width": int(width), "channels": 1}
 
 
-def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
-    """Make OUT ours for this run: new, resumed from the same run, or cleared with `overwrite`."""
+@contextlib.contextmanager
+def claimed_output(out: Path, identity: dict, overwrite: bool) -> Iterator[None]:
+    """Hold OUT for this run, and make it ours: new, resumed from the same run, or cleared with
+    `overwrite`. A second conversion into OUT is refused while this one runs (a lock on the
+    directory, released by the OS if the process dies), so neither sweeps the other's files."""
+    import fcntl
+
     try:
         out.mkdir(parents=True, exist_ok=True)
+        held = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConvertError(f"{out}: another conversion is writing here; wait for it to end, "
+                               "or choose another OUT") from None
+        _claim(out, identity, overwrite)
+        yield
+    finally:
+        os.close(held)
+
+
+def _claim(out: Path, identity: dict, overwrite: bool) -> None:
+    try:
         marker = out / RUN_FILE
         ours = marker.exists() or _is_our_manifest(out / MANIFEST)
         if any(not is_temp_name(p) for p in out.iterdir()) and not ours:  # never clear what we did not write
             raise ConvertError(f"{out} is not empty and holds no mnist-data output; choose a new or empty directory")
         if overwrite:
+            foreign = _foreign_entries(out)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise ConvertError(f"{out}: --overwrite clears only mnist-data output, and this directory also "
+                                   f"holds {shown}; move them away or choose another OUT")
             _clear(out)
         elif marker.exists():
             previous = _read_run_file(marker)
@@ -165,8 +197,29 @@ def _difference(previous: dict, identity: dict, within: str = "") -> str:
     return ", ".join(changes)
 
 
+def _foreign_entries(out: Path) -> list[str]:
+    """What in OUT no converter writes: anything but the run file, the manifest, the progress
+    markers, temporaries, shards, listings, and split folders holding only PNGs."""
+    foreign = []
+    for entry in sorted(out.iterdir()):
+        name = entry.name
+        if name in (RUN_FILE, MANIFEST, PROGRESS_DIR) or is_temp_name(entry) or SHARD_NAME.match(name) \
+                or (name.endswith(".csv") and name[:-4] in SPLITS):
+            continue
+        if name in SPLITS and entry.is_dir() and not entry.is_symlink():
+            foreign += [p.relative_to(out).as_posix() for p in entry.rglob("*")
+                        if not (p.is_dir() or p.suffix == ".png" or is_temp_name(p))]
+            continue
+        foreign.append(name)
+    return foreign
+
+
 def _clear(out: Path) -> None:
-    for entry in out.iterdir():
+    """Delete a previous run's output. The manifest goes last and the run file stays (the new
+    run's replaces it), so OUT is still known as ours if this is interrupted."""
+    for entry in sorted(out.iterdir(), key=lambda e: e.name == MANIFEST):
+        if entry.name == RUN_FILE:
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:

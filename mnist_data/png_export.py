@@ -9,6 +9,7 @@ with its label, its index in the source and the CRC-32 of its pixels.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from pathlib import Path
@@ -19,14 +20,13 @@ import numpy as np
 from mnist_data.atomic import temp_name_for, write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
-from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line,
-                                   publish_manifest, worker_pool)
+from mnist_data.conversion import (PROGRESS_DIR, RunSummary, check_workers, claimed_output, describe_source,
+                                   image_size, line, publish_manifest, worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.load import class_names, load_splits
 from mnist_data.pngcodec import encode_gray_pngs
 
 CHUNK = 2000
-PROGRESS_DIR = ".progress"  # one empty marker per finished chunk
 LABELS_AS = ("digits", "names")
 LISTING_HEADER = "file,label,index,pixels_crc32\n"
 
@@ -37,11 +37,16 @@ def pixel_crcs(images: np.ndarray) -> list[int]:
 
 
 def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) -> list[str]:
-    """Class folder names: the digit, or the dataset's class name made safe for a path."""
+    """Class folder names: the number, or the dataset's class name made safe for a path.
+
+    Numbers are zero-padded past 10 classes ("00".."25"): Keras numbers class folders in
+    sorted order, where "10" would come before "2".
+    """
     if labels_as not in LABELS_AS:
         raise ConvertError(f"unknown labels_as {labels_as!r}: expected one of {', '.join(LABELS_AS)}")
     if labels_as == "digits":
-        return [str(label) for label in range(num_classes)]
+        width = len(str(num_classes - 1))
+        return [f"{label:0{width}d}" for label in range(num_classes)]
     names = class_names(source)
     if names is None:
         raise ConvertError(f"{source}: no class names known for this source; use labels_as='digits'")
@@ -57,12 +62,19 @@ def _write_chunk(out: str, relative_paths: list[str], images: np.ndarray, compre
     for relative, blob in zip(relative_paths, encode_gray_pngs(images, compress_level)):
         final = Path(out) / relative
         tmp = temp_name_for(final)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, blob)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(blob)
+                while view:  # a write may take less than it was given (a file size limit, a signal)
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise OSError(exc.errno, exc.strerror, os.fspath(final)) from None
         written += len(blob)
     os.sync()  # the chunk's files reach the disk before the marker that makes a resumed run skip them
     write_bytes_atomic(marker, b"")
@@ -98,16 +110,15 @@ def to_png(
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(splits)}
     check_workers(workers)
     identity = {"kind": "png", "source": describe_source(source, splits), "options": options}
-    claim_output(out, identity, overwrite)
-    summary = RunSummary("to-png", str(out))
     manifest = {"format": "png", "version": 1, "source": identity["source"], "options": options,
-                "classes": folders, "image": image_size(arrays), "splits": {}}
-    with worker_pool(workers) as pool:
+                "classes": folders, "image": image_size(source, arrays), "splits": {}}
+    with claimed_output(out, identity, overwrite), worker_pool(workers) as pool:
+        summary = RunSummary("to-png", str(out))
         for split, (images, labels) in arrays.items():
             manifest["splits"][split] = _export_split(pool, out, split, images, labels, folders, compress_level,
                                                       progress, summary)
-    result = summary.finish()
-    publish_manifest(out, manifest, result, json_path)
+        result = summary.finish()
+        publish_manifest(out, manifest, result, json_path)
     print(line(result))
     return result
 

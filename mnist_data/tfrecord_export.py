@@ -20,7 +20,7 @@ from google_crc32c import value as crc32c
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
-from mnist_data.conversion import (RunSummary, check_workers, claim_output, describe_source, image_size, line,
+from mnist_data.conversion import (RunSummary, check_workers, claimed_output, describe_source, image_size, line,
                                    publish_manifest, worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.idx import gzip_compress
@@ -120,18 +120,17 @@ def to_tfrecord(
     options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
                "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}
     identity = {"kind": "tfrecord", "source": describe_source(source, splits), "options": options}
-    claim_output(out, identity, overwrite)
-    summary = RunSummary("to-tfrecord", str(out))
     manifest = {"format": "tfrecord", "version": 1, "source": identity["source"], "options": options,
                 "encoding": encoding, "compression": compression,
-                "image": image_size(arrays),
+                "image": image_size(source, arrays),
                 "feature_spec": FEATURE_SPEC, "splits": {}}
-    with worker_pool(workers) as pool:
+    with claimed_output(out, identity, overwrite), worker_pool(workers) as pool:
+        summary = RunSummary("to-tfrecord", str(out))
         for split, (images, labels) in arrays.items():
             manifest["splits"][split] = _convert_split(pool, out, split, images, labels, shards, shard_size,
                                                        encoding, compression, compress_level, progress, summary)
-    result = summary.finish()
-    publish_manifest(out, manifest, result, json_path)
+        result = summary.finish()
+        publish_manifest(out, manifest, result, json_path)
     print(line(result))
     return result
 

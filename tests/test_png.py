@@ -111,9 +111,37 @@ def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> No
     with pytest.raises(DatasetError, match="out of range: expected 0..9"):
         to_png(letters, tmp_path / "refused", progress=False)
     to_png(letters, tmp_path / "png", num_classes=26, progress=False)
-    assert sorted(int(p.name) for p in (tmp_path / "png" / "train").iterdir()) == list(range(26))
+    folders = sorted(p.name for p in (tmp_path / "png" / "train").iterdir())  # Keras' order of the classes
+    assert folders == [f"{label:02d}" for label in range(26)]
+    assert all(p.parent.name == f"{int(p.stem) % 26:02d}" for p in (tmp_path / "png" / "train").rglob("*.png"))
     to_tfrecord(letters, tmp_path / "tfr", num_classes=26, progress=False)
     np.testing.assert_array_equal(read_tfrecord_split(tmp_path / "tfr", "test")[1], np.arange(52) % 26)
+
+
+def test_a_file_size_limit_stops_the_export_naming_the_file_and_leaves_no_cut_png(tmp_path: Path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    from mnist_data import write_idx
+
+    noisy = tmp_path / "noisy"  # 40x40 noise: PNGs of about 1.7 kB, past a 1 kB file size limit
+    noisy.mkdir()
+    rng = np.random.default_rng(3)
+    for prefix in ("train", "t10k"):
+        write_idx(noisy / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (12, 40, 40), np.uint8))
+        write_idx(noisy / f"{prefix}-labels-idx1-ubyte.gz", np.arange(12, dtype=np.uint8) % 10)
+    out = tmp_path / "png"
+    limited = subprocess.run(
+        [sys.executable, "-m", "mnist_data_cli", "to-png", str(noisy), str(out), "--workers", "1", "--quiet"],
+        capture_output=True, text=True, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)))
+    assert limited.returncode == 1, limited.stderr
+    assert f"mnist-data: error: {out}/train/" in limited.stderr and ".png: File too large" in limited.stderr
+    for png in out.rglob("*.png"):  # nothing under a final name is cut short
+        with Image.open(png) as image:
+            image.load()
+    assert not (out / "manifest.json").exists()
+    assert to_png(noisy, out, progress=False)["files"] == 24 and mnist_data.verify(out).ok
 
 
 def test_a_rerun_restores_a_file_deleted_from_a_finished_chunk(tmp_path: Path) -> None:

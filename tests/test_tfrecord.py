@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mnist_data
-from mnist_data import ConvertError, to_tfrecord
+from mnist_data import ConvertError, to_png, to_tfrecord
 from mnist_data_cli import main
 
 
@@ -101,6 +101,62 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
     (out / ".mnist-data-run.json").write_text('{"kind": ')
     with pytest.raises(ConvertError, match="corrupt run file"):
         to_tfrecord("mnist-sample", out, encoding="png", progress=False)
+
+
+def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatch) -> None:
+    import fcntl
+    import os
+
+    import mnist_data.conversion
+
+    out = tmp_path / "tfr"
+    to_tfrecord("mnist-sample", out, progress=False)
+    (out / "notes.txt").write_text("mine")
+    (out / "models").mkdir()
+    (out / "models" / "weights.h5").write_text("w")
+    with pytest.raises(ConvertError, match="clears only mnist-data output, and this directory also holds "
+                                           "models, notes.txt; move them away"):
+        to_tfrecord("mnist-sample", out, shards=2, overwrite=True, progress=False)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "train-00000-of-00001.tfrecord").exists()
+    tree = tmp_path / "png"
+    to_png("mnist-sample", tree, splits="test", progress=False)
+    (tree / "test" / "3" / "README").write_text("about the threes")  # inside a class folder
+    with pytest.raises(ConvertError, match="also holds test/3/README"):
+        to_png("mnist-sample", tree, splits="test", labels_as="digits", compress_level=6, overwrite=True,
+               progress=False)
+    (tree / "test" / "3" / "README").unlink()
+
+    real_rmtree = mnist_data.conversion.shutil.rmtree
+    def interrupted(path, *args, **kwargs):  # Ctrl-C in the middle of clearing the old output
+        real_rmtree(path, *args, **kwargs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(mnist_data.conversion.shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        to_png("mnist-sample", tree, splits="test", compress_level=6, overwrite=True, progress=False)
+    monkeypatch.undo()
+    assert (tree / ".mnist-data-run.json").exists()  # still known as ours: the same command completes it
+    assert to_png("mnist-sample", tree, splits="test", compress_level=6, overwrite=True, progress=False)["files"] == 400
+    assert mnist_data.verify(tree).ok
+
+    held = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)  # as a conversion running into it holds it
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConvertError, match="another conversion is writing here"):
+            to_png("mnist-sample", tree, splits="test", overwrite=True, progress=False)
+    finally:
+        os.close(held)
+    assert mnist_data.verify(tree).ok
+
+
+def test_split_sizes_that_differ_are_refused_before_out_exists(tmp_path: Path) -> None:
+    source = tmp_path / "idx"
+    source.mkdir()
+    for prefix, size in (("train", 28), ("t10k", 32)):
+        mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", np.zeros((4, size, size), np.uint8))
+        mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", np.arange(4, dtype=np.uint8))
+    with pytest.raises(ConvertError, match=f"{source}: the splits differ in image size .train 28x28, test 32x32."):
+        to_tfrecord(source, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
