@@ -24,9 +24,9 @@ from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
 from mnist_data.catalog import SPLITS
 from mnist_data.load import resolve
+from mnist_data.manifest import MANIFEST
 
 RUN_FILE = ".mnist-data-run.json"
-MANIFEST = "manifest.json"
 PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk
 SHARD_NAME = re.compile(r"^(train|test)-\d{5}-of-\d{5}\.tfrecord(\.gz)?$")
 

@@ -12,6 +12,7 @@ from mnist_data.errors import DatasetError
 from mnist_data.fetch import md5_of
 from mnist_data.idx import read_idx
 from mnist_data.load import load_splits, resolve
+from mnist_data.manifest import MANIFEST
 
 
 def catalog_match(md5: str) -> str | None:
@@ -40,7 +41,7 @@ def describe(source: str | os.PathLike, data_dir: str | os.PathLike | None = Non
     """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file."""
     if Path(source).is_file():
         return {"source": os.fspath(source), "files": [describe_file(Path(source))]}
-    if (Path(source) / "manifest.json").is_file():
+    if (Path(source) / MANIFEST).is_file():
         raise DatasetError(f"{source} holds converted output (see its manifest.json); info describes IDX data: "
                            f"`mnist-data verify {source}` checks converted output")
     arrays = load_splits(source, SPLITS, data_dir, download=False)

@@ -167,7 +167,11 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
             f"{name}: IDX header declares shape {header.shape} ({header.total_size} bytes), "
             f"more than a {len(data)}-byte gzip stream can hold"
         )
-    raw = inflate_exact(data, header.total_size, name)
+    try:
+        raw = inflate_exact(data, header.total_size, name)
+    except MemoryError:  # a header within the deflate bound can still ask for more than this machine has
+        raise IdxError(f"{name}: IDX header declares shape {header.shape}, {header.total_size / 2**30:.1f} GiB: "
+                       "more memory than is free") from None
     _check_length(header, len(raw), name, inflated=True)
     return header, raw
 

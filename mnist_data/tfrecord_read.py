@@ -11,7 +11,6 @@ the manifest stands in for the per-record CRCs that `verify` checks one by one.
 from __future__ import annotations
 
 import hashlib
-import json
 import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from google_crc32c import value as crc32c
 
 from mnist_data.errors import DatasetError
 from mnist_data.inflate import inflate_exact
+from mnist_data.manifest import read_manifest
 from mnist_data.tfrecord import CRC, HEADER, masked_crc
 
 FRAME = HEADER.size + 2 * CRC.size  # bytes of framing around each payload
@@ -55,6 +55,11 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
                            f"(has {', '.join(manifest.get('splits', {}))})")
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     shards = manifest["splits"][split]["shards"]
+    ratio = 1032 if manifest.get("compression") == "gzip" else 1  # deflate's most
+    for shard in shards:  # checked before the split is allocated from these counts
+        if shard["records"] * height * width > shard["bytes"] * ratio:
+            raise DatasetError(f"{directory / shard['file']}: manifest.json says {shard['records']} records, "
+                               f"more than its {shard['bytes']} bytes can hold")
     starts = np.cumsum([0] + [shard["records"] for shard in shards]).tolist()
     total = starts[-1]
     images = aligned_empty((total, height, width))
@@ -87,14 +92,6 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
         raise DatasetError(f"{directory}: split {split!r} lacks the records of index "
                            f"{int(np.flatnonzero(~seen)[0])} (an index appears twice)")
     return images, labels
-
-
-def read_manifest(directory: Path) -> dict:
-    path = directory / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read the manifest: {exc}") from None
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: type = np.uint8, alignment: int = 4096) -> np.ndarray:

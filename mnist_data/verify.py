@@ -18,8 +18,9 @@ from pathlib import Path
 
 from google_crc32c import value as crc32c
 
-from mnist_data.conversion import MANIFEST, RUN_FILE, sha256_of
+from mnist_data.conversion import RUN_FILE, sha256_of
 from mnist_data.errors import ConvertError
+from mnist_data.manifest import MANIFEST, manifest_problem
 from mnist_data.tfrecord import count_records
 
 
@@ -59,33 +60,11 @@ def verify(out: str | os.PathLike) -> VerifyReport:
     check = {"tfrecord": _verify_tfrecords, "png": _verify_png_tree}.get(report.format)
     if check is None:
         raise ConvertError(f"{out / MANIFEST}: unknown format {report.format!r}")
-    problem = _manifest_problem(manifest)
+    problem = manifest_problem(manifest)
     if problem:
         raise ConvertError(f"{out / MANIFEST}: not as mnist-data wrote it: {problem}")
     check(out, manifest, report)
     return report
-
-
-def _manifest_problem(manifest: dict) -> str | None:
-    """What keeps the checks from reading a manifest (edited by hand or by another tool), if anything."""
-    image = manifest.get("image", {"height": 28, "width": 28})
-    if not (isinstance(image, dict) and all(isinstance(image.get(k), int) for k in ("height", "width"))):
-        return "'image' needs whole 'height' and 'width'"
-    for split, entry in manifest["splits"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("records"), int):
-            return f"split {split!r} needs a whole 'records' count"
-        if manifest["format"] != "tfrecord":
-            continue
-        shards = entry.get("shards")
-        if not isinstance(shards, list):
-            return f"split {split!r} needs a 'shards' list"
-        for shard in shards:
-            if not isinstance(shard, dict):
-                return f"split {split!r}: a shard entry is not a table: {shard!r}"
-            for key, kind in (("file", str), ("bytes", int), ("sha256", str), ("records", int)):
-                if not isinstance(shard.get(key), kind):
-                    return f"split {split!r}: shard {shard.get('file', '?')} has no {kind.__name__} {key!r}"
-    return None
 
 
 def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
@@ -148,7 +127,10 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
             except (TypeError, ValueError):
                 report.problems.append(f"{listing.name}: line {line_number}: bad row {row}")
                 continue
-            if 0 <= label < len(classes) and folder != classes[label]:
+            if classes and not 0 <= label < len(classes):
+                report.problems.append(f"{listing.name}: line {line_number}: label {label} is not one of the "
+                                       f"{len(classes)} classes of the manifest")
+            elif classes and folder != classes[label]:
                 report.problems.append(f"{row['file']}: in folder {folder!r}, but its label {label} is {classes[label]!r}")
             try:
                 with Image.open(out / row["file"]) as image:

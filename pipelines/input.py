@@ -24,7 +24,8 @@ import tensorflow as tf
 import mnist_data
 from mnist_data.checks import is_whole
 from mnist_data.errors import DatasetError
-from mnist_data.tfrecord_read import read_manifest, read_tfrecord_split
+from mnist_data.manifest import MANIFEST, read_manifest
+from mnist_data.tfrecord_read import read_tfrecord_split
 from pipelines import FORMATS
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -52,7 +53,7 @@ def _checked_format(source: str | os.PathLike, format: str | None) -> str:
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt != "idx" and not (Path(source) / "manifest.json").is_file():
+    if fmt != "idx" and not (Path(source) / MANIFEST).is_file():
         raise DatasetError(f"{source}: format {fmt!r} reads a directory written by to-{fmt} "
                            "(with its manifest.json); for a dataset name or IDX files use format 'idx'")
     if format and fmt != "idx" and detect_format(source) != fmt:
@@ -62,7 +63,7 @@ def _checked_format(source: str | os.PathLike, format: str | None) -> str:
 
 def detect_format(source: str | os.PathLike) -> str:
     """'tfrecord' or 'png' from OUT/manifest.json, else 'idx' (dataset name or IDX dir)."""
-    manifest = Path(source) / "manifest.json"
+    manifest = Path(source) / MANIFEST
     if manifest.is_file():
         fmt = read_manifest(Path(source)).get("format")
         if fmt not in ("tfrecord", "png"):
@@ -115,8 +116,9 @@ def make_dataset(
             batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
                                            _as_uint8, options)
         else:
-            batches = _batches_from_stream(_file_chunks(Path(source), split, fmt, options), batch_size, epochs,
-                                           shuffle, seed, drop_remainder)
+            # No count check: under distributed_epoch each worker reads only some of the shards.
+            batches = _batches_from_stream(_file_chunks(Path(source), split, fmt, options), None, batch_size,
+                                           epochs, shuffle, seed, drop_remainder)
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
         return _finish(batches, options, finish)
     if fmt == "idx" or cache is True:
@@ -124,14 +126,14 @@ def make_dataset(
         return dataset_from_arrays(images, labels, batch_size, epochs=epochs, shuffle=shuffle, seed=seed,
                                    drop_remainder=drop_remainder, flatten=flatten, one_hot=one_hot,
                                    num_classes=num_classes, normalize=normalize, options=options)
-    records = _split_shards(Path(source), split)[0]["splits"][split].get("records", 0)
+    records = _split_shards(Path(source), split)[0]["splits"][split]["records"]
     if drop_remainder and 0 < records < batch_size:
         raise DatasetError(f"{source}: batch_size {batch_size} with drop_remainder exceeds the {records} "
                            f"{split} examples: no batch would come out")
     chunks = _file_chunks(Path(source), split, fmt, options)
     if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
         chunks = chunks.cache(_cache_prefix(Path(cache), Path(source), split, fmt))
-    batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
+    batches = _batches_from_stream(chunks, records, batch_size, epochs, shuffle, seed, drop_remainder)
     return _finish(batches, options, finish)
 
 
@@ -165,7 +167,7 @@ def _cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot make the cache folder: {exc.strerror or exc}") from None
-    key = hashlib.sha256((source / "manifest.json").read_bytes() + fmt.encode()).hexdigest()[:16]
+    key = hashlib.sha256((source / MANIFEST).read_bytes() + fmt.encode()).hexdigest()[:16]
     return str(folder / f"{split}-{key}")
 
 
@@ -188,17 +190,21 @@ def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str 
         return mnist_data.load(source, split)
     if fmt == "tfrecord" and read_manifest(Path(source)).get("encoding") == "raw":
         return read_tfrecord_split(source, split)
+    chunks = _file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False))
     try:
-        return materialize(_file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False)))
+        images, labels = materialize(chunks)
     except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
-        raise DatasetError(_unreadable(Path(source), split, fmt, exc)) from None
+        raise DatasetError(_unreadable(Path(source), split, fmt, _tf_reason(exc))) from None
+    expected = read_manifest(Path(source))["splits"][split]["records"]
+    if len(labels) != expected:  # shards cut at a record boundary read without error
+        raise DatasetError(_unreadable(Path(source), split, fmt, f"{len(labels)} examples, manifest says {expected}"))
+    return images, labels
 
 
-def _unreadable(directory: Path, split: str, fmt: str, exc: Exception) -> str:
-    """Why a split failed to decode: the first shard of the split that `verify` finds damaged, or
+def _unreadable(directory: Path, split: str, fmt: str, reason: str) -> str:
+    """Why a split failed to read: the first shard of the split that `verify` finds damaged, or
     the first PNG of a tree that is missing, not a PNG or not of the manifest's size; else
-    TensorFlow's own first line, with the split it concerns."""
-    reason = _tf_reason(exc)
+    `reason`, with the split it concerns."""
     if fmt == "tfrecord":
         try:
             problems = mnist_data.verify(directory).problems
@@ -212,20 +218,19 @@ def _unreadable(directory: Path, split: str, fmt: str, exc: Exception) -> str:
         return f"{directory}: cannot read the {split} split: {reason}"
     from PIL import Image, UnidentifiedImageError
 
-    image = read_manifest(directory).get("image", {})
+    manifest = read_manifest(directory)
+    image = manifest.get("image", {})
     expected = (image.get("width", 28), image.get("height", 28))
-    with open(directory / f"{split}.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            path = directory / row["file"]
-            try:
-                with Image.open(path) as png:
-                    if png.format != "PNG" or png.size != expected:
-                        found = f"a {png.size[0]}x{png.size[1]} {png.format}"
-                        return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
-            except FileNotFoundError:
-                return f"{path}: listed in {directory / (split + '.csv')} but missing"
-            except (UnidentifiedImageError, OSError) as error:
-                return f"{path}: not a readable PNG ({error})"
+    for path in _png_listing(directory, split, manifest)[0]:
+        try:
+            with Image.open(path) as png:
+                if png.format != "PNG" or png.size != expected:
+                    found = f"a {png.size[0]}x{png.size[1]} {png.format}"
+                    return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
+        except FileNotFoundError:
+            return f"{path}: listed in {directory / (split + '.csv')} but missing"
+        except (UnidentifiedImageError, OSError) as error:
+            return f"{path}: not a readable PNG ({error})"
     return f"{directory}: cannot read the {split} split: {reason}"
 
 
@@ -266,7 +271,11 @@ def make_finisher(flatten: bool, one_hot: bool, num_classes: int = 10, normalize
     def finish(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         if normalize:
             images = tf.cast(images, tf.float32) * (1.0 / 255.0)
-        images = tf.reshape(images, [-1, 784]) if flatten else tf.expand_dims(images, -1)
+        if flatten:  # 784 for MNIST; any H x W for other sets
+            pixels = images.shape[1] * images.shape[2] if None not in images.shape[1:] else -1
+            images = tf.reshape(images, [tf.shape(images)[0], pixels])
+        else:
+            images = tf.expand_dims(images, -1)
         labels = tf.cast(labels, tf.int32)
         if one_hot:  # a label past the columns would become a row of zeros: stop instead
             fits = tf.debugging.Assert(tf.reduce_all(labels < num_classes), [
@@ -333,9 +342,13 @@ def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop
                      deterministic=options.deterministic)
 
 
-def _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder):
-    """Parsed chunks into batches per epoch, shuffled through a buffer (used with cache=False)."""
+def _batches_from_stream(chunks, records, batch_size, epochs, shuffle, seed, drop_remainder):
+    """Parsed chunks into batches per epoch, shuffled through a buffer (used with cache=False).
+    An epoch that yields other than the manifest's `records` examples (unless None) stops with
+    an error, rather than training on part of a damaged split."""
     examples = chunks.unbatch().map(lambda image, label, index: (image, label))
+    if records is not None:
+        examples = examples.apply(tf.data.experimental.assert_cardinality(records))
     if shuffle:  # before repeat, so that no example crosses into another epoch
         examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     batches = examples.batch(batch_size, drop_remainder=drop_remainder)
@@ -379,20 +392,36 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
     return records.map(parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
 
 
-def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Decoded (images, labels, index) chunks of a PNG tree, in the order of OUT/<split>.csv."""
-    _split_shards(directory, split)  # a split the manifest lacks is named as such
+def _png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
     listing = directory / f"{split}.csv"
     try:
         with open(listing, newline="") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as exc:
         raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
-    paths = tf.constant([str(directory / row["file"]) for row in rows], tf.string)  # strings, even if none
-    labels = np.array([int(row["label"]) for row in rows], dtype=np.int64)
-    index = np.array([int(row["index"]) for row in rows], dtype=np.int64)
+    expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
+    if len(rows) != expected:
+        raise DatasetError(f"{listing}: {len(rows)} rows, manifest says {expected}")
+    files, labels, index = [], np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            files.append(str(directory / row["file"]))
+            labels[line - 2], index[line - 2] = int(row["label"]), int(row["index"])
+        except (KeyError, TypeError, ValueError):
+            raise DatasetError(f"{listing}: line {line}: not a row of file, label and index: {row}") from None
+        if not 0 <= labels[line - 2] < classes:
+            raise DatasetError(f"{listing}: line {line}: label {labels[line - 2]} is not one of the "
+                               f"{classes} classes of the manifest")
+    return files, labels, index
 
-    image = read_manifest(directory).get("image", {})
+
+def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """Decoded (images, labels, index) chunks of a PNG tree, in the order of OUT/<split>.csv."""
+    manifest = _split_shards(directory, split)[0]  # a split the manifest lacks is named as such
+    files, labels, index = _png_listing(directory, split, manifest)
+    paths = tf.constant(files, tf.string)  # strings, even if none
+    image = manifest.get("image", {})
     size = tf.constant([image.get("height", 28), image.get("width", 28)])
 
     def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):

@@ -136,6 +136,24 @@ def test_huge_gzip_claim_fails_without_inflating(tmp_path: Path) -> None:
         read_idx(path)
 
 
+def test_a_claim_past_free_memory_is_an_idx_error(tmp_path: Path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    count = 3_000_000  # 2.35 GB of pixels, within what a 2.5 MB stream could inflate to
+    payload = np.random.default_rng(0).integers(0, 256, 2_500_000, np.uint8).tobytes()
+    blob = bytearray(gzip.compress(b"\x00\x00\x08\x03" + np.array([count, 28, 28], ">u4").tobytes() + payload, 0))
+    blob[-4:] = ((16 + count * 784) % 2**32).to_bytes(4, "little")  # the trailer agrees with the header
+    path = tmp_path / "forged-idx3-ubyte.gz"
+    path.write_bytes(bytes(blob))
+    limit = 1 << 31  # address space: less than the claim
+    info = subprocess.run([sys.executable, "-m", "mnist_data_cli", "info", str(path)], capture_output=True,
+                          text=True, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert info.returncode == 1 and info.stderr.strip().splitlines()[-1] == (
+        f"mnist-data: error: {path}: IDX header declares shape ({count}, 28, 28), 2.2 GiB: more memory than is free")
+
+
 def test_directory_and_unwritable_dtype(tmp_path: Path) -> None:
     with pytest.raises(IdxError, match="directory"):
         read_idx(tmp_path)

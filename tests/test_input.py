@@ -57,6 +57,20 @@ def test_flatten_one_hot_and_drop_remainder() -> None:
     dataset = pipelines.make_dataset("mnist-sample", "test", 128, flatten=True, one_hot=True, drop_remainder=True)
     shapes = [(x.shape, y.shape) for x, y in dataset]
     assert shapes == [((128, 784), (128, 10))] * 3
+    assert dataset.element_spec[0].shape.as_list()[1:] == [784]  # static: a Keras Input can take it
+
+
+def test_flatten_takes_the_images_own_size(tmp_path) -> None:
+    source = tmp_path / "idx"
+    source.mkdir()
+    images = np.arange(6 * 32 * 20, dtype=np.uint32).astype(np.uint8).reshape(6, 32, 20)
+    for prefix in ("train", "t10k"):
+        mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", images)
+        mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", np.arange(6, dtype=np.uint8))
+    mnist_data.to_png(source, tmp_path / "png", progress=False)
+    for data in (source, tmp_path / "png"):
+        flat, _ = collect(pipelines.make_dataset(data, "test", 4, shuffle=False, flatten=True, normalize=False))
+        np.testing.assert_array_equal(flat, images.reshape(6, 640))
 
 
 def test_forever_repeats() -> None:
@@ -207,10 +221,48 @@ def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
     victim.write_bytes(bytes(blob))
     with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: SHA-256 differs from the manifest"):
         pipelines.make_dataset(out, "test")
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:  # where verify cannot help: TF's reason, tidied
+        tf.io.decode_png(b"not a png")
+    assert "{{function_node" in str(raised.value) and "[Op:DecodePng]" in str(raised.value)
+    assert pipelines.input._tf_reason(raised.value) == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
+    assert "{{" not in pipelines.input._tf_reason(raised.value) and "[Op:" not in pipelines.input._tf_reason(raised.value)
     (out / "manifest.json").write_text((out / "manifest.json").read_text().replace('"sha256"', '"sha-256"'))
-    with pytest.raises(mnist_data.DatasetError) as refused:  # verify cannot help: TensorFlow's reason, tidied
+    with pytest.raises(mnist_data.DatasetError, match="manifest.json: not as mnist-data wrote it: split 'test': "
+                                                      "shard test-00000-of-00002.tfrecord has no str 'sha256'"):
         pipelines.make_dataset(out, "test")
-    assert str(refused.value).startswith(f"{out}: cannot read the test split: ") and "{{" not in str(refused.value)
+
+
+def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, tmp_path) -> None:
+    import shutil
+
+    from mnist_data.tfrecord import count_records
+
+    out = tmp_path / "tfr"
+    shutil.copytree(converted["pnggz"], out)
+    shard = out / "test-00001-of-00002.tfrecord.gz"
+    short = tmp_path / "short"
+    mnist_data.to_tfrecord("mnist-sample", short, encoding="png", compression="gzip", shards=4, splits="test",
+                           progress=False)
+    shard.write_bytes((short / "test-00003-of-00004.tfrecord.gz").read_bytes())  # whole, but 100 of 200 records
+    assert count_records(shard, True) == (100, None)
+    with pytest.raises(mnist_data.DatasetError, match=f"^{shard}: size .* manifest says"):
+        pipelines.make_dataset(out, "test")
+    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 400 elements"):
+        collect(pipelines.make_dataset(out, "test", 64, cache=False))
+    tree = tmp_path / "png"
+    shutil.copytree(converted["png"], tree)
+    listing = tree / "test.csv"
+    lines = listing.read_text().splitlines()
+    listing.write_text("\n".join(lines[:1]) + "\n")  # an emptied listing
+    with pytest.raises(mnist_data.DatasetError, match=f"{listing}: 0 rows, manifest says 400"):
+        pipelines.make_dataset(tree, "test")
+    listing.write_text("\n".join(lines[:5] + [lines[5].replace(",", ",x", 1)] + lines[6:]) + "\n")
+    with pytest.raises(mnist_data.DatasetError, match=f"{listing}: line 6: not a row of file, label and index"):
+        pipelines.make_dataset(tree, "test")
+    file, label, rest = lines[5].split(",", 2)
+    listing.write_text("\n".join(lines[:5] + [f"{file},300,{rest}"] + lines[6:]) + "\n")
+    with pytest.raises(mnist_data.DatasetError, match="line 6: label 300 is not one of the 10 classes"):
+        pipelines.make_dataset(tree, "test", cache=False)
 
 
 def test_dataset_from_arrays_batches_like_make_dataset() -> None:

@@ -29,6 +29,7 @@ def replace_shard(out: Path, number: int, blob: bytes, records: int, split: str 
     shard = manifest["splits"][split]["shards"][number]
     (out / shard["file"]).write_bytes(blob)
     shard.update(records=records, bytes=len(blob), sha256=hashlib.sha256(blob).hexdigest(), crc32c=crc32c(blob))
+    manifest["splits"][split]["records"] = sum(entry["records"] for entry in manifest["splits"][split]["shards"])
     (out / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -109,8 +110,14 @@ def test_duplicate_indices_and_wrong_counts_are_caught(raw_dir: Path, tmp_path: 
     replace_shard(out, 1, encode_raw_records(images[:second], labels[:second], 0), second)
     with pytest.raises(DatasetError, match="lacks the records of index"):
         read_tfrecord_split(out, "train")
+    replace_shard(out, 1, encode_raw_records(images[:20], labels[:20], 0), 5)
+    with pytest.raises(DatasetError, match="20 records, manifest.json says 5"):
+        read_tfrecord_split(out, "train")
     replace_shard(out, 1, encode_raw_records(images[:5], labels[:5], 0), second)
-    with pytest.raises(DatasetError, match="5 records, manifest.json says"):
+    with pytest.raises(DatasetError, match=f"manifest.json says {second} records, more than its 4"):
+        read_tfrecord_split(out, "train")
+    replace_shard(out, 1, encode_raw_records(images[:5], labels[:5], 0), 10**12)  # never allocated
+    with pytest.raises(DatasetError, match="manifest.json says 1000000000000 records, more than its 4"):
         read_tfrecord_split(out, "train")
 
 

@@ -147,6 +147,9 @@ def test_missing_cut_and_foreign_files_are_each_named(tmp_path: Path) -> None:
     assert f"test/1/{big.name}: 32x32, expected 28x28" in problems
     assert "test.csv: 399 rows, manifest says 400" in problems
     assert any(p.startswith(relabelled[0] + ": in folder") for p in problems)
+    relabelled[1] = "300"
+    listing.write_text("\n".join(rows[:-2] + [",".join(relabelled)]) + "\n")
+    assert "test.csv: line 400: label 300 is not one of the 10 classes of the manifest" in verify(tree).problems
 
 
 def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
