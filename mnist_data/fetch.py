@@ -7,13 +7,14 @@ to its final name only once its MD5 matches the catalog.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from http.client import HTTPException
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from mnist_data.atomic import publish
 from mnist_data.checksum import file_digest
@@ -51,7 +52,11 @@ def fetch(
     directory = Path(data_dir) if data_dir is not None else user_cache_dir() / spec.name
     urls = tuple(mirrors) if mirrors else spec.mirrors
     for url in urls:
-        if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file", "ftp"):
+        try:
+            scheme = urllib.parse.urlsplit(url).scheme
+        except ValueError as exc:
+            raise FetchError(f"mirror {url!r}: not a URL ({exc})") from None
+        if scheme not in ("http", "https", "file", "ftp"):
             raise FetchError(f"mirror {url!r}: expected a URL starting with http://, https://, ftp:// or file://")
     if not urls:
         raise FetchError(f"{spec.name} has no mirrors: it is embedded in the package and needs no download")
@@ -65,8 +70,31 @@ def fetch(
 def fetch_file(remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, progress: bool, timeout: float) -> Path:
     """Download one file unless a valid copy is present; try each mirror in order."""
     target = directory / remote.name
+    if target.is_file() and md5_of(target) == remote.md5:
+        return target
+    with _downloading(directory):
+        return _fetch_missing(remote, directory, target, mirrors, progress=progress, timeout=timeout)
+
+
+@contextlib.contextmanager
+def _downloading(directory: Path) -> Iterator[None]:
+    """One download at a time into `directory`: several processes loading the same dataset into
+    a shared cache take turns (the OS drops the lock of a process that dies), rather than
+    appending to one another's part file."""
+    import fcntl
+
+    held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(held)
+
+
+def _fetch_missing(remote: RemoteFile, directory: Path, target: Path, mirrors: Sequence[str], *, progress: bool,
+                   timeout: float) -> Path:
     present = md5_of(target) if target.is_file() else None
-    if present == remote.md5:
+    if present == remote.md5:  # another process fetched it while this one waited
         return target
     failures, unreachable = [], False
     for mirror in mirrors:
@@ -107,11 +135,12 @@ def _writable(part: Path, mode: str):
 def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: bool, timeout: float) -> None:
     part = part_path(target)
     last_error = "no attempt made"
+    kept = part.is_file() and part.stat().st_size > 0  # an earlier run's: resumed, unless it proves bad
     for _ in range(ATTEMPTS_PER_MIRROR):
         try:
             complete = _download_to(url, part, remote.size, progress=progress, timeout=timeout)
         except urllib.error.HTTPError as exc:
-            raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
+            raise FetchError(f"HTTP {exc.code} {_one_line(exc.reason)}") from None
         except (urllib.error.URLError, HTTPException, OSError) as exc:
             last_error = _describe(exc)
             if isinstance(exc, urllib.error.URLError) and not part.exists():
@@ -121,6 +150,9 @@ def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: 
             found = md5_of(part)
             if found != remote.md5:
                 part.unlink(missing_ok=True)
+                if kept:  # the bytes kept from before were not this file's: once more, from the start
+                    kept = False
+                    continue
                 raise FetchError(f"checksum mismatch: expected md5 {remote.md5}, found {found}")
             publish(part, target)
             return
@@ -167,4 +199,8 @@ def _download_to(url: str, part: Path, expected_size: int | None, *, progress: b
 
 def _describe(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
-    return str(reason if reason is not None else exc) or type(exc).__name__
+    return _one_line(reason if reason is not None else exc) or type(exc).__name__
+
+
+def _one_line(reason: object) -> str:
+    return " ".join(str(reason).split())

@@ -81,6 +81,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.requests.append((name, self.headers.get("Range")))
         path = self.server.root / name
         mode = self.server.behaviour.get(name, "ok")
+        if mode == "redirect-loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if mode == "404" or not path.is_file():
             self.send_error(404, "Not Found")
             return

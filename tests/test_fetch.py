@@ -91,6 +91,51 @@ def test_part_file_from_an_earlier_run_is_resumed(served_catalog: Path, file_ser
     assert (target / name).read_bytes() == body
 
 
+def test_a_foreign_part_file_is_dropped_and_the_file_fetched_whole(served_catalog: Path, file_server,
+                                                                  tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    target = tmp_path / "data"
+    target.mkdir()
+    name = "train-images-idx3-ubyte.gz"
+    part_path(target / name).write_bytes(bytes(range(256)) * 20)  # not the start of this file
+    fetch("mnist", target, mirrors=[server.url], splits=["train"], progress=False)
+    assert [r for r in server.requests if r[0] == name] == [(name, "bytes=5120-"), (name, None)]
+    assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
+
+
+def test_a_second_fetcher_waits_and_takes_the_first_ones_file(served_catalog: Path, file_server,
+                                                             tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import threading
+
+    server = file_server(served_catalog)
+    target = tmp_path / "data"
+    target.mkdir()
+    held = os.open(target, os.O_RDONLY | os.O_DIRECTORY)  # as a fetch in another process holds it
+    fcntl.flock(held, fcntl.LOCK_EX)
+    second = threading.Thread(target=fetch, args=("mnist", target), kwargs=dict(
+        mirrors=[server.url], splits=["test"], progress=False))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive() and server.requests == []  # waiting, not downloading alongside
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(served_catalog / name, target / name)  # what the first one published
+    os.close(held)
+    second.join(10)
+    assert not second.is_alive() and server.requests == []
+
+
+def test_bad_mirror_urls_and_redirect_loops_are_one_line(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match=r"mirror 'http://\[::1': not a URL"):
+        fetch("mnist", tmp_path / "data", mirrors=["http://[::1"], progress=False)
+    server = file_server(served_catalog)
+    server.behaviour["train-images-idx3-ubyte.gz"] = "redirect-loop"
+    with pytest.raises(FetchError, match="HTTP 302") as failed:
+        fetch("mnist", tmp_path / "data", mirrors=[server.url], splits=["train"], progress=False)
+    assert "\n" not in str(failed.value)
+
+
 def test_server_ignoring_range_restarts_from_zero(served_catalog: Path, file_server, tmp_path: Path) -> None:
     server = file_server(served_catalog)
     server.honour_range = False
