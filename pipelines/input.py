@@ -11,11 +11,8 @@ instead of the source.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,25 +24,10 @@ from mnist_data.errors import DatasetError
 from mnist_data.manifest import MANIFEST, read_manifest
 from mnist_data.tfrecord_read import read_tfrecord_split
 from pipelines import FORMATS
+from pipelines.file_readers import file_chunks, materialize, split_shards, tf_reason, unreadable
+from pipelines.options import PipelineOptions, tf_options
 
-AUTOTUNE = tf.data.AUTOTUNE
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
-
-
-@dataclass(frozen=True)
-class PipelineOptions:
-    """How the tf.data stages run; the defaults are what measured fastest here."""
-
-    parallel_calls: int = AUTOTUNE
-    prefetch: int = AUTOTUNE
-    deterministic: bool = True
-    private_threadpool: int = 0  # 0: tf.data's shared pool
-    interleave_cycle: int = 4
-    # tf.data's default graph rewrites cost ~10 ms per iterator and gain nothing here: these
-    # pipelines are fused and parallel by hand.
-    static_optimizations: bool = False
 
 
 def _checked_format(source: str | os.PathLike, format: str | None) -> str:
@@ -117,7 +99,7 @@ def make_dataset(
                                            _as_uint8, options)
         else:
             # No count check: under distributed_epoch each worker reads only some of the shards.
-            batches = _batches_from_stream(_file_chunks(Path(source), split, fmt, options), None, batch_size,
+            batches = _batches_from_stream(file_chunks(Path(source), split, fmt, options), None, batch_size,
                                            epochs, shuffle, seed, drop_remainder)
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
         return _finish(batches, options, finish)
@@ -126,11 +108,11 @@ def make_dataset(
         return dataset_from_arrays(images, labels, batch_size, epochs=epochs, shuffle=shuffle, seed=seed,
                                    drop_remainder=drop_remainder, flatten=flatten, one_hot=one_hot,
                                    num_classes=num_classes, normalize=normalize, options=options)
-    records = _split_shards(Path(source), split)[0]["splits"][split]["records"]
+    records = split_shards(Path(source), split)[0]["splits"][split]["records"]
     if drop_remainder and 0 < records < batch_size:
         raise DatasetError(f"{source}: batch_size {batch_size} with drop_remainder exceeds the {records} "
                            f"{split} examples: no batch would come out")
-    chunks = _file_chunks(Path(source), split, fmt, options)
+    chunks = file_chunks(Path(source), split, fmt, options)
     if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
         chunks = chunks.cache(_cache_prefix(Path(cache), Path(source), split, fmt))
     batches = _batches_from_stream(chunks, records, batch_size, epochs, shuffle, seed, drop_remainder)
@@ -190,68 +172,15 @@ def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str 
         return mnist_data.load(source, split)
     if fmt == "tfrecord" and read_manifest(Path(source)).get("encoding") == "raw":
         return read_tfrecord_split(source, split)
-    chunks = _file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False))
+    chunks = file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False))
     try:
         images, labels = materialize(chunks)
     except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
-        raise DatasetError(_unreadable(Path(source), split, fmt, _tf_reason(exc))) from None
+        raise DatasetError(unreadable(Path(source), split, fmt, tf_reason(exc))) from None
     expected = read_manifest(Path(source))["splits"][split]["records"]
     if len(labels) != expected:  # shards cut at a record boundary read without error
-        raise DatasetError(_unreadable(Path(source), split, fmt, f"{len(labels)} examples, manifest says {expected}"))
+        raise DatasetError(unreadable(Path(source), split, fmt, f"{len(labels)} examples, manifest says {expected}"))
     return images, labels
-
-
-def _unreadable(directory: Path, split: str, fmt: str, reason: str) -> str:
-    """Why a split failed to read: the first shard of the split that `verify` finds damaged, or
-    the first PNG of a tree that is missing, not a PNG or not of the manifest's size; else
-    `reason`, with the split it concerns."""
-    if fmt == "tfrecord":
-        try:
-            problems = mnist_data.verify(directory).problems
-        except mnist_data.MnistDataError:
-            problems = []
-        damaged = [problem for problem in problems if problem.startswith(f"{split}-")]
-        if damaged:
-            return f"{directory / damaged[0]} (mnist-data verify {directory} checks every shard)"
-        return f"{directory}: cannot read the {split} split: {reason}"
-    if fmt != "png":
-        return f"{directory}: cannot read the {split} split: {reason}"
-    from PIL import Image, UnidentifiedImageError
-
-    manifest = read_manifest(directory)
-    image = manifest.get("image", {})
-    expected = (image.get("width", 28), image.get("height", 28))
-    for path in _png_listing(directory, split, manifest)[0]:
-        try:
-            with Image.open(path) as png:
-                if png.format != "PNG" or png.size != expected:
-                    found = f"a {png.size[0]}x{png.size[1]} {png.format}"
-                    return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
-        except FileNotFoundError:
-            return f"{path}: listed in {directory / (split + '.csv')} but missing"
-        except (UnidentifiedImageError, OSError) as error:
-            return f"{path}: not a readable PNG ({error})"
-    return f"{directory}: cannot read the {split} split: {reason}"
-
-
-def _tf_reason(exc: Exception) -> str:
-    """TensorFlow's error message without the function and op names it wraps around it."""
-    reason = str(getattr(exc, "message", exc)).strip().splitlines()[0]
-    reason = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", reason)
-    return re.sub(r"\s*\[Op:\w+\]( name:.*)?$", "", reason)
-
-
-def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Read every (images, labels, index) chunk once into arrays in source order.
-
-    Chunks may arrive in any order (the reader runs nondeterministically for speed).
-    """
-    parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
-    if not parts:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
-    images, labels, index = (np.concatenate(column) for column in zip(*parts))
-    order = np.argsort(index, kind="stable")
-    return images[order], labels[order]
 
 
 def _finish(batches: tf.data.Dataset, options: PipelineOptions, finish=None) -> tf.data.Dataset:
@@ -285,16 +214,6 @@ def make_finisher(flatten: bool, one_hot: bool, num_classes: int = 10, normalize
         return images, labels
 
     return finish
-
-
-def tf_options(options: PipelineOptions) -> tf.data.Options:
-    """The tf.data.Options that `options` stand for."""
-    result = tf.data.Options()
-    result.deterministic = options.deterministic
-    result.experimental_optimization.apply_default_optimizations = options.static_optimizations
-    if options.private_threadpool:
-        result.threading.private_threadpool_size = options.private_threadpool
-    return result
 
 
 def host_tensor(array: np.ndarray) -> tf.Tensor:
@@ -353,92 +272,6 @@ def _batches_from_stream(chunks, records, batch_size, epochs, shuffle, seed, dro
         examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     batches = examples.batch(batch_size, drop_remainder=drop_remainder)
     return batches.repeat(epochs) if epochs is not None else batches.repeat()
-
-
-def _file_chunks(directory: Path, split: str, fmt: str, options: PipelineOptions) -> tf.data.Dataset:
-    return (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
-
-
-def _split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
-    manifest = read_manifest(directory)
-    if split not in manifest.get("splits", {}):
-        raise DatasetError(f"{directory}: no split {split!r} in manifest.json (has {', '.join(manifest.get('splits', {}))})")
-    return manifest, [str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])]
-
-
-def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Parsed uint8 chunks: shards interleaved in parallel, records batched before parsing."""
-    manifest, files = _split_shards(directory, split)
-    compression = "GZIP" if manifest.get("compression") == "gzip" else ""
-    height, width = manifest["image"]["height"], manifest["image"]["width"]
-    png = manifest.get("encoding") == "png"
-    spec = {name: tf.io.FixedLenFeature([], tf.string if name == "image" else tf.int64)
-            for name in ("image", "label", "index")}
-
-    def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        parsed = tf.io.parse_example(records, spec)
-        if png:
-            images = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1)[..., 0], parsed["image"],
-                               fn_output_signature=tf.TensorSpec([height, width], tf.uint8))
-        else:
-            images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
-        return images, parsed["label"], parsed["index"]
-
-    shards = tf.data.Dataset.from_tensor_slices(files)
-    records = shards.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
-        cycle_length=options.interleave_cycle, num_parallel_calls=options.parallel_calls,
-        deterministic=options.deterministic)
-    return records.map(parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
-
-
-def _png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
-    listing = directory / f"{split}.csv"
-    try:
-        with open(listing, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
-    expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
-    if len(rows) != expected:
-        raise DatasetError(f"{listing}: {len(rows)} rows, manifest says {expected}")
-    files, labels, index = [], np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
-    for line, row in enumerate(rows, start=2):  # line 1 is the header
-        try:
-            files.append(str(directory / row["file"]))
-            labels[line - 2], index[line - 2] = int(row["label"]), int(row["index"])
-        except (KeyError, TypeError, ValueError):
-            raise DatasetError(f"{listing}: line {line}: not a row of file, label and index: {row}") from None
-        if not 0 <= labels[line - 2] < classes:
-            raise DatasetError(f"{listing}: line {line}: label {labels[line - 2]} is not one of the "
-                               f"{classes} classes of the manifest")
-    return files, labels, index
-
-
-def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Decoded (images, labels, index) chunks of a PNG tree, in the order of OUT/<split>.csv."""
-    manifest = _split_shards(directory, split)[0]  # a split the manifest lacks is named as such
-    files, labels, index = _png_listing(directory, split, manifest)
-    paths = tf.constant(files, tf.string)  # strings, even if none
-    image = manifest.get("image", {})
-    size = tf.constant([image.get("height", 28), image.get("width", 28)])
-
-    def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
-        # Checked here so that a streamed tree's bad file is named in the error, not lost in a batch op.
-        blob = tf.io.read_file(path)
-        is_png = tf.debugging.Assert(tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
-                                     ["not a PNG file:", path])
-        with tf.control_dependencies([is_png]):
-            pixels = tf.io.decode_png(blob, channels=1)[..., 0]
-        right_size = tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(pixels), size)),
-                                         ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)])
-        with tf.control_dependencies([right_size]):
-            return tf.identity(pixels), label, position
-
-    examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
-        decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
-    return examples.batch(PARSE_CHUNK)
 
 
 def to_device(dataset: tf.data.Dataset, device: str | None = None, buffer: int = 2) -> tf.data.Dataset:

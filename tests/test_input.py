@@ -9,6 +9,7 @@ import tensorflow as tf
 import mnist_data
 from mnist_data.describe import describe
 import pipelines
+import pipelines.file_readers
 import pipelines.input
 
 
@@ -224,8 +225,8 @@ def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:  # where verify cannot help: TF's reason, tidied
         tf.io.decode_png(b"not a png")
     assert "{{function_node" in str(raised.value) and "[Op:DecodePng]" in str(raised.value)
-    assert pipelines.input._tf_reason(raised.value) == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
-    assert "{{" not in pipelines.input._tf_reason(raised.value) and "[Op:" not in pipelines.input._tf_reason(raised.value)
+    assert pipelines.file_readers.tf_reason(raised.value) == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
+    assert "{{" not in pipelines.file_readers.tf_reason(raised.value) and "[Op:" not in pipelines.file_readers.tf_reason(raised.value)
     (out / "manifest.json").write_text((out / "manifest.json").read_text().replace('"sha256"', '"sha-256"'))
     with pytest.raises(mnist_data.DatasetError, match="manifest.json: not as mnist-data wrote it: split 'test': "
                                                       "shard test-00000-of-00002.tfrecord has no str 'sha256'"):

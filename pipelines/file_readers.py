@@ -1,0 +1,158 @@
+"""Decoded chunks of what the converters write (TFRecord shards, PNG trees), and, when a
+split fails to read, which file is at fault."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+import mnist_data
+from mnist_data.errors import DatasetError
+from mnist_data.manifest import read_manifest
+from pipelines.options import PipelineOptions
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PARSE_CHUNK = 1024  # records batched inside each shard before parsing
+
+
+def file_chunks(directory: Path, split: str, fmt: str, options: PipelineOptions) -> tf.data.Dataset:
+    return (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
+
+
+def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
+    manifest = read_manifest(directory)
+    if split not in manifest.get("splits", {}):
+        raise DatasetError(f"{directory}: no split {split!r} in manifest.json (has {', '.join(manifest.get('splits', {}))})")
+    return manifest, [str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])]
+
+
+def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """Parsed uint8 chunks: shards interleaved in parallel, records batched before parsing."""
+    manifest, files = split_shards(directory, split)
+    compression = "GZIP" if manifest.get("compression") == "gzip" else ""
+    height, width = manifest["image"]["height"], manifest["image"]["width"]
+    png = manifest.get("encoding") == "png"
+    spec = {name: tf.io.FixedLenFeature([], tf.string if name == "image" else tf.int64)
+            for name in ("image", "label", "index")}
+
+    def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        parsed = tf.io.parse_example(records, spec)
+        if png:
+            images = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1)[..., 0], parsed["image"],
+                               fn_output_signature=tf.TensorSpec([height, width], tf.uint8))
+        else:
+            images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
+        return images, parsed["label"], parsed["index"]
+
+    shards = tf.data.Dataset.from_tensor_slices(files)
+    records = shards.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
+        cycle_length=options.interleave_cycle, num_parallel_calls=options.parallel_calls,
+        deterministic=options.deterministic)
+    return records.map(parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+
+
+def png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
+    listing = directory / f"{split}.csv"
+    try:
+        with open(listing, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
+    expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
+    if len(rows) != expected:
+        raise DatasetError(f"{listing}: {len(rows)} rows, manifest says {expected}")
+    files, labels, index = [], np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            files.append(str(directory / row["file"]))
+            labels[line - 2], index[line - 2] = int(row["label"]), int(row["index"])
+        except (KeyError, TypeError, ValueError):
+            raise DatasetError(f"{listing}: line {line}: not a row of file, label and index: {row}") from None
+        if not 0 <= labels[line - 2] < classes:
+            raise DatasetError(f"{listing}: line {line}: label {labels[line - 2]} is not one of the "
+                               f"{classes} classes of the manifest")
+    return files, labels, index
+
+
+def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """Decoded (images, labels, index) chunks of a PNG tree, in the order of OUT/<split>.csv."""
+    manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named as such
+    files, labels, index = png_listing(directory, split, manifest)
+    paths = tf.constant(files, tf.string)  # strings, even if none
+    image = manifest.get("image", {})
+    size = tf.constant([image.get("height", 28), image.get("width", 28)])
+
+    def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
+        # Checked here so that a streamed tree's bad file is named in the error, not lost in a batch op.
+        blob = tf.io.read_file(path)
+        is_png = tf.debugging.Assert(tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
+                                     ["not a PNG file:", path])
+        with tf.control_dependencies([is_png]):
+            pixels = tf.io.decode_png(blob, channels=1)[..., 0]
+        right_size = tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(pixels), size)),
+                                         ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)])
+        with tf.control_dependencies([right_size]):
+            return tf.identity(pixels), label, position
+
+    examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
+        decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+    return examples.batch(PARSE_CHUNK)
+
+
+def unreadable(directory: Path, split: str, fmt: str, reason: str) -> str:
+    """Why a split failed to read: the first shard of the split that `verify` finds damaged, or
+    the first PNG of a tree that is missing, not a PNG or not of the manifest's size; else
+    `reason`, with the split it concerns."""
+    if fmt == "tfrecord":
+        try:
+            problems = mnist_data.verify(directory).problems
+        except mnist_data.MnistDataError:
+            problems = []
+        damaged = [problem for problem in problems if problem.startswith(f"{split}-")]
+        if damaged:
+            return f"{directory / damaged[0]} (mnist-data verify {directory} checks every shard)"
+        return f"{directory}: cannot read the {split} split: {reason}"
+    if fmt != "png":
+        return f"{directory}: cannot read the {split} split: {reason}"
+    from PIL import Image, UnidentifiedImageError
+
+    manifest = read_manifest(directory)
+    image = manifest.get("image", {})
+    expected = (image.get("width", 28), image.get("height", 28))
+    for path in png_listing(directory, split, manifest)[0]:
+        try:
+            with Image.open(path) as png:
+                if png.format != "PNG" or png.size != expected:
+                    found = f"a {png.size[0]}x{png.size[1]} {png.format}"
+                    return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
+        except FileNotFoundError:
+            return f"{path}: listed in {directory / (split + '.csv')} but missing"
+        except (UnidentifiedImageError, OSError) as error:
+            return f"{path}: not a readable PNG ({error})"
+    return f"{directory}: cannot read the {split} split: {reason}"
+
+
+def tf_reason(exc: Exception) -> str:
+    """TensorFlow's error message without the function and op names it wraps around it."""
+    reason = str(getattr(exc, "message", exc)).strip().splitlines()[0]
+    reason = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", reason)
+    return re.sub(r"\s*\[Op:\w+\]( name:.*)?$", "", reason)
+
+
+def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Read every (images, labels, index) chunk once into arrays in source order.
+
+    Chunks may arrive in any order (the reader runs nondeterministically for speed).
+    """
+    parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
+    if not parts:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
+    images, labels, index = (np.concatenate(column) for column in zip(*parts))
+    order = np.argsort(index, kind="stable")
+    return images[order], labels[order]
