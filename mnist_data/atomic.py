@@ -57,13 +57,14 @@ def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[P
         yield tmp
         publish(tmp, final, durable=durable)
     except BaseException as exc:
-        if isinstance(exc, OSError) and (exc.filename is None or Path(exc.filename) == tmp):
-            exc.filename, exc.filename2 = os.fspath(final), None  # what the caller asked for, not the temporary
         if tmp.is_dir():  # a directory output, such as a SavedModel
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, os.fspath(tmp)):
+            # Named by what the caller asked for, not the temporary (or by nothing, for a full disk).
+            raise OSError(exc.errno, exc.strerror, os.fspath(final)) from None
         raise
 
 

@@ -73,6 +73,8 @@ def claimed_output(out: Path, identity: dict, overwrite: bool) -> Iterator[None]
         except BlockingIOError:
             raise ConvertError(f"{out}: another conversion is writing here; wait for it to end, "
                                "or choose another OUT") from None
+        except OSError:
+            pass  # a file system without flock: the guard against a second run is lost, nothing else
         _claim(out, identity, overwrite)
         yield
     finally:
@@ -204,7 +206,7 @@ def _foreign_entries(out: Path) -> list[str]:
     for entry in sorted(out.iterdir()):
         name = entry.name
         if name in (RUN_FILE, MANIFEST, PROGRESS_DIR) or is_temp_name(entry) or SHARD_NAME.match(name) \
-                or (name.endswith(".csv") and name[:-4] in SPLITS):
+                or (name.endswith(".csv") and name[:-4] in SPLITS) or _is_our_summary(entry):
             continue
         if name in SPLITS and entry.is_dir() and not entry.is_symlink():
             foreign += [p.relative_to(out).as_posix() for p in entry.rglob("*")
@@ -212,6 +214,18 @@ def _foreign_entries(out: Path) -> list[str]:
             continue
         foreign.append(name)
     return foreign
+
+
+def _is_our_summary(path: Path) -> bool:
+    """Whether `path` is a converter's --json summary (which may be asked for inside OUT)."""
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("kind") in ("to-png", "to-tfrecord") \
+        and "examples_per_second" in summary
 
 
 def _clear(out: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -85,7 +86,13 @@ def _downloading(directory: Path) -> Iterator[None]:
 
     held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"mnist-data: waiting for another download into {directory}", file=sys.stderr)
+            fcntl.flock(held, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without flock: downloads there do not take turns
         yield
     finally:
         os.close(held)

@@ -108,6 +108,8 @@ def to_png(
     num_classes = num_classes or max([10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)])
     folders = folder_names(source, labels_as, num_classes)
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(splits)}
+    if labels_as == "digits" and num_classes > 10:  # zero-padded folders: a tree of unpadded ones is another run
+        options["digit_width"] = len(folders[0])
     check_workers(workers)
     identity = {"kind": "png", "source": describe_source(source, splits), "options": options}
     manifest = {"format": "png", "version": 1, "source": identity["source"], "options": options,

@@ -107,7 +107,9 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
         listing = out / f"{split}.csv"
         try:
             with open(listing, newline="") as handle:
-                rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
+                rows = [row for _, row in numbered]
         except OSError as exc:
             report.problems.append(f"{listing.name}: cannot read: {exc.strerror}")
             continue
@@ -119,7 +121,7 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
             continue
         report.problems += _unlisted_files(out, split, rows, listing.name)
         classes = manifest.get("classes", [])
-        for line_number, row in enumerate(rows, start=2):  # line 1 is the header
+        for line_number, row in numbered:
             report.files += 1
             try:
                 label, folder, _ = int(row["label"]), Path(row["file"]).parent.name, int(row["index"])

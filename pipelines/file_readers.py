@@ -19,8 +19,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 
 
-def file_chunks(directory: Path, split: str, fmt: str, options: PipelineOptions) -> tf.data.Dataset:
-    return (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
+def file_chunks(directory: Path, split: str, fmt: str, options: PipelineOptions,
+                records: int | None = None) -> tf.data.Dataset:
+    """Decoded (images, labels, index) chunks of a split. With `records`, a pass that yields any
+    other number of examples ends in an error instead of its end, so a damaged split is never
+    taken for a whole one (nor finalised as such in a tf.data cache downstream)."""
+    chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
+    if records is None:
+        return chunks
+    counted = chunks.unbatch().apply(tf.data.experimental.assert_cardinality(records))
+    return counted.batch(PARSE_CHUNK)
 
 
 def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
@@ -61,21 +69,22 @@ def png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str],
     listing = directory / f"{split}.csv"
     try:
         with open(listing, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
     except OSError as exc:
         raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
     expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
-    if len(rows) != expected:
-        raise DatasetError(f"{listing}: {len(rows)} rows, manifest says {expected}")
-    files, labels, index = [], np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
-    for line, row in enumerate(rows, start=2):  # line 1 is the header
+    if len(numbered) != expected:
+        raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
+    files, labels, index = [], np.zeros(expected, np.int64), np.zeros(expected, np.int64)
+    for i, (line, row) in enumerate(numbered):
         try:
             files.append(str(directory / row["file"]))
-            labels[line - 2], index[line - 2] = int(row["label"]), int(row["index"])
+            labels[i], index[i] = int(row["label"]), int(row["index"])
         except (KeyError, TypeError, ValueError):
             raise DatasetError(f"{listing}: line {line}: not a row of file, label and index: {row}") from None
-        if not 0 <= labels[line - 2] < classes:
-            raise DatasetError(f"{listing}: line {line}: label {labels[line - 2]} is not one of the "
+        if not 0 <= labels[i] < classes:
+            raise DatasetError(f"{listing}: line {line}: label {labels[i]} is not one of the "
                                f"{classes} classes of the manifest")
     return files, labels, index
 
@@ -86,7 +95,8 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
     files, labels, index = png_listing(directory, split, manifest)
     paths = tf.constant(files, tf.string)  # strings, even if none
     image = manifest.get("image", {})
-    size = tf.constant([image.get("height", 28), image.get("width", 28)])
+    static = [image.get("height", 28), image.get("width", 28)]
+    size = tf.constant(static)
 
     def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
         # Checked here so that a streamed tree's bad file is named in the error, not lost in a batch op.
@@ -98,7 +108,9 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
         right_size = tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(pixels), size)),
                                          ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)])
         with tf.control_dependencies([right_size]):
-            return tf.identity(pixels), label, position
+            pixels = tf.identity(pixels)
+        pixels.set_shape(static)  # checked above; later stages (flatten, Keras) need it known
+        return pixels, label, position
 
     examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
         decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)

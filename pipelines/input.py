@@ -99,7 +99,7 @@ def make_dataset(
                                            _as_uint8, options)
         else:
             # No count check: under distributed_epoch each worker reads only some of the shards.
-            batches = _batches_from_stream(file_chunks(Path(source), split, fmt, options), None, batch_size,
+            batches = _batches_from_stream(file_chunks(Path(source), split, fmt, options), batch_size,
                                            epochs, shuffle, seed, drop_remainder)
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
         return _finish(batches, options, finish)
@@ -112,10 +112,10 @@ def make_dataset(
     if drop_remainder and 0 < records < batch_size:
         raise DatasetError(f"{source}: batch_size {batch_size} with drop_remainder exceeds the {records} "
                            f"{split} examples: no batch would come out")
-    chunks = file_chunks(Path(source), split, fmt, options)
+    chunks = file_chunks(Path(source), split, fmt, options, records=records)
     if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
         chunks = chunks.cache(_cache_prefix(Path(cache), Path(source), split, fmt))
-    batches = _batches_from_stream(chunks, records, batch_size, epochs, shuffle, seed, drop_remainder)
+    batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
     return _finish(batches, options, finish)
 
 
@@ -261,13 +261,9 @@ def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop
                      deterministic=options.deterministic)
 
 
-def _batches_from_stream(chunks, records, batch_size, epochs, shuffle, seed, drop_remainder):
-    """Parsed chunks into batches per epoch, shuffled through a buffer (used with cache=False).
-    An epoch that yields other than the manifest's `records` examples (unless None) stops with
-    an error, rather than training on part of a damaged split."""
+def _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder):
+    """Parsed chunks into batches per epoch, shuffled through a buffer (used with cache=False)."""
     examples = chunks.unbatch().map(lambda image, label, index: (image, label))
-    if records is not None:
-        examples = examples.apply(tf.data.experimental.assert_cardinality(records))
     if shuffle:  # before repeat, so that no example crosses into another epoch
         examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     batches = examples.batch(batch_size, drop_remainder=drop_remainder)

@@ -56,3 +56,18 @@ def test_an_error_names_the_final_file_not_its_temporary(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError) as info:
         write_idx(target, np.zeros(3, np.uint8))
     assert info.value.filename == str(target) and str(target) in str(info.value)
+    assert " -> " not in str(info.value)
+
+
+def test_a_write_error_without_a_file_name_is_given_the_final_one(tmp_path: Path) -> None:
+    import errno
+
+    target = tmp_path / "out.bin"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")  # as a full disk reports a write
+    assert str(info.value) == f"[Errno 28] No space left on device: '{target}'"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target):
+            raise OSError("encoder error -2")  # no errno: passed on as it is
+    assert str(info.value) == "encoder error -2" and list(tmp_path.iterdir()) == []

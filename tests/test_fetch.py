@@ -104,7 +104,7 @@ def test_a_foreign_part_file_is_dropped_and_the_file_fetched_whole(served_catalo
 
 
 def test_a_second_fetcher_waits_and_takes_the_first_ones_file(served_catalog: Path, file_server,
-                                                             tmp_path: Path) -> None:
+                                                             tmp_path: Path, capsys) -> None:
     import fcntl
     import os
     import threading
@@ -124,6 +124,7 @@ def test_a_second_fetcher_waits_and_takes_the_first_ones_file(served_catalog: Pa
     os.close(held)
     second.join(10)
     assert not second.is_alive() and server.requests == []
+    assert f"mnist-data: waiting for another download into {target}" in capsys.readouterr().err
 
 
 def test_bad_mirror_urls_and_redirect_loops_are_one_line(served_catalog: Path, file_server, tmp_path: Path) -> None:

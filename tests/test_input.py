@@ -69,9 +69,12 @@ def test_flatten_takes_the_images_own_size(tmp_path) -> None:
         mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", images)
         mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", np.arange(6, dtype=np.uint8))
     mnist_data.to_png(source, tmp_path / "png", progress=False)
-    for data in (source, tmp_path / "png"):
-        flat, _ = collect(pipelines.make_dataset(data, "test", 4, shuffle=False, flatten=True, normalize=False))
-        np.testing.assert_array_equal(flat, images.reshape(6, 640))
+    for data, cache in ((source, True), (tmp_path / "png", True), (tmp_path / "png", False)):
+        dataset = pipelines.make_dataset(data, "test", 4, shuffle=False, cache=cache, flatten=True, normalize=False)
+        assert dataset.element_spec[0].shape.as_list()[1:] == [640]  # static, streamed too: Keras can build on it
+        flat, labels = collect(dataset)
+        order = np.argsort(labels) if not cache else np.arange(6)
+        np.testing.assert_array_equal(flat[order], images.reshape(6, 640))
 
 
 def test_forever_repeats() -> None:
@@ -189,6 +192,22 @@ def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
     np.testing.assert_array_equal(other[1], mnist_data.load("mnist-sample", "test")[1])  # another source
 
 
+def test_a_short_split_never_fills_a_cache_folder(converted, tmp_path) -> None:
+    import shutil
+
+    source, cache = tmp_path / "pnggz", tmp_path / "cache"
+    shutil.copytree(converted["pnggz"], source)
+    shard = source / "test-00001-of-00002.tfrecord.gz"
+    whole = shard.read_bytes()
+    mnist_data.to_tfrecord("mnist-sample", tmp_path / "quarter", encoding="png", compression="gzip", shards=4,
+                           splits="test", progress=False)
+    shard.write_bytes((tmp_path / "quarter" / "test-00003-of-00004.tfrecord.gz").read_bytes())  # 100 of 200
+    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 400 elements"):
+        collect(pipelines.make_dataset(source, "test", 100, cache=str(cache)))
+    shard.write_bytes(whole)  # repaired: the cache holds nothing of the short pass
+    assert_same_examples(*collect(pipelines.make_dataset(source, "test", 100, cache=str(cache))))
+
+
 def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     import shutil
 
@@ -257,8 +276,8 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
     listing.write_text("\n".join(lines[:1]) + "\n")  # an emptied listing
     with pytest.raises(mnist_data.DatasetError, match=f"{listing}: 0 rows, manifest says 400"):
         pipelines.make_dataset(tree, "test")
-    listing.write_text("\n".join(lines[:5] + [lines[5].replace(",", ",x", 1)] + lines[6:]) + "\n")
-    with pytest.raises(mnist_data.DatasetError, match=f"{listing}: line 6: not a row of file, label and index"):
+    listing.write_text("\n".join(lines[:5] + ["", lines[5].replace(",", ",x", 1)] + lines[6:]) + "\n")
+    with pytest.raises(mnist_data.DatasetError, match=f"{listing}: line 7: not a row of file, label and index"):
         pipelines.make_dataset(tree, "test")
     file, label, rest = lines[5].split(",", 2)
     listing.write_text("\n".join(lines[:5] + [f"{file},300,{rest}"] + lines[6:]) + "\n")

@@ -114,6 +114,12 @@ def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> No
     folders = sorted(p.name for p in (tmp_path / "png" / "train").iterdir())  # Keras' order of the classes
     assert folders == [f"{label:02d}" for label in range(26)]
     assert all(p.parent.name == f"{int(p.stem) % 26:02d}" for p in (tmp_path / "png" / "train").rglob("*.png"))
+    run_file = tmp_path / "png" / ".mnist-data-run.json"
+    identity = json.loads(run_file.read_text())
+    del identity["options"]["digit_width"]  # as a tree of unpadded folders, written before, records it
+    run_file.write_text(json.dumps(identity))
+    with pytest.raises(ConvertError, match=r"different run \(options.digit_width added\)"):
+        to_png(letters, tmp_path / "png", num_classes=26, progress=False)
     to_tfrecord(letters, tmp_path / "tfr", num_classes=26, progress=False)
     np.testing.assert_array_equal(read_tfrecord_split(tmp_path / "tfr", "test")[1], np.arange(52) % 26)
 
@@ -124,6 +130,7 @@ def test_a_file_size_limit_stops_the_export_naming_the_file_and_leaves_no_cut_pn
     import sys
 
     from mnist_data import write_idx
+    from mnist_data.atomic import is_temp_name
 
     noisy = tmp_path / "noisy"  # 40x40 noise: PNGs of about 1.7 kB, past a 1 kB file size limit
     noisy.mkdir()
@@ -141,6 +148,7 @@ def test_a_file_size_limit_stops_the_export_naming_the_file_and_leaves_no_cut_pn
         with Image.open(png) as image:
             image.load()
     assert not (out / "manifest.json").exists()
+    assert not [p for p in out.rglob("*") if is_temp_name(p)]  # the cut file's temporary went with it
     assert to_png(noisy, out, progress=False)["files"] == 24 and mnist_data.verify(out).ok
 
 

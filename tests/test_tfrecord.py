@@ -104,13 +104,12 @@ def test_refuses_to_mix_unless_overwrite(tmp_path: Path) -> None:
 
 
 def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatch) -> None:
+    import errno
     import fcntl
     import os
 
-    import mnist_data.conversion
-
     out = tmp_path / "tfr"
-    to_tfrecord("mnist-sample", out, progress=False)
+    to_tfrecord("mnist-sample", out, progress=False, json_path=out / "summary.json")  # its own: not foreign
     (out / "notes.txt").write_text("mine")
     (out / "models").mkdir()
     (out / "models" / "weights.h5").write_text("w")
@@ -118,6 +117,9 @@ def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatc
                                            "models, notes.txt; move them away"):
         to_tfrecord("mnist-sample", out, shards=2, overwrite=True, progress=False)
     assert (out / "notes.txt").read_text() == "mine" and (out / "train-00000-of-00001.tfrecord").exists()
+    (out / "notes.txt").unlink()
+    shutil.rmtree(out / "models")
+    assert to_tfrecord("mnist-sample", out, shards=2, overwrite=True, progress=False)["files"] == 4
     tree = tmp_path / "png"
     to_png("mnist-sample", tree, splits="test", progress=False)
     (tree / "test" / "3" / "README").write_text("about the threes")  # inside a class folder
@@ -126,18 +128,25 @@ def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatc
                progress=False)
     (tree / "test" / "3" / "README").unlink()
 
-    real_rmtree = mnist_data.conversion.shutil.rmtree
-    def interrupted(path, *args, **kwargs):  # Ctrl-C in the middle of clearing the old output
-        real_rmtree(path, *args, **kwargs)
-        raise KeyboardInterrupt
-    monkeypatch.setattr(mnist_data.conversion.shutil, "rmtree", interrupted)
+    real_unlink = Path.unlink
+    def interrupted(path, *args, **kwargs):  # Ctrl-C as the clearing of the old output ends
+        if path.name == "manifest.json":
+            raise KeyboardInterrupt
+        return real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(Path, "unlink", interrupted)
     with pytest.raises(KeyboardInterrupt):
         to_png("mnist-sample", tree, splits="test", compress_level=6, overwrite=True, progress=False)
     monkeypatch.undo()
+    assert sorted(p.name for p in tree.iterdir()) == [".mnist-data-run.json", "manifest.json"]
     assert (tree / ".mnist-data-run.json").exists()  # still known as ours: the same command completes it
     assert to_png("mnist-sample", tree, splits="test", compress_level=6, overwrite=True, progress=False)["files"] == 400
     assert mnist_data.verify(tree).ok
 
+    def no_flock(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_flock)  # a file system without flock: the run goes ahead
+    assert to_png("mnist-sample", tree, splits="test", compress_level=6, progress=False)["resumed_files"] == 400
+    monkeypatch.undo()
     held = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)  # as a conversion running into it holds it
     try:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -157,6 +166,14 @@ def test_split_sizes_that_differ_are_refused_before_out_exists(tmp_path: Path) -
     with pytest.raises(ConvertError, match=f"{source}: the splits differ in image size .train 28x28, test 32x32."):
         to_tfrecord(source, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_rate_counts_only_the_examples_converted() -> None:
+    from mnist_data.conversion import RunSummary
+
+    summary = RunSummary("to-tfrecord", "out", examples=1600, resumed_examples=1200)
+    summary.started -= 2.0  # two seconds ago
+    assert summary.finish()["examples_per_second"] == pytest.approx(200, rel=0.01)
 
 
 def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
@@ -185,7 +202,6 @@ def test_resume_rewrites_a_shard_damaged_since_it_was_written(tmp_path: Path) ->
     victim.write_bytes(bytes(blob))
     summary = to_tfrecord("mnist-sample", out, shards=4, splits=["train"], progress=False)
     assert summary["resumed_files"] == 3 and summary["resumed_examples"] == 1200
-    assert summary["examples_per_second"] * summary["seconds"] == pytest.approx(400, rel=0.05)  # 1 shard converted
     images, labels = read_tfrecord_split(out, "train")
     expected = mnist_data.load("mnist-sample", "train")
     np.testing.assert_array_equal(images, expected[0])

@@ -293,7 +293,7 @@ def test_mixed_precision_path_trains_and_serves_float32(tmp_path):
     assert served(images=tf.zeros([0, 28, 28], tf.uint8))["probabilities"].shape == (0, 10)  # none in, none out
 
 
-def test_bench_train_reports_every_method(tmp_path):
+def test_bench_train_reports_every_method(tmp_path, capsys):
     import mnist_data
 
     mnist_data.to_tfrecord(SAMPLE, tmp_path / "tfr", progress=False)
@@ -301,6 +301,8 @@ def test_bench_train_reports_every_method(tmp_path):
          "--steps", "20", "--repeat", "1", "--json", str(tmp_path / "b.json"))
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["xla"] is True and result["data"] == str(tmp_path / "tfr")
+    assert "holds tfrecord output, not png" in _refused(capsys, "bench", "train", "softmax", "--data",
+                                                         str(tmp_path / "tfr"), "--format", "png")
     for key in ("pipeline_images_per_second", "synthetic_images_per_second", "synthetic_fresh_images_per_second",
                 "keras_fit_images_per_second", "resident_images_per_second"):
         assert result[key] > 0, key

@@ -66,8 +66,9 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     assert any(p.startswith(f"test/3/{three.name}:") for p in problems)  # listed but gone
     assert len(problems) == 3, problems
     listing = tree / "test.csv"
-    listing.write_text(listing.read_text()[:-13])  # cut mid-row
-    assert any(p.startswith("test.csv: line 401: bad row") for p in verify(tree).problems)
+    head, rest = listing.read_text().split("\n", 1)
+    listing.write_text(head + "\n\n" + rest[:-13])  # a blank line (skipped, but counted), and cut mid-row
+    assert any(p.startswith("test.csv: line 402: bad row") for p in verify(tree).problems)
     listing.write_text("path,label,index\n" + listing.read_text().split("\n", 1)[1])
     assert "test.csv: no column 'file' in its header" in verify(tree).problems
 
