@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from typing import Sequence
@@ -24,8 +25,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mnist_data.cli.register(commands)
+    data_commands = set(commands.choices)
     pipelines.cli.register(commands)
+    parser.set_defaults(uses_tensorflow=False)
+    for name in set(commands.choices) - data_commands:
+        commands.choices[name].set_defaults(uses_tensorflow=True)
     return parser
+
+
+def _is_start_up_chatter(line: str) -> bool:
+    """TensorFlow's start-up lines: INFO and WARNING records, absl's notice, and CUDA's absence on
+    a machine without a GPU (the run goes on on the CPU and says so)."""
+    return (re.match(r"[IW]\d{4} \d\d:\d\d:\d\d", line) is not None
+            or line.startswith(("WARNING: All log messages before absl::InitializeLog()",
+                                "To enable the following instructions:"))
+            or (re.match(r"E\d{4} ", line) is not None and "failed call to cuInit" in line))
+
+
+def _start_tensorflow_quietly() -> None:
+    """Import TensorFlow and find its devices with file descriptor 2 sent to a file, then pass on
+    everything but its start-up chatter. Why: TensorFlow writes those lines before its logging
+    is set up, where TF_CPP_MIN_LOG_LEVEL cannot hide them (TF_CPP_MIN_LOG_LEVEL=0 shows them)."""
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # later INFO and WARNING records
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _is_start_up_chatter(line)))
+            sys.stderr.flush()
 
 
 def _one_line_warnings() -> None:
@@ -45,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _one_line_warnings()
     try:
+        if args.uses_tensorflow and not args.debug:
+            _start_tensorflow_quietly()
         code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at exit
         return code

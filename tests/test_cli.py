@@ -124,3 +124,22 @@ def test_a_reader_that_stops_early_gets_no_error(tmp_path) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     reader.stdout.close()  # like `| head -0`: nobody reads the output
     assert reader.wait(timeout=60) in (0, 141) and reader.stderr.read() == b""
+
+
+def test_tensorflow_start_up_chatter_is_kept_off_the_terminal(tmp_path) -> None:
+    import os
+
+    from mnist_data_cli import _is_start_up_chatter
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-m", "mnist_data_cli", "bench", "pipeline", "--source", "mnist-sample",
+                          "--epochs", "1", "--repeat", "1"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and "ours" in run.stdout
+    assert not [line for line in run.stderr.splitlines() if _is_start_up_chatter(line)], run.stderr
+    shown = subprocess.run([sys.executable, "-m", "mnist_data_cli", "bench", "pipeline", "--source", "mnist-sample",
+                            "--epochs", "1", "--repeat", "1"], capture_output=True, text=True,
+                           env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"})  # asked for: all of it
+    assert any(_is_start_up_chatter(line) for line in shown.stderr.splitlines()), shown.stderr
+    kept = ("E0000 00:00:1795481120.570149   23223 cuda_dnn.cc:8579] Unable to register cuDNN factory",
+            "mnist-data: warning: a warning of ours", "Traceback (most recent call last):")
+    assert not any(_is_start_up_chatter(line) for line in kept)
