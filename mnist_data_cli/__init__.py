@@ -105,3 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnist-data: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        tf = sys.modules.get("tensorflow")
+        if args.debug or tf is None or not isinstance(exc, tf.errors.OpError):
+            raise
+        from pipelines.file_readers import tf_reason  # an op that failed: a full disk while saving, say
+
+        print(f"mnist-data: error: {tf_reason(exc)}", file=sys.stderr)
+        return 1

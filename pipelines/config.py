@@ -56,6 +56,8 @@ class TrainConfig:
             ("batches_per_fetch", self.batches_per_fetch, 1), ("eval_batch_size", self.eval_batch_size, 1),
             ("max_steps", self.max_steps, 1), ("op_threads", self.op_threads, 0))
             if value is not None and value < low]
+        problems += [f"{name} must be <= {high}, got {value}" for name, value, high in (
+            ("epochs", self.epochs, 10**6), ("op_threads", self.op_threads, 1024)) if value is not None and value > high]
         for name, value, bad in (("learning_rate", self.learning_rate, not self.learning_rate > 0),
                                  ("decay_rate", self.decay_rate, not self.decay_rate > 0),
                                  ("l2", self.l2, not self.l2 >= 0)):

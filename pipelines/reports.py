@@ -147,7 +147,9 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
 
     Why: users photograph or draw digits dark on light, in colour, at 16 bits or on a transparent
     canvas; the models only know MNIST's look. Strokes drawn as opacity count as ink, and an
-    image whose background (its median grey: most of a digit image) is light is inverted.
+    image is inverted when both its median grey and that of its outermost pixels are light: a
+    digit on paper is, while neither a light frame around a digit on black nor a large light
+    garment on black (as Fashion-MNIST draws it) is.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -159,7 +161,8 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
         raise TrainError(f"{path}: too large to read safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise TrainError(f"{path}: not a readable image ({exc})") from None
-    if np.median(gray) > 0.5:
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(gray) > 0.5 and np.median(border) > 0.5:
         gray = 1.0 - gray
     if gray.shape != (28, 28):
         gray = np.asarray(Image.fromarray(gray.astype(np.float32), "F").resize((28, 28), Image.BILINEAR))

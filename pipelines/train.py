@@ -46,8 +46,22 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
             return _train(config, data, out, format, resume, json_path, progress, on_epoch)
         except BaseException:
             if created is not None and not (out / "config.json").exists():
-                shutil.rmtree(created, ignore_errors=True)  # a failed start leaves nothing behind
+                _remove_failed_start(out, created)
             raise
+
+
+def _remove_failed_start(out: Path, created: Path) -> None:
+    """Remove the run directory a failed start made (it holds the lock: no other run writes in it)
+    and the folders above it that it made, as long as they are empty: another run may have put
+    its own directory beside this one since."""
+    shutil.rmtree(out, ignore_errors=True)
+    for folder in [out.parent, *out.parent.parents]:
+        if created not in (folder, *folder.parents):
+            break
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            break
 
 
 def resolve_run(out: str | os.PathLike, model: str, preset: str | None = None, *, resume: bool = False,
@@ -97,10 +111,16 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     write_bytes_atomic(out / "config.json", json.dumps(recorded, indent=1).encode())
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
     history: list[dict] = []
+    if resume and not manager.latest_checkpoint and list((out / CHECKPOINTS).glob("ckpt-*.index")):
+        raise TrainError(f"{out / CHECKPOINTS / 'checkpoint'}: missing or damaged, so the run's checkpoints "
+                         "cannot be found; starting over would overwrite them (train into another --out)")
     if resume and manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        _restore(trainer, manager.latest_checkpoint, partial=False)
         # metrics.json is written just before each checkpoint: drop an epoch it has ahead of it
-        history = json.loads((out / "metrics.json").read_text())["epochs"][: int(trainer.epoch.numpy())]
+        try:
+            history = json.loads((out / "metrics.json").read_text())["epochs"][: int(trainer.epoch.numpy())]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise TrainError(f"{out / 'metrics.json'}: not readable as this run's metrics ({exc})") from None
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
     while int(trainer.epoch.numpy()) < config.epochs and not trainer.finished():
         epoch = int(trainer.epoch.numpy())
@@ -149,7 +169,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     if latest is None:
         raise TrainError(f"{run_dir / CHECKPOINTS}: no checkpoint to evaluate")
     trainer = Trainer(config, data, format, need_train=False)
-    trainer.checkpoint.restore(latest).expect_partial()
+    _restore(trainer, latest, partial=True)
     test_loss, test_acc = trainer.evaluate()
     return {"run_dir": str(run_dir), "data": _portable(data), "model": config.model, "preset": config.preset,
             "epochs": int(trainer.epoch.numpy()), "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc,
@@ -229,18 +249,50 @@ def _data_exists(data: str) -> bool:
 
 
 def _portable(data: str | os.PathLike) -> str:
-    """A catalog name as is (names win over same-named folders, as when loading); a directory as
-    an absolute path, valid from any working directory."""
+    """A catalog name as is (names win over same-named folders, as when loading), or the embedded
+    sample's name when `mnist` was not to be had and the sample stood in for it (so a later
+    download cannot switch a resumed run's data); a directory as an absolute path, valid from
+    any working directory."""
     from mnist_data.catalog import CATALOG
+    from mnist_data.load import FALLBACK_DATASET
+    from mnist_data.locate import locate
 
+    if os.fspath(data) == "mnist" and locate("mnist", "train") is None:
+        return FALLBACK_DATASET
     if os.fspath(data) in CATALOG or not Path(data).exists():
         return os.fspath(data)
     return str(Path(data).resolve())
 
 
+def _restore(trainer: Trainer, checkpoint: str, *, partial: bool) -> None:
+    """Load `checkpoint` into the trainer; a TrainError naming it if it is damaged or another model's."""
+    import tensorflow as tf
+
+    try:
+        status = trainer.checkpoint.restore(checkpoint)
+        status.expect_partial() if partial else status.assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
+        reason = " ".join(str(getattr(exc, "message", exc)).split())[:300]
+        raise TrainError(f"{checkpoint}: cannot restore this run's checkpoint, damaged or another model's "
+                         f"({reason})") from None
+
+
+def _recorded(run_dir: Path) -> dict:
+    """RUN_DIR/config.json as a table, or a TrainError naming it."""
+    path = run_dir / "config.json"
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"{path}: not readable ({exc})") from None
+    if not isinstance(recorded, dict) or not all(
+            isinstance(recorded.get(key), (str, type(None))) for key in ("data", "format")):
+        raise TrainError(f"{path}: not a run configuration mnist-data wrote")
+    return recorded
+
+
 def run_data(run_dir: Path) -> tuple[str, str | None]:
     """The data (and format) a run was trained on, from its config.json."""
-    recorded = json.loads((run_dir / "config.json").read_text())
+    recorded = _recorded(run_dir)
     if not recorded.get("data"):
         raise TrainError(f"{run_dir / 'config.json'}: the run does not record its data; give --data")
     if not _data_exists(recorded["data"]):
@@ -252,8 +304,9 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.is_file():
         raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
+    recorded = _recorded(run_dir)
     try:
-        return config_from_dict(json.loads(path.read_text()))
+        return config_from_dict(recorded)
     except (ValueError, TypeError) as exc:  # TrainError (a ValueError) included: name the file
         raise TrainError(f"{path}: not a usable run configuration ({exc})") from None
 
@@ -295,7 +348,7 @@ def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, 
     are taken at their word)."""
     if not (resume and (out / "config.json").is_file()):
         return
-    recorded = json.loads((out / "config.json").read_text())
+    recorded = _recorded(out)
     if recorded.get("data") is None or not _data_exists(recorded["data"]):
         return  # not recorded, or moved away since: the data given now is taken at its word
     from pipelines.input import detect_format

@@ -64,11 +64,15 @@ def set_op_determinism(enabled: bool) -> None:
         tf_config.disable_op_determinism()
 
 
-def as_tensors(dataset: Any) -> tuple[Any, Any]:
-    """Concatenate every batch of a finite dataset into two tensors (images, labels)."""
+def as_tensors(dataset: Any, what: str = "the dataset") -> tuple[Any, Any]:
+    """Concatenate every batch of a finite dataset into two tensors (images, labels); TrainError
+    naming `what` if it holds no example."""
     import tensorflow as tf
 
-    images, labels = zip(*dataset)
+    batches = list(dataset)
+    if not batches:
+        raise TrainError(f"{what} holds no examples")
+    images, labels = zip(*batches)
     return tf.concat(images, 0), tf.concat(labels, 0)
 
 
@@ -116,7 +120,8 @@ class Trainer:
         self.fetch = max(1, min(config.batches_per_fetch, config.steps_per_call)) \
             if self.strategy.num_replicas_in_sync == 1 else 1
         self.test_images, self.test_labels = as_tensors(pipelines.make_dataset(
-            data, "test", config.eval_batch_size, format=format, shuffle=False))
+            data, "test", config.eval_batch_size, format=format, shuffle=False),
+            f"{data}: the test split, on which a run reports its accuracy,")
         _check_digit_shape(data, "test", tuple(self.test_images.shape[1:3]))
         self.steps_per_epoch = 1
         if need_train:

@@ -234,6 +234,25 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
     with pytest.raises(TrainError, match="batch size 5000"):
         train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "mine")
     assert (tmp_path / "mine").is_dir()  # a folder that was there stays
+
+    import pipelines.train
+
+    def fails_after_a_neighbour_arrived(*args):  # another run made its directory beside this one meanwhile
+        (tmp_path / "shared" / "b").mkdir()
+        (tmp_path / "shared" / "b" / "metrics.json").write_text("[]")
+        raise TrainError("stopped")
+    real = pipelines.train._train
+    pipelines.train._train = fails_after_a_neighbour_arrived
+    try:
+        with pytest.raises(TrainError, match="stopped"):
+            train_quiet(get_config("softmax", "modern"), tmp_path / "shared" / "a")
+    finally:
+        pipelines.train._train = real
+    assert not (tmp_path / "shared" / "a").exists() and (tmp_path / "shared" / "b" / "metrics.json").exists()
+    for overrides, says in ((dict(epochs=10**20), "epochs must be <= 1000000"),
+                            (dict(op_threads=100_000), "op_threads must be <= 1024")):
+        with pytest.raises(TrainError, match=says):
+            get_config("softmax", "modern", **overrides)
     refused = _cli("train", "softmax", "--data", SAMPLE, "--epochs", "0", "--out", str(tmp_path / "r"), check=False)
     assert refused.returncode == 2 and "expected a whole number >= 1, got '0'" in refused.stderr
 
@@ -242,11 +261,59 @@ def test_a_damaged_run_configuration_is_named(tmp_path):
     from pipelines.train import evaluate
 
     (tmp_path / "config.json").write_text('{"model": ')
-    with pytest.raises(TrainError, match="config.json: not a usable run configuration"):
+    with pytest.raises(TrainError, match="config.json: not readable"):
         evaluate(tmp_path, SAMPLE)
+    for text in ("[1, 2]", '{"model": "softmax", "data": 5}'):
+        (tmp_path / "config.json").write_text(text)
+        with pytest.raises(TrainError, match="config.json: not a run configuration mnist-data wrote"):
+            evaluate(tmp_path)
     (tmp_path / "config.json").write_text('{"model": "softmax"}')
     with pytest.raises(TrainError, match="config.json: not a usable run configuration"):
         train_quiet(get_config("softmax", "modern"), tmp_path, resume=True)
+
+
+def test_damaged_run_files_and_an_empty_test_split_are_named(tmp_path):
+    import mnist_data
+    from pipelines.train import evaluate
+
+    run = tmp_path / "run"
+    config = get_config("softmax", "modern", epochs=1)
+    train_quiet(config, run)
+    metrics = (run / "metrics.json").read_text()
+    (run / "metrics.json").write_text(metrics[:20])
+    with pytest.raises(TrainError, match="metrics.json: not readable as this run's metrics"):
+        train_quiet(config, run, resume=True)
+    (run / "metrics.json").write_text(metrics)
+    pointer = (run / "checkpoints" / "checkpoint").read_text()
+    (run / "checkpoints" / "checkpoint").write_text("garbage")
+    with pytest.raises(TrainError, match="checkpoint: missing or damaged, so the run's checkpoints cannot be found"):
+        train_quiet(config, run, resume=True)
+    assert (run / "checkpoints" / "ckpt-1.index").exists()  # kept, not trained over
+    (run / "checkpoints" / "checkpoint").write_text(pointer)
+    for data in (run / "checkpoints").glob("*.data-*"):
+        data.write_bytes(data.read_bytes()[:100])
+    with pytest.raises(TrainError, match="ckpt-1: cannot restore this run's checkpoint, damaged or another model's"):
+        evaluate(run)
+    images, labels = mnist_data.load(SAMPLE, "train")
+    source = tmp_path / "idx"
+    source.mkdir()
+    for prefix, count in (("train", 200), ("t10k", 0)):
+        mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", images[:count])
+        mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", labels[:count])
+    with pytest.raises(TrainError, match="the test split, on which a run reports its accuracy, holds no examples"):
+        train_quiet(config, tmp_path / "empty-test", data=source)
+
+
+def test_a_file_size_limit_while_checkpointing_is_one_line(tmp_path):
+    import resource
+
+    limited = subprocess.run(
+        [sys.executable, "-m", "mnist_data_cli", "train", "mlp", "--data", SAMPLE, "--epochs", "1", "--quiet",
+         "--out", str(tmp_path / "run")], capture_output=True, text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000)))
+    assert limited.returncode == 1 and "Traceback" not in limited.stderr, limited.stderr
+    assert limited.stderr.strip().splitlines()[-1].startswith(f"mnist-data: error: {tmp_path / 'run' / 'checkpoints'}")
+    assert "File too large" in limited.stderr
 
 
 def test_images_of_another_size_are_refused_by_name(tmp_path):
@@ -394,3 +461,14 @@ def test_a_run_whose_data_moved_resumes_from_the_new_place(tmp_path, capsys):
          "--quiet")
     recorded = json.loads((run / "config.json").read_text())
     assert (recorded["epochs"], recorded["data"]) == (2, str(tmp_path / "moved"))
+
+
+def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(tmp_path, monkeypatch, sample_dir):
+    import shutil
+
+    from pipelines.train import _portable
+
+    assert _portable("mnist") == "mnist-sample"  # nothing of MNIST here: the sample was what trained
+    shutil.copytree(sample_dir, tmp_path / "data" / "mnist")
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "data"))
+    assert _portable("mnist") == "mnist"
