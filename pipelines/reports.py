@@ -175,6 +175,8 @@ def _ink(image: Any) -> np.ndarray:
     (a card on a transparent margin)."""
     if image.mode in ("F", "I") or image.mode.startswith("I;"):
         values = np.asarray(image, np.float64)
+        if not np.isfinite(values).all():  # a NaN or infinite pixel: no ink there, and no peak from it
+            values = np.where(np.isfinite(values), values, 0.0)
         top = values.max(initial=0.0)
         # The usual bit depths; beyond 16 bits no depth is usual, so the image's own peak is white.
         full = 1.0 if top <= 1.0 and image.mode == "F" else next(

@@ -45,6 +45,10 @@ def test_dark_on_light_colour_16_bit_and_transparent_digits_read_as_mnist_does(t
         read = read_digit(tmp_path / name).astype(int)
         assert np.abs(read - digit).max() <= 1, name
     np.testing.assert_array_equal(read_digit(tmp_path / "framed.png"), framed)  # not inverted
+    holed = ink.astype(np.float32)
+    holed[0, 0], holed[0, 1] = np.nan, np.inf  # two bad pixels in a float image: the digit is still there
+    Image.fromarray(holed, "F").save(tmp_path / "holed.tiff")
+    assert np.abs(read_digit(tmp_path / "holed.tiff").astype(int) - digit).max() <= 1
     garment = np.zeros((28, 28), np.uint8)  # a light coat filling most of a black square, as Fashion-MNIST draws it
     garment[2:27, 4:24] = 180
     Image.fromarray(garment).save(tmp_path / "coat.png")
