@@ -28,7 +28,7 @@ from mnist_data.manifest import MANIFEST
 
 RUN_FILE = ".mnist-data-run.json"
 PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk
-SHARD_NAME = re.compile(r"^(train|test)-\d{5}-of-\d{5}\.tfrecord(\.gz)?$")
+SHARD_NAME = re.compile(rf"^({'|'.join(SPLITS)})-\d{{5}}-of-\d{{5}}\.tfrecord(\.gz)?$")
 
 
 def sha256_of(path: Path) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from google_crc32c import value as crc32c
 
 from mnist_data.errors import DatasetError
+from mnist_data.idx import MAX_DEFLATE_RATIO
 from mnist_data.inflate import inflate_exact
 from mnist_data.manifest import read_manifest
 from mnist_data.tfrecord import CRC, HEADER, masked_crc
@@ -55,7 +56,7 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
                            f"(has {', '.join(manifest.get('splits', {}))})")
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     shards = manifest["splits"][split]["shards"]
-    ratio = 1032 if manifest.get("compression") == "gzip" else 1  # deflate's most
+    ratio = MAX_DEFLATE_RATIO if manifest.get("compression") == "gzip" else 1
     for shard in shards:  # checked before the split is allocated from these counts
         if shard["records"] * height * width > shard["bytes"] * ratio:
             raise DatasetError(f"{directory / shard['file']}: manifest.json says {shard['records']} records, "
