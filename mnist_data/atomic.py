@@ -103,3 +103,29 @@ def remove_stale_temps(directory: str | os.PathLike, *, recursive: bool = False)
                 entry.unlink()
                 removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def folders_removed_on_failure(directory: Path) -> Iterator[None]:
+    """Make `directory` (and missing parents) for the body; if the body fails, remove the folders
+    this made that are still empty, so a failed command leaves no trace of them. Folders another
+    process has since put files in stay."""
+    created = next((p for p in reversed([directory, *directory.parents]) if not p.exists()), None)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if created is not None:
+            remove_empty_folders(directory, created)
+        raise
+
+
+def remove_empty_folders(deepest: Path, top: Path) -> None:
+    """rmdir `deepest` and its parents up to and including `top` while they are empty."""
+    for folder in [deepest, *deepest.parents]:
+        if top not in (folder, *folder.parents):
+            return
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            return

@@ -6,7 +6,8 @@ import argparse
 
 from mnist_data.atomic import write_json_atomic
 from mnist_data.catalog import CATALOG, SPLITS
-from mnist_data.cli_args import non_negative_int, output_file, positive_int
+from mnist_data.cli_args import level_0_to_9, output_file, positive_int
+from mnist_data.conversion import line
 from mnist_data.describe import describe
 from mnist_data.fetch import fetch
 from mnist_data.png_export import LABELS_AS, to_png
@@ -28,6 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                             description="Shapes, dtypes, counts per class, MD5s and catalog matches.")
     p.add_argument("source", nargs="?", default="mnist", help="dataset name, directory of IDX files, or IDX file")
     p.add_argument("--data-dir", help="directory searched first")
+    p.add_argument("--num-classes", type=positive_int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)")
     p.add_argument("--json", dest="json_path", type=output_file, help="also write the summary as JSON here")
     p.set_defaults(run=_run_info)
 
@@ -42,7 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_to_tfrecord)
 
     p = commands.add_parser("to-png", help="export PNGs into class folders (parallel, atomic, resumable)",
-                            description="Write OUT/<split>/<label>/<index>.png, OUT/<split>.csv and OUT/manifest.json.")
+                            description="Write OUT/<split>/<label>/<index:05d>.png, OUT/<split>.csv and OUT/manifest.json.")
     _conversion_arguments(p)
     p.add_argument("--labels-as", choices=LABELS_AS, default="digits", help="folder names: digits or class names")
     p.set_defaults(run=_run_to_png)
@@ -58,7 +60,7 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output directory")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
-    p.add_argument("--compress-level", type=non_negative_int, default=1, help="deflate level of PNG data, 0-9 (default 1; to-png, or to-tfrecord --encoding png)")
+    p.add_argument("--compress-level", type=level_0_to_9, default=1, help="deflate level of PNG data, 0-9 (default 1; to-png, or to-tfrecord --encoding png)")
     p.add_argument("--num-classes", type=positive_int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier mnist-data output in OUT (a directory of other files is never cleared)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -66,17 +68,19 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_to_tfrecord(args: argparse.Namespace) -> int:
-    to_tfrecord(args.source, args.out, splits=args.splits, encoding=args.encoding, compression=args.compression,
+    result = to_tfrecord(args.source, args.out, splits=args.splits, encoding=args.encoding, compression=args.compression,
                 shards=args.shards, shard_size=args.shard_size, workers=args.workers,
                 compress_level=args.compress_level, num_classes=args.num_classes, overwrite=args.overwrite,
                 progress=not args.quiet, json_path=args.json_path)
+    print(line(result))
     return 0
 
 
 def _run_to_png(args: argparse.Namespace) -> int:
-    to_png(args.source, args.out, splits=args.splits, workers=args.workers, compress_level=args.compress_level,
+    result = to_png(args.source, args.out, splits=args.splits, workers=args.workers, compress_level=args.compress_level,
            labels_as=args.labels_as, num_classes=args.num_classes, overwrite=args.overwrite, progress=not args.quiet,
            json_path=args.json_path)
+    print(line(result))
     return 0
 
 
@@ -96,7 +100,7 @@ def _run_fetch(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    summary = describe(args.source, args.data_dir)
+    summary = describe(args.source, args.data_dir, num_classes=args.num_classes)
     for entry in summary["files"]:
         split = f"{entry['split']:5s} " if "split" in entry else ""
         match = entry["catalog_match"] or "MD5 not in the catalog: not a published file, or recompressed"

@@ -22,6 +22,13 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
+def level_0_to_9(text: str) -> int:
+    """A deflate compression level."""
+    if not text.isdigit() or int(text) > 9:
+        raise argparse.ArgumentTypeError(f"expected a compression level 0..9, got {text!r}")
+    return int(text)
+
+
 def port(text: str) -> int:
     """A TCP port, 0 (any free port) to 65535."""
     if not text.isdigit() or int(text) > 65535:
@@ -30,13 +37,16 @@ def port(text: str) -> int:
 
 
 def output_file(text: str) -> str:
-    """A file to write at the end of a command, checked now rather than after the work: not a
-    directory, and inside a folder that exists or can be created (it may be the command's own OUT)."""
+    """A JSON file to write at the end of a command, checked now rather than after the work: not a
+    directory, not an existing file of another kind (an input image or data file named by
+    mistake), and inside a folder that exists or can be created (it may be the command's own OUT)."""
     path = Path(text)
     if text == "-":
         raise argparse.ArgumentTypeError("this command writes its JSON to a file: give a file name")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory, expected a file name")
+    if path.exists() and not _holds_json(path):
+        raise argparse.ArgumentTypeError(f"{text} exists and does not hold JSON: refusing to write over it")
     existing = path.parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -45,6 +55,16 @@ def output_file(text: str) -> str:
     if not os.access(existing, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text}: the folder {existing} is not writable")
     return text
+
+
+def _holds_json(path: Path) -> bool:
+    """Whether an existing file looks like JSON (an object or a list), judged by its first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(64).lstrip()
+    except OSError:
+        return False
+    return start[:1] in (b"{", b"[")
 
 
 def output_file_or_stdout(text: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from mnist_data.atomic import is_temp_name, remove_stale_temps, write_bytes_atomic, write_json_atomic
-from mnist_data.checks import is_whole
+from mnist_data.checks import is_whole, summary_clash
 from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
 from mnist_data.catalog import SPLITS
@@ -62,6 +62,8 @@ def claimed_output(out: Path, identity: dict, overwrite: bool) -> Iterator[None]
     directory, released by the OS if the process dies), so neither sweeps the other's files."""
     import fcntl
 
+    if out.exists() and not out.is_dir():
+        raise ConvertError(f"{out}: exists and is not a directory, so it cannot hold the output")
     try:
         out.mkdir(parents=True, exist_ok=True)
         held = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
@@ -121,6 +123,24 @@ def _read_run_file(marker: Path) -> dict:
         return json.loads(marker.read_text())
     except ValueError as exc:
         raise ConvertError(f"{marker}: corrupt run file ({exc}); use --overwrite to start over") from None
+
+
+def requested_splits(splits: str | Iterable[str]) -> list[str]:
+    """The splits to convert, each once, in the catalog's order: the order or repetition a
+    caller gives them in does not make a different run."""
+    wanted = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
+    unknown = [split for split in wanted if split not in SPLITS]
+    if unknown:
+        raise ConvertError(f"unknown split {unknown[0]!r}: expected {' and/or '.join(SPLITS)}")
+    return [split for split in SPLITS if split in wanted]
+
+
+def check_summary_path(out: Path, json_path: str | os.PathLike | None) -> None:
+    """Refuse a --json summary that would replace one of OUT's own files, before any work."""
+    own = {RUN_FILE, MANIFEST, PROGRESS_DIR, *SPLITS, *(f"{split}.csv" for split in SPLITS)}
+    clash = summary_clash(json_path, out, own)
+    if clash or (json_path is not None and SHARD_NAME.match(Path(json_path).name)):
+        raise ConvertError(clash or f"{json_path}: a shard's name; give the summary another name")
 
 
 def check_workers(workers: int | None) -> int | None:

@@ -37,14 +37,18 @@ def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
     return summary
 
 
-def describe(source: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> dict:
-    """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file."""
+def describe(source: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
+             num_classes: int | None = None) -> dict:
+    """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file.
+
+    `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10).
+    """
     if Path(source).is_file():
         return {"source": os.fspath(source), "files": [describe_file(Path(source))]}
     if (Path(source) / MANIFEST).is_file():
         raise DatasetError(f"{source} holds converted output (see its manifest.json); info describes IDX data: "
                            f"`mnist-data verify {source}` checks converted output")
-    arrays = load_splits(source, SPLITS, data_dir, download=False)
+    arrays = load_splits(source, SPLITS, data_dir, download=False, num_classes=num_classes)
     files = []
     for split, (images, labels) in arrays.items():
         found = resolve(source, split, data_dir, download=False)

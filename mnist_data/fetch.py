@@ -17,7 +17,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from mnist_data.atomic import publish
+from mnist_data.atomic import folders_removed_on_failure, publish
 from mnist_data.checksum import file_digest
 from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
 from mnist_data.errors import FetchError
@@ -61,10 +61,10 @@ def fetch(
             raise FetchError(f"mirror {url!r}: expected a URL starting with http://, https://, ftp:// or file://")
     if not urls:
         raise FetchError(f"{spec.name} has no mirrors: it is embedded in the package and needs no download")
-    directory.mkdir(parents=True, exist_ok=True)
-    for split in splits:
-        for role in ROLES:
-            fetch_file(spec.file(split, role), directory, urls, progress=progress, timeout=timeout)
+    with folders_removed_on_failure(directory):
+        for split in splits:
+            for role in ROLES:
+                fetch_file(spec.file(split, role), directory, urls, progress=progress, timeout=timeout)
     return directory
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
@@ -14,6 +15,7 @@ from mnist_data.decoded_cache import read_idx_cached
 from mnist_data.errors import DatasetError, FetchError
 from mnist_data.fetch import fetch
 from mnist_data.locate import SplitFiles, locate, user_cache_dir
+from mnist_data.manifest import MANIFEST, read_manifest
 
 FALLBACK_DATASET = "mnist-sample"
 DEFAULT_NUM_CLASSES = 10
@@ -39,14 +41,21 @@ def resolve(
     if found is not None:
         return found
     if name == "mnist" and fallback:
-        warnings.warn(
-            "MNIST is not available locally and could not be downloaded: using the embedded "
-            "2,000-digit sample (mnist-sample) instead",
-            stacklevel=3,
-        )
+        why = "could not be downloaded" if download else "downloading is off"
+        warnings.warn(f"MNIST is not available locally and {why}: using the embedded "
+                      "2,000-digit sample (mnist-sample) instead", stacklevel=_first_outside_package())
         return locate(FALLBACK_DATASET, split)
     hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {name}`"
     raise DatasetError(f"dataset {name!r} ({split}) was not found locally{hint}")
+
+
+def _first_outside_package() -> int:
+    """The warnings stacklevel of the caller's first frame outside this package, so a warning
+    names the user's line however deep inside the package it was raised."""
+    package, frame, level = os.path.dirname(__file__) + os.sep, sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def load(
@@ -116,6 +125,14 @@ def check_pair(images: np.ndarray, labels: np.ndarray, files: SplitFiles, num_cl
 
 
 def class_names(source: str | os.PathLike) -> tuple[str, ...] | None:
-    """Class names of a catalog dataset, or None for a plain directory."""
+    """Class names of a catalog dataset, or of the catalog dataset a converter's output was made
+    from (its manifest names the source); None for a plain directory of IDX files."""
     spec = CATALOG.get(os.fspath(source))
+    if spec is None and os.path.isfile(os.path.join(source, MANIFEST)):
+        try:
+            origin = read_manifest(source).get("source", {})
+        except DatasetError:
+            return None
+        name = origin.get("name") if isinstance(origin, dict) else None
+        spec = CATALOG.get(name) if isinstance(name, str) else None
     return spec.classes if spec else None

@@ -20,8 +20,9 @@ import numpy as np
 from mnist_data.atomic import temp_name_for, write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
-from mnist_data.conversion import (PROGRESS_DIR, RunSummary, check_workers, claimed_output, describe_source,
-                                   image_size, line, publish_manifest, worker_pool)
+from mnist_data.conversion import (PROGRESS_DIR, RunSummary, check_summary_path, check_workers, claimed_output,
+                                   describe_source, image_size, publish_manifest, requested_splits,
+                                   worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.load import class_names, load_splits
 from mnist_data.pngcodec import encode_gray_pngs
@@ -49,9 +50,11 @@ def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) ->
         return [f"{label:0{width}d}" for label in range(num_classes)]
     names = class_names(source)
     if names is None:
-        raise ConvertError(f"{source}: no class names known for this source; use labels_as='digits'")
+        raise ConvertError(f"{source}: no class names known for this source; use digit labels "
+                           "(labels_as='digits', --labels-as digits)")
     if len(names) < num_classes:
-        raise ConvertError(f"{source}: {len(names)} class names known for {num_classes} classes; use labels_as='digits'")
+        raise ConvertError(f"{source}: {len(names)} class names known for {num_classes} classes; "
+                           "use digit labels (labels_as='digits', --labels-as digits)")
     return [name.replace("/", "-").replace(" ", "_") for name in names]
 
 
@@ -103,7 +106,8 @@ def to_png(
         raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
     compress_level = int(compress_level)
     out = Path(out)
-    splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
+    splits = requested_splits(splits)
+    check_summary_path(out, json_path)
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
     num_classes = num_classes or max([10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)])
     folders = folder_names(source, labels_as, num_classes)
@@ -121,7 +125,6 @@ def to_png(
                                                       progress, summary)
         result = summary.finish()
         publish_manifest(out, manifest, result, json_path)
-    print(line(result))
     return result
 
 

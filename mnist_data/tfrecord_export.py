@@ -20,8 +20,8 @@ from google_crc32c import value as crc32c
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
-from mnist_data.conversion import (RunSummary, check_workers, claimed_output, describe_source, image_size, line,
-                                   publish_manifest, worker_pool)
+from mnist_data.conversion import (RunSummary, check_summary_path, check_workers, claimed_output, describe_source,
+                                   image_size, publish_manifest, requested_splits, worker_pool)
 from mnist_data.errors import ConvertError
 from mnist_data.idx import gzip_compress
 from mnist_data.load import load_splits
@@ -111,7 +111,8 @@ def to_tfrecord(
     if compression not in COMPRESSIONS:
         raise ConvertError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     out = Path(out)
-    splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
+    splits = requested_splits(splits)
+    check_summary_path(out, json_path)
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
     check_workers(workers)
     for _, labels in arrays.values():  # refuse impossible sharding before anything is written
@@ -131,7 +132,6 @@ def to_tfrecord(
                                                        encoding, compression, compress_level, progress, summary)
         result = summary.finish()
         publish_manifest(out, manifest, result, json_path)
-    print(line(result))
     return result
 
 

@@ -95,6 +95,15 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
     return images, labels
 
 
+def check_shard_files(directory: str | Path, split: str) -> None:
+    """DatasetError naming the first shard of `split` whose bytes differ from the checksum in
+    the manifest. Why: a reader that decodes records itself (PNG-encoded shards, through
+    TensorFlow) would otherwise take a copied or foreign shard of the same length for its own."""
+    directory = Path(directory)
+    for shard in read_manifest(directory)["splits"][split]["shards"]:
+        _checked_bytes(directory / shard["file"], shard, gzipped=False)
+
+
 def aligned_empty(shape: tuple[int, ...], dtype: type = np.uint8, alignment: int = 4096) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on an `alignment` boundary.
 
@@ -118,6 +127,9 @@ def _checked_bytes(path: Path, shard: dict, gzipped: bool) -> np.ndarray:
                 if size else np.zeros(0, np.uint8)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if size != shard["bytes"]:
+        raise DatasetError(f"{path}: size {size} bytes, manifest.json says {shard['bytes']} "
+                           "(cut short, damaged or replaced)")
     if "crc32c" in shard:
         ok = crc32c(data) == shard["crc32c"]
     else:

@@ -42,7 +42,7 @@ def _is_start_up_chatter(line: str) -> bool:
             or (re.match(r"E\d{4} ", line) is not None and "failed call to cuInit" in line))
 
 
-def _start_tensorflow_quietly() -> None:
+def start_tensorflow_quietly() -> None:
     """Import TensorFlow and find its devices with file descriptor 2 sent to a file, then pass on
     everything but its start-up chatter. Why: TensorFlow writes those lines before its logging
     is set up, where TF_CPP_MIN_LOG_LEVEL cannot hide them (TF_CPP_MIN_LOG_LEVEL=0 shows them)."""
@@ -86,8 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _one_line_warnings()
     try:
+        if getattr(args, "prepare", None):  # checks that need no TensorFlow run before it starts
+            args.prepare(args)
         if args.uses_tensorflow and not args.debug:
-            _start_tensorflow_quietly()
+            start_tensorflow_quietly()
         code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at exit
         return code

@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--json", dest="json_path", type=output_file, help="also write the final summary as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run=_run_train)
+    p.set_defaults(run=_run_train, prepare=_resolve_train)
 
     p = commands.add_parser("evaluate", help="test accuracy of a run's latest checkpoint",
                             description="Restore RUN_DIR's latest checkpoint and evaluate it on the test split.")
@@ -84,12 +84,19 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
         write_json_atomic(json_path, result, indent=1)
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from pipelines.train import resolve_run, train
+def _resolve_train(args: argparse.Namespace) -> None:
+    """The run's settings, checked before TensorFlow starts (a bad --seed costs no start-up)."""
+    from pipelines.train import resolve_run
 
-    config, data, format = resolve_run(args.out, args.model, args.preset, resume=args.resume, data=args.data,
-                                       format=args.format, epochs=args.epochs, batch_size=args.batch_size,
-                                       seed=args.seed, xla=args.xla, op_threads=args.op_threads)
+    args.resolved = resolve_run(args.out, args.model, args.preset, resume=args.resume, data=args.data,
+                                format=args.format, epochs=args.epochs, batch_size=args.batch_size,
+                                seed=args.seed, xla=args.xla, op_threads=args.op_threads)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pipelines.train import train
+
+    config, data, format = args.resolved
     summary = train(config, data, args.out, format=format, resume=args.resume,
                     json_path=args.json_path, progress=not args.quiet)
     print(f"{summary['model']}/{summary['preset']} on {summary['data']}: test accuracy {summary['test_accuracy']:.4f} "

@@ -81,11 +81,12 @@ def png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str],
         try:
             files.append(str(directory / row["file"]))
             labels[i], index[i] = int(row["label"]), int(row["index"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise DatasetError(f"{listing}: line {line}: not a row of file, label and index: {row}") from None
         if not 0 <= labels[i] < classes:
             raise DatasetError(f"{listing}: line {line}: label {labels[i]} is not one of the "
                                f"{classes} classes of the manifest")
+    _check_indices(np.sort(index), str(listing))
     return files, labels, index
 
 
@@ -157,8 +158,9 @@ def tf_reason(exc: Exception) -> str:
     return re.sub(r"\s*\[Op:\w+\]( name:.*)?$", "", reason)
 
 
-def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Read every (images, labels, index) chunk once into arrays in source order.
+def materialize(chunks: tf.data.Dataset, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read every (images, labels, index) chunk once into arrays in source order; DatasetError
+    naming `where` unless the indices are 0..N-1, each once.
 
     Chunks may arrive in any order (the reader runs nondeterministically for speed).
     """
@@ -167,4 +169,21 @@ def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
     images, labels, index = (np.concatenate(column) for column in zip(*parts))
     order = np.argsort(index, kind="stable")
+    _check_indices(index[order], where)
     return images[order], labels[order]
+
+
+def _check_indices(ordered: np.ndarray, where: str) -> None:
+    """DatasetError unless sorted source indices are exactly 0..N-1 (none twice, none outside)."""
+    count = len(ordered)
+    wrong = np.flatnonzero(ordered != np.arange(count))
+    if not len(wrong):
+        return
+    first = int(wrong[0])
+    if ordered[0] < 0 or ordered[-1] >= count:
+        problem = f"has source indices outside 0..{count - 1}"
+    elif ordered[first] == ordered[first - 1]:
+        problem = f"holds source index {int(ordered[first])} twice"
+    else:
+        problem = f"lacks source index {first}"
+    raise DatasetError(f"{where} {problem} (a shard or row copied or replaced?)")

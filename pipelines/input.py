@@ -22,9 +22,9 @@ import mnist_data
 from mnist_data.checks import is_whole
 from mnist_data.errors import DatasetError
 from mnist_data.manifest import MANIFEST, read_manifest
-from mnist_data.tfrecord_read import read_tfrecord_split
+from mnist_data.tfrecord_read import check_shard_files, read_tfrecord_split
 from pipelines import FORMATS
-from pipelines.file_readers import file_chunks, materialize, split_shards, tf_reason, unreadable
+from pipelines.file_readers import file_chunks, materialize, png_listing, split_shards, tf_reason, unreadable
 from pipelines.options import PipelineOptions, tf_options
 
 SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
@@ -140,17 +140,28 @@ def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int 
 
 
 def _cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
-    """Where in `folder` tf.data keeps one split's decoded chunks: a name keyed by the split
-    and by the source's manifest (its files' checksums), so another source, split or version
-    of the output never reads these."""
+    """Where in `folder` tf.data keeps one split's decoded chunks: a name keyed by the split,
+    the source's manifest, and the size and modification time of every file the split is read
+    from (and a PNG tree's listing), so another source, split or version of the files, a
+    relabelled listing or a replaced shard, never reads these."""
     import hashlib
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot make the cache folder: {exc.strerror or exc}") from None
-    key = hashlib.sha256((source / MANIFEST).read_bytes() + fmt.encode()).hexdigest()[:16]
-    return str(folder / f"{split}-{key}")
+    manifest, files = split_shards(source, split)
+    if fmt == "png":
+        listing = source / f"{split}.csv"
+        files = [str(listing), *png_listing(source, split, manifest)[0]]
+    digest = hashlib.sha256((source / MANIFEST).read_bytes() + fmt.encode())
+    for name in files:
+        try:
+            state = os.stat(name)
+        except OSError:  # reading the split will name it
+            continue
+        digest.update(f"{name}:{state.st_size}:{state.st_mtime_ns}\n".encode())
+    return str(folder / f"{split}-{digest.hexdigest()[:16]}")
 
 
 def _check_batching(batch_size: int, epochs: int | None) -> None:
@@ -172,9 +183,12 @@ def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str 
         return mnist_data.load(source, split)
     if fmt == "tfrecord" and read_manifest(Path(source)).get("encoding") == "raw":
         return read_tfrecord_split(source, split)
+    if fmt == "tfrecord":
+        split_shards(Path(source), split)  # a split the manifest lacks is named as such
+        check_shard_files(source, split)
     chunks = file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False))
     try:
-        images, labels = materialize(chunks)
+        images, labels = materialize(chunks, f"{source}: the {split} split")
     except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
         raise DatasetError(unreadable(Path(source), split, fmt, tf_reason(exc))) from None
     expected = read_manifest(Path(source))["splits"][split]["records"]

@@ -6,8 +6,10 @@ Workers send uint8 batches (4x fewer bytes than float32); the consumer normalise
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
+from pathlib import Path
 
 from mnist_data.errors import DatasetError
 
@@ -35,6 +37,36 @@ def dispatcher_target(address: str) -> str:
             time.sleep(0.2)
 
 
+def check_port_free(port: int) -> None:
+    """DatasetError if something listens on `port` already. Why: gRPC servers share a port with
+    SO_REUSEPORT, so a second dispatcher (or a worker given the dispatcher's port) would start
+    'successfully' beside the first and split its connections."""
+    if port == 0:
+        return
+    family, host = (socket.AF_INET6, "::") if socket.has_ipv6 else (socket.AF_INET, "0.0.0.0")
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, as gRPC listens
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DatasetError(f"port {port} is in use (another dispatcher, worker or program listens there): "
+                               f"{exc.strerror or exc}") from None
+
+
+def _work_dir(path: str | os.PathLike) -> str:
+    """The dispatcher's journal directory, made if missing; DatasetError if it cannot be one."""
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise DatasetError(f"{directory}: exists and is not a directory, so it cannot hold the dispatcher's journal")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"{directory}: cannot make the dispatcher's journal directory: {exc.strerror or exc}") from None
+    return os.fspath(directory)
+
+
 def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None, worker_timeout_ms: int = 0) -> None:
     """Start a dispatcher on `port` and block; `work_dir` keeps its state across restarts.
 
@@ -43,8 +75,9 @@ def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None, wo
     """
     import tensorflow as tf
 
+    check_port_free(port)
     config = tf.data.experimental.service.DispatcherConfig(
-        port=port, work_dir=os.fspath(work_dir) if work_dir else None, fault_tolerant_mode=bool(work_dir),
+        port=port, work_dir=_work_dir(work_dir) if work_dir else None, fault_tolerant_mode=bool(work_dir),
         worker_timeout_ms=worker_timeout_ms or None)
     server = tf.data.experimental.service.DispatchServer(config)
     print(f"dispatcher listening on {server.target}", flush=True)
@@ -52,9 +85,14 @@ def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None, wo
 
 
 def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None, heartbeat_interval_ms: int = 0) -> None:
-    """Start a worker registered with `dispatcher` (HOST:PORT) and block."""
+    """Start a worker registered with `dispatcher` (HOST:PORT) and block; `address` is how
+    consumers reach it (HOST:PORT, where PORT may be %port% for the port it serves on)."""
     import tensorflow as tf
 
+    if address is not None and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5}|%port%)", address):
+        raise DatasetError(f"worker address {address!r}: expected HOST:PORT or HOST:%port% "
+                           "(an IPv6 host in brackets: [::1]:%port%)")
+    check_port_free(port)
     dispatcher = dispatcher_target(dispatcher).removeprefix("grpc://")
     print(f"registering with the dispatcher at {dispatcher}", flush=True)
     config = tf.data.experimental.service.WorkerConfig(

@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from mnist_data.atomic import is_temp_name, write_bytes_atomic, write_json_atomic
+from mnist_data.atomic import is_temp_name, remove_empty_folders, write_bytes_atomic, write_json_atomic
+from mnist_data.checks import summary_clash
 from pipelines.config import TrainConfig, TrainError, config_from_dict, get_config
 from pipelines.trainer_parts import Trainer, use_op_threads
 
 CHECKPOINTS = "checkpoints"
 LOCK_FILE = ".mnist-data-train.lock"
+RUN_FILES = ("config.json", "metrics.json", "summary.json", "curves.png", "predictions.png", CHECKPOINTS,
+             "tensorboard", "saved_model", LOCK_FILE)  # what a run writes in RUN_DIR
 
 
 def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None,
@@ -36,6 +39,9 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: not a directory; --out names the run directory to create")
+    clash = summary_clash(json_path, out, RUN_FILES)
+    if clash:
+        raise TrainError(clash)
     if out.is_dir() and not (out / "config.json").is_file() and any(
             not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
         raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
@@ -55,13 +61,7 @@ def _remove_failed_start(out: Path, created: Path) -> None:
     and the folders above it that it made, as long as they are empty: another run may have put
     its own directory beside this one since."""
     shutil.rmtree(out, ignore_errors=True)
-    for folder in [out.parent, *out.parent.parents]:
-        if created not in (folder, *folder.parents):
-            break
-        try:
-            folder.rmdir()  # only if empty
-        except OSError:
-            break
+    remove_empty_folders(out.parent, created)
 
 
 def resolve_run(out: str | os.PathLike, model: str, preset: str | None = None, *, resume: bool = False,

@@ -143,3 +143,68 @@ def test_tensorflow_start_up_chatter_is_kept_off_the_terminal(tmp_path) -> None:
     kept = ("E0000 00:00:1795481120.570149   23223 cuda_dnn.cc:8579] Unable to register cuDNN factory",
             "mnist-data: warning: a warning of ours", "Traceback (most recent call last):")
     assert not any(_is_start_up_chatter(line) for line in kept)
+
+
+def test_json_never_replaces_an_input_or_the_commands_own_output(tmp_path: Path, capsys) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG\r\n not JSON")
+    for args in (["info", "mnist-sample"], ["to-png", "mnist-sample", str(tmp_path / "p")]):
+        with pytest.raises(SystemExit) as stop:
+            main([*args, "--json", str(image)])
+        assert stop.value.code == 2 and "a.png exists and does not hold JSON" in capsys.readouterr().err
+    assert image.read_bytes() == b"\x89PNG\r\n not JSON"
+    earlier = tmp_path / "earlier.json"  # an earlier summary is replaced
+    earlier.write_text(' {"files": []}')
+    assert main(["info", "mnist-sample", "--json", str(earlier)]) == 0
+    assert len(json.loads(earlier.read_text())["files"]) == 4
+    out = tmp_path / "tfr"
+    for name in ("manifest.json", ".mnist-data-run.json", "test.csv", "train-00000-of-00001.tfrecord",
+                 "train/summary.json", ".progress"):
+        assert main(["to-tfrecord", "mnist-sample", str(out), "--quiet", "--json", str(out / name)]) == 1
+        assert "give the summary another name" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_splits_in_any_order_or_repeated_are_the_same_run(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tfr"
+    assert main(["to-tfrecord", "mnist-sample", str(out), "--quiet", "--splits", "test", "train", "test"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["options"]["splits"] == ["train", "test"]
+    assert main(["to-tfrecord", "mnist-sample", str(out), "--quiet"]) == 0  # the same run: nothing to redo
+    assert "(2 already done)" in capsys.readouterr().out.splitlines()[-1]
+    with pytest.raises(mnist_data.ConvertError, match="unknown split 'validation'"):
+        mnist_data.to_tfrecord("mnist-sample", out, splits=["train", "validation"], progress=False)
+
+
+def test_converters_leave_the_summary_line_to_the_command(tmp_path: Path, capsys) -> None:
+    mnist_data.to_tfrecord("mnist-sample", tmp_path / "t", progress=False)
+    mnist_data.to_png("mnist-sample", tmp_path / "p", splits="test", progress=False)
+    assert capsys.readouterr().out == ""
+    assert main(["to-png", "mnist-sample", str(tmp_path / "p"), "--splits", "test", "--quiet"]) == 0
+    assert "to-png:" in capsys.readouterr().out
+
+
+def test_flag_values_and_outputs_that_cannot_work_are_named(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["to-png", "mnist-sample", str(tmp_path / "p"), "--compress-level", "12"])
+    assert stop.value.code == 2 and "expected a compression level 0..9, got '12'" in capsys.readouterr().err
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    assert main(["to-tfrecord", "mnist-sample", str(taken), "--quiet"]) == 1
+    assert f"{taken}: exists and is not a directory" in capsys.readouterr().err
+
+
+def test_info_takes_more_classes_when_told(tmp_path: Path, sample_dir: Path, capsys) -> None:
+    import shutil
+
+    import numpy as np
+
+    directory = tmp_path / "twelve"
+    shutil.copytree(sample_dir, directory)
+    labels = mnist_data.read_idx(directory / "t10k-labels-idx1-ubyte.gz").copy()
+    labels[0] = 11
+    mnist_data.write_idx(directory / "t10k-labels-idx1-ubyte.gz", labels)
+    assert main(["info", str(directory)]) == 1
+    assert "label 11 at index 0 is out of range: expected 0..9" in capsys.readouterr().err
+    assert main(["info", str(directory), "--num-classes", "12"]) == 0
+    per_class = [line for line in capsys.readouterr().out.splitlines() if "per class" in line]
+    assert per_class[1].endswith(f"{np.bincount(labels).tolist()}")

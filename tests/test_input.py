@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -181,11 +184,18 @@ def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
     first = collect(pipelines.make_dataset(source, "test", 100, epochs=2, seed=4, cache=str(cache)))
     assert_same_examples(first[0][:400], first[1][:400])
     assert_same_examples(first[0][400:], first[1][400:])
-    for shard in source.glob("test-*"):
-        shard.unlink()  # from now on only the cache can serve the split
+    for shard in source.glob("test-*"):  # garbage of the same size and time: only the cache can serve the split
+        state = shard.stat()
+        shard.write_bytes(bytes(state.st_size))
+        os.utime(shard, ns=(state.st_atime_ns, state.st_mtime_ns))
     again = collect(pipelines.make_dataset(source, "test", 100, seed=4, cache=str(cache)))
     np.testing.assert_array_equal(again[1], first[1][:400])  # same seed, same order, from the cache
     assert all(p.parent == cache for p in cache.parent.rglob("*") if p.is_file())  # inside the folder given
+    sets = len(list(cache.glob("test-*.index")))
+    for shard in Path(converted["pnggz"]).glob("test-*"):  # the files written anew: a new set of cache files
+        shutil.copyfile(shard, source / shard.name)
+    assert_same_examples(*collect(pipelines.make_dataset(source, "test", 100, cache=str(cache))))
+    assert len(list(cache.glob("test-*.index"))) == sets + 1
     train = collect(pipelines.make_dataset(source, "train", 100, cache=str(cache)))  # another split
     assert len(train[1]) == 1600
     other = collect(pipelines.make_dataset(converted["raw"], "test", 100, shuffle=False, cache=str(cache)))
@@ -239,7 +249,7 @@ def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
     blob = bytearray(victim.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     victim.write_bytes(bytes(blob))
-    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: SHA-256 differs from the manifest"):
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: contents differ from the checksum in manifest.json"):
         pipelines.make_dataset(out, "test")
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:  # where verify cannot help: TF's reason, tidied
         tf.io.decode_png(b"not a png")
@@ -265,7 +275,7 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
                            progress=False)
     shard.write_bytes((short / "test-00003-of-00004.tfrecord.gz").read_bytes())  # whole, but 100 of 200 records
     assert count_records(shard, True) == (100, None)
-    with pytest.raises(mnist_data.DatasetError, match=f"^{shard}: size .* manifest says"):
+    with pytest.raises(mnist_data.DatasetError, match=f"^{shard}: size .* manifest.json says"):
         pipelines.make_dataset(out, "test")
     with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 400 elements"):
         collect(pipelines.make_dataset(out, "test", 64, cache=False))
@@ -309,3 +319,34 @@ def test_an_empty_split_converts_and_reads_back_empty(tmp_path) -> None:
         for cache in (True, False):
             assert list(pipelines.make_dataset(tmp_path / out, "test", 10, cache=cache)) == []
             assert collect(pipelines.make_dataset(tmp_path / out, "train", 10, cache=cache))[0].shape[0] == 100
+
+
+def test_copied_shards_and_rows_and_relabelled_listings_are_never_read_as_the_split(converted, tmp_path) -> None:
+    import shutil
+
+    out = tmp_path / "tfr"  # PNG-encoded records are decoded by TensorFlow, not by the raw reader
+    mnist_data.to_tfrecord("mnist-sample", out, encoding="png", shard_size=100, splits="test", progress=False)
+    victim = out / "test-00002-of-00004.tfrecord"
+    size = victim.stat().st_size
+    shutil.copyfile(out / "test-00000-of-00004.tfrecord", victim)  # same count, another shard's records
+    assert victim.stat().st_size > size
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: size .* manifest.json says {size} "):
+        pipelines.make_dataset(out, "test")
+    victim.write_bytes(victim.read_bytes()[:size])  # the same size too
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: contents differ from the checksum"):
+        pipelines.make_dataset(out, "test")
+    tree = tmp_path / "png"
+    shutil.copytree(converted["png"], tree)
+    listing = tree / "test.csv"
+    header, *rows = listing.read_text().splitlines()
+    original = "\n".join([header, *rows]) + "\n"
+    listing.write_text("\n".join([header, rows[0], rows[0], *rows[2:]]) + "\n")  # row 0 twice, row 1 gone
+    with pytest.raises(mnist_data.DatasetError, match=f"^{listing} holds source index 0 twice"):
+        pipelines.make_dataset(tree, "test")
+    listing.write_text(original)
+    cache = tmp_path / "cache"
+    before = collect(pipelines.make_dataset(tree, "test", 400, shuffle=False, cache=str(cache)))[1]
+    relabelled = [",".join([f, str((int(label) + 1) % 10), *rest]) for f, label, *rest in (r.split(",") for r in rows)]
+    listing.write_text("\n".join([header, *relabelled]) + "\n")  # a label-cleaning pass
+    after = collect(pipelines.make_dataset(tree, "test", 400, shuffle=False, cache=str(cache)))[1]
+    np.testing.assert_array_equal(after, (before + 1) % 10)  # not the labels cached before

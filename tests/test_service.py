@@ -97,3 +97,25 @@ def test_distributed_epoch_delivers_each_example_once_and_a_dead_worker_stalls_w
     assert "END" not in lines
     # Whether examples are lost depends on how far the dead worker had got: at most once each.
     assert len(seen) == len(set(seen)) and set(seen) <= set(expected_hashes())
+
+
+def test_a_port_in_use_a_file_as_journal_and_a_bad_worker_address_are_one_line_errors(tmp_path):
+    from pipelines.service import check_port_free
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(mnist_data.DatasetError, match=f"port {port} is in use"):
+            check_port_free(port)
+        (tmp_path / "journal").write_text("a file")
+        cli = [sys.executable, "-m", "mnist_data_cli", "serve"]
+        for args, says in ((["dispatcher", "--port", str(port)], f"port {port} is in use"),
+                           (["worker", "--dispatcher", "127.0.0.1:1", "--port", str(port)], f"port {port} is in use"),
+                           (["dispatcher", "--port", str(free_port()), "--work-dir", str(tmp_path / "journal")],
+                            "journal: exists and is not a directory"),
+                           (["worker", "--dispatcher", "127.0.0.1:1", "--worker-address", "bad address"],
+                            "worker address 'bad address': expected HOST:PORT")):
+            done = subprocess.run(cli + args, env=env(), capture_output=True, text=True, timeout=120)
+            assert done.returncode == 1 and done.stderr.startswith("mnist-data: error: ") and says in done.stderr, done
+    check_port_free(port)  # free again once its listener closed

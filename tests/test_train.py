@@ -140,6 +140,10 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     mixed = _cli("predict", str(run), pngs[0], str(tmp_path / "broken.png"), pngs[1], check=False)
     assert mixed.returncode == 1 and mixed.stdout.splitlines() == lines[:2]  # the others still answered
     assert "broken.png: not a readable image" in mixed.stderr
+    swallowed = _cli("predict", str(run), "--json", pngs[0], pngs[1], check=False)  # --json took an image's name
+    assert swallowed.returncode == 2 and "exists and does not hold JSON" in swallowed.stderr
+    with Image.open(pngs[0]) as image:
+        assert image.format == "PNG"  # not written over
     top = json.loads(_cli("predict", str(run), pngs[0], str(tmp_path / "broken.png"), "--top", "3", "--json",
                           check=False).stdout)
     assert [answer["image"] for answer in top] == [pngs[0], str(tmp_path / "broken.png")]
@@ -255,6 +259,23 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
             get_config("softmax", "modern", **overrides)
     refused = _cli("train", "softmax", "--data", SAMPLE, "--epochs", "0", "--out", str(tmp_path / "r"), check=False)
     assert refused.returncode == 2 and "expected a whole number >= 1, got '0'" in refused.stderr
+    for name in ("config.json", "metrics.json", "summary.json", "checkpoints/x.json"):  # the run's own files
+        with pytest.raises(TrainError, match="give the summary another name"):
+            train_quiet(get_config("softmax", "modern"), tmp_path / "r", json_path=tmp_path / "r" / name)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_setting_stops_the_command_before_tensorflow_starts(tmp_path, capsys, monkeypatch):
+    import mnist_data_cli
+
+    def must_not_start() -> None:
+        raise AssertionError("TensorFlow started before the settings were checked")
+    monkeypatch.setattr(mnist_data_cli, "start_tensorflow_quietly", must_not_start)
+    for flag, value, says in (("--seed", "-1", "seed must be in 0..2**32-1"),
+                              ("--epochs", "2000000", "epochs must be <= 1000000"),
+                              ("--op-threads", "5000", "op_threads must be <= 1024")):
+        assert says in _refused(capsys, "train", "softmax", "--data", SAMPLE, "--out", str(tmp_path / "r"), flag, value)
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_damaged_run_configuration_is_named(tmp_path):
@@ -411,13 +432,25 @@ def test_trains_from_converted_tfrecords(tmp_path):
     assert summary["test_accuracy"] > 0.7
 
 
-def test_predictions_name_the_classes_of_a_named_dataset(tmp_path):
+def test_predictions_name_the_classes_of_a_named_dataset(tmp_path, fashion_dir):
     from pipelines.train import class_names_of_run
 
-    for data, names in (("fashion-mnist", "T-shirt/top"), (SAMPLE, None), (str(tmp_path), None)):
-        (tmp_path / "config.json").write_text(json.dumps({"model": "softmax", "data": data}))
-        found = class_names_of_run(tmp_path)
-        assert (found[0] if found else None) == names
+    import mnist_data
+
+    converted = tmp_path / "converted"  # the names follow a dataset through its conversion
+    mnist_data.to_tfrecord("fashion-mnist", converted / "tfrecord", splits="test", progress=False)
+    mnist_data.to_png("fashion-mnist", converted / "png", splits="test", progress=False)
+    mnist_data.to_tfrecord(SAMPLE, converted / "digits", splits="test", progress=False)
+    (converted / "damaged").mkdir()
+    (converted / "damaged" / "manifest.json").write_text('{"source": {"name": ["fashion-mnist"]}}')
+    run = tmp_path / "run"
+    run.mkdir()
+    for data, names in (("fashion-mnist", "T-shirt/top"), (SAMPLE, None), (str(tmp_path), None),
+                        (str(converted / "tfrecord"), "T-shirt/top"), (str(converted / "png"), "T-shirt/top"),
+                        (str(converted / "digits"), None), (str(converted / "damaged"), None)):
+        (run / "config.json").write_text(json.dumps({"model": "softmax", "data": data}))
+        found = class_names_of_run(run)
+        assert (found[0] if found else None) == names, data
 
 
 def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):

@@ -8,7 +8,9 @@ one summary table.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -16,10 +18,15 @@ from pathlib import Path
 import mnist_data
 import mnist_data.locate
 from mnist_data.errors import FetchError
+from mnist_data_cli import start_tensorflow_quietly
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def pick_source() -> str:
     """MNIST if it is here or can be fetched, else Fashion-MNIST if installed, else the sample."""
+    if mnist_data.locate.locate("mnist", "train") is not None and mnist_data.locate.locate("mnist", "test"):
+        return "mnist"
     try:
         mnist_data.fetch("mnist", progress=True)
         return "mnist"
@@ -59,13 +66,33 @@ def tutorial_feed_images_per_second(source: str, batch_size: int, steps: int) ->
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def main() -> None:
+def work_folder(work: Path, source: str) -> Path:
+    """One folder per source, since a converter refuses to mix two sources in one OUT: a catalog
+    name as is, a directory by its name and a digest of its absolute path."""
+    if source in mnist_data.CATALOG:
+        return work / source
+    where = Path(source).resolve()
+    return work / f"{where.name}-{hashlib.sha1(str(where).encode()).hexdigest()[:8]}"
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", help="dataset name or IDX directory (default: the best available)")
     parser.add_argument("--quick", action="store_true", help="smaller, faster run")
-    parser.add_argument("--work", default="runs/main-job", help="directory for converted data and runs")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "main-job",
+                        help="directory for converted data and runs (default: runs/main-job in the repository)")
     args = parser.parse_args()
-    source = args.source or pick_source()
+    try:
+        run(args.source, args.work, args.quick)
+    except mnist_data.MnistDataError as exc:
+        print(f"main job: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(source: str | None, work: Path, quick: bool) -> None:
+    """Every stage of the main job, printing as it goes and a summary table at the end."""
+    source = source or pick_source()
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -75,17 +102,18 @@ def main() -> None:
         print(f"  {split:5s} {images.shape[0]:6d} images {images.shape[1]}x{images.shape[2]}, "
               f"{len(set(labels.tolist()))} classes")
 
+    start_tensorflow_quietly()
     from pipelines.bench_input import bench_pipeline, format_report
     from pipelines.bench_train import bench_train
     from pipelines.config import get_config
     from pipelines.train import train
 
-    work = Path(args.work) / Path(source).name  # one folder per source: converters refuse to mix
+    work = work_folder(work, source)
     data = convert(source, work)
-    pipeline = bench_pipeline(data, "tfrecord", 256, epochs=2, compare=not args.quick, repeat=1 if args.quick else 3)
+    pipeline = bench_pipeline(data, "tfrecord", 256, epochs=2, compare=not quick, repeat=1 if quick else 3)
     print(format_report(pipeline))
-    steps = 100 if args.quick else 300
-    bench = bench_train("softmax", data, batch_size=128, steps=steps, repeat=1 if args.quick else 2)
+    steps = 100 if quick else 300
+    bench = bench_train("softmax", data, batch_size=128, steps=steps, repeat=1 if quick else 2)
     tutorial = tutorial_feed_images_per_second(source, 128, steps)
     print(f"bench softmax b128: pipeline {bench['pipeline_images_per_second']:,.0f} img/s, "
           f"tutorial feed {tutorial:,.0f} ({bench['pipeline_images_per_second'] / tutorial:.1f}x), "
@@ -93,7 +121,7 @@ def main() -> None:
           f"synthetic {bench['synthetic_images_per_second']:,.0f}")
     rows = []
     for model in ("softmax", "mlp", "lenet"):
-        epochs = 1 if args.quick else {"softmax": 3, "mlp": 3, "lenet": 2}[model]
+        epochs = 1 if quick else {"softmax": 3, "mlp": 3, "lenet": 2}[model]
         run_dir = work / "runs" / model
         shutil.rmtree(run_dir, ignore_errors=True)  # this invocation's run, not a resumed older one
         rows.append((train(get_config(model, "modern", epochs=epochs), data, run_dir, progress=False), run_dir))
@@ -110,4 +138,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
