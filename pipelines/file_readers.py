@@ -39,8 +39,11 @@ def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
 
 
 def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Parsed uint8 chunks: shards interleaved in parallel, records batched before parsing."""
+    """Parsed uint8 chunks: shards read in parallel, records batched before parsing. With
+    deterministic options they come in source order: each shard's chunks whole, in the
+    manifest's order (a block as long as the longest shard), while the next shards are read ahead."""
     manifest, files = split_shards(directory, split)
+    longest = max([shard["records"] for shard in manifest["splits"][split]["shards"]], default=0)
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     png = manifest.get("encoding") == "png"
@@ -59,8 +62,8 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
     shards = tf.data.Dataset.from_tensor_slices(files)
     records = shards.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
-        cycle_length=options.interleave_cycle, num_parallel_calls=options.parallel_calls,
-        deterministic=options.deterministic)
+        cycle_length=options.interleave_cycle, block_length=max(1, -(-longest // PARSE_CHUNK)),
+        num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
     return records.map(parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
 
 
@@ -91,9 +94,11 @@ def png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str],
 
 
 def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Decoded (images, labels, index) chunks of a PNG tree, in the order of OUT/<split>.csv."""
+    """Decoded (images, labels, index) chunks of a PNG tree, in source order (by the listing's index)."""
     manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named as such
     files, labels, index = png_listing(directory, split, manifest)
+    order = np.argsort(index, kind="stable")
+    files, labels, index = [files[i] for i in order], labels[order], index[order]
     paths = tf.constant(files, tf.string)  # strings, even if none
     image = manifest.get("image", {})
     static = [image.get("height", 28), image.get("width", 28)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -76,8 +77,7 @@ def test_flatten_takes_the_images_own_size(tmp_path) -> None:
         dataset = pipelines.make_dataset(data, "test", 4, shuffle=False, cache=cache, flatten=True, normalize=False)
         assert dataset.element_spec[0].shape.as_list()[1:] == [640]  # static, streamed too: Keras can build on it
         flat, labels = collect(dataset)
-        order = np.argsort(labels) if not cache else np.arange(6)
-        np.testing.assert_array_equal(flat[order], images.reshape(6, 640))
+        np.testing.assert_array_equal(flat, images.reshape(6, 640))  # in source order, streamed too
 
 
 def test_forever_repeats() -> None:
@@ -350,3 +350,18 @@ def test_copied_shards_and_rows_and_relabelled_listings_are_never_read_as_the_sp
     listing.write_text("\n".join([header, *relabelled]) + "\n")  # a label-cleaning pass
     after = collect(pipelines.make_dataset(tree, "test", 400, shuffle=False, cache=str(cache)))[1]
     np.testing.assert_array_equal(after, (before + 1) % 10)  # not the labels cached before
+
+
+def test_unshuffled_streams_come_in_source_order(tmp_path, large_idx_dir) -> None:
+    for name, source, kwargs in (  # more shards than the interleave's cycle; shards of several parse chunks
+            ("raw", "mnist-sample", dict(shard_size=300)),
+            ("pnggz", "mnist-sample", dict(encoding="png", compression="gzip", shard_size=300)),
+            ("long", large_idx_dir, dict(shards=3, splits="test"))):
+        out = tmp_path / name
+        mnist_data.to_tfrecord(source, out, progress=False, **kwargs)
+        for cache in (False, str(tmp_path / f"cache-{name}")):
+            for split in json.loads((out / "manifest.json").read_text())["splits"]:
+                images, labels = collect(pipelines.make_dataset(out, split, 512, shuffle=False, cache=cache))
+                want_images, want_labels = mnist_data.load(source, split)
+                np.testing.assert_array_equal(labels, want_labels)
+                np.testing.assert_array_equal(as_uint8(images), want_images)
