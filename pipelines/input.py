@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ from mnist_data.errors import DatasetError
 from mnist_data.manifest import MANIFEST, read_manifest
 from mnist_data.tfrecord_read import check_shard_files, read_tfrecord_split
 from pipelines import FORMATS
-from pipelines.file_readers import file_chunks, materialize, png_listing, split_shards, tf_reason, unreadable
+from pipelines.cache_folder import writable_cache_prefix
+from pipelines.file_readers import file_chunks, materialize, split_shards, tf_reason, unreadable
 from pipelines.options import PipelineOptions, tf_options
 
 SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
@@ -114,7 +116,12 @@ def make_dataset(
                            f"{split} examples: no batch would come out")
     chunks = file_chunks(Path(source), split, fmt, options, records=records)
     if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
-        chunks = chunks.cache(_cache_prefix(Path(cache), Path(source), split, fmt))
+        prefix = writable_cache_prefix(Path(cache), Path(source), split, fmt)
+        if prefix is None:
+            warnings.warn(f"{cache}: another process is writing the {split} split's cache there; "
+                          "this one reads the files directly", stacklevel=2)
+        else:
+            chunks = chunks.cache(prefix)
     batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
     return _finish(batches, options, finish)
 
@@ -137,31 +144,6 @@ def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int 
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
                                         finish, options), options)
-
-
-def _cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
-    """Where in `folder` tf.data keeps one split's decoded chunks: a name keyed by the split,
-    the source's manifest, and the size and modification time of every file the split is read
-    from (and a PNG tree's listing), so another source, split or version of the files, a
-    relabelled listing or a replaced shard, never reads these."""
-    import hashlib
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(f"{folder}: cannot make the cache folder: {exc.strerror or exc}") from None
-    manifest, files = split_shards(source, split)
-    if fmt == "png":
-        listing = source / f"{split}.csv"
-        files = [str(listing), *png_listing(source, split, manifest)[0]]
-    digest = hashlib.sha256((source / MANIFEST).read_bytes() + fmt.encode())
-    for name in files:
-        try:
-            state = os.stat(name)
-        except OSError:  # reading the split will name it
-            continue
-        digest.update(f"{name}:{state.st_size}:{state.st_mtime_ns}\n".encode())
-    return str(folder / f"{split}-{digest.hexdigest()[:16]}")
 
 
 def _check_batching(batch_size: int, epochs: int | None) -> None:

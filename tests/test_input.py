@@ -365,3 +365,36 @@ def test_unshuffled_streams_come_in_source_order(tmp_path, large_idx_dir) -> Non
                 want_images, want_labels = mnist_data.load(source, split)
                 np.testing.assert_array_equal(labels, want_labels)
                 np.testing.assert_array_equal(as_uint8(images), want_images)
+
+
+SLOW_CACHE_WRITER = """
+import sys, time
+from pipelines import make_dataset
+for _ in make_dataset(sys.argv[1], "train", 1, shuffle=False, cache=sys.argv[2]):
+    time.sleep(0.02)
+"""
+
+
+def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    writer = subprocess.Popen([sys.executable, "-c", SLOW_CACHE_WRITER, converted["raw"], str(cache)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(cache.glob("train-*_0.lockfile")):  # tf.data's own lock: the writer has begun
+            assert writer.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with pytest.warns(UserWarning, match="another process is writing the train split's cache there"):
+            live = pipelines.make_dataset(converted["raw"], "train", 400, shuffle=False, cache=str(cache))
+        assert_same_examples(*collect(live), split="train")  # from the files meanwhile
+    finally:
+        writer.kill()  # as the OS kills a process: its lockfile and partial files stay
+        writer.wait()
+    assert list(cache.glob("train-*_0.lockfile"))
+    again = pipelines.make_dataset(converted["raw"], "train", 400, shuffle=False, cache=str(cache))
+    assert_same_examples(*collect(again), split="train")
+    assert list(cache.glob("train-*.index")) and not list(cache.glob("train-*_0.*"))  # complete, swept
