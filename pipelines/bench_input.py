@@ -130,9 +130,12 @@ def ceiling(images: np.ndarray, labels: np.ndarray, batch_size: int):
     batch = (tf.constant(np.zeros((batch_size, 28, 28, 1), np.float32)), tf.constant(np.zeros(batch_size, np.int32)))
 
     def build(epochs: int):
-        per_epoch = -(-len(labels) // batch_size)
-        dataset = tf.data.Dataset.from_tensors(batch).repeat(per_epoch * epochs).prefetch(tf.data.AUTOTUNE)
-        return _split_epochs(dataset.with_options(tf_options(PipelineOptions())), per_epoch, epochs)
+        full, rest = divmod(len(labels), batch_size)  # an epoch's batches, the last one short as ours is
+        epoch = tf.data.Dataset.from_tensors(batch).repeat(full)
+        if rest:
+            epoch = epoch.concatenate(tf.data.Dataset.from_tensors(tuple(part[:rest] for part in batch)))
+        dataset = epoch.repeat(epochs).prefetch(tf.data.AUTOTUNE)
+        return _split_epochs(dataset.with_options(tf_options(PipelineOptions())), full + bool(rest), epochs)
 
     return build
 
@@ -162,6 +165,8 @@ def bench_pipeline(source: str = "fashion-mnist", fmt: str | None = None, batch_
     options = options or PipelineOptions()
     fmt = fmt or detect_format(source)
     images, labels = read_arrays(source, "train", format=fmt)
+    if not len(labels):
+        raise DatasetError(f"{source}: the train split holds no examples to measure")
     with tempfile.TemporaryDirectory() as scratch:
         pipelines: list[tuple[Measurement, object]] = []
         if compare:

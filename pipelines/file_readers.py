@@ -149,6 +149,7 @@ def unreadable(directory: Path, split: str, fmt: str, reason: str) -> str:
                 if png.format != "PNG" or png.size != expected:
                     found = f"a {png.size[0]}x{png.size[1]} {png.format}"
                     return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
+                png.load()  # the pixel data too: a file cut short or a damaged chunk fails here
         except FileNotFoundError:
             return f"{path}: listed in {directory / (split + '.csv')} but missing"
         except (UnidentifiedImageError, OSError) as error:

@@ -65,7 +65,7 @@ def make_dataset(
     epochs: int | None = 1,
     shuffle: bool = True,
     seed: int | None = None,
-    cache: bool | str = True,
+    cache: bool | str | os.PathLike = True,
     flatten: bool = False,
     one_hot: bool = False,
     drop_remainder: bool = False,
@@ -86,11 +86,14 @@ def make_dataset(
     fmt = _checked_format(source, format)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
+    if not (is_whole(seed, 0) and seed < 2**63):
+        raise DatasetError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+    seed = int(seed)
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     if service:
         from pipelines.service import dispatcher_target
 
-        if isinstance(cache, str):
+        if not isinstance(cache, bool):  # a folder, as str or Path
             raise DatasetError(f"{source}: cache={cache!r} does not combine with service=: use cache=True "
                                "(the split travels to the workers in the graph) or cache=False (they stream the files)")
         service = dispatcher_target(service)

@@ -22,6 +22,17 @@ class PipelineOptions:
     # pipelines are fused and parallel by hand.
     static_optimizations: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse settings tf.data would reject only once a pipeline runs, naming the setting."""
+        from mnist_data.checks import is_whole
+        from mnist_data.errors import DatasetError
+
+        for name, low in (("parallel_calls", 1), ("prefetch", 0), ("private_threadpool", 0), ("interleave_cycle", 1)):
+            value = getattr(self, name)
+            if not (is_whole(value, low) or (value == AUTOTUNE and name in ("parallel_calls", "prefetch"))):
+                allowed = f"a whole number >= {low}" + (" or AUTOTUNE (-1)" if name in ("parallel_calls", "prefetch") else "")
+                raise DatasetError(f"PipelineOptions.{name} must be {allowed}, got {value!r}")
+
 
 def tf_options(options: PipelineOptions) -> tf.data.Options:
     """The tf.data.Options that `options` stand for."""

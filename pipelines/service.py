@@ -22,19 +22,40 @@ def dispatcher_target(address: str) -> str:
     forever, silently; this gives up after CONNECT_WAIT_S, naming the address."""
     host_port = address.removeprefix("grpc://")
     host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit() or (":" in host and not (host.startswith("[") and host.endswith("]"))):
+    if not host or not port.isdigit() or int(port) > 65535 or \
+            (":" in host and not (host.startswith("[") and host.endswith("]"))):
         raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
                            "(an IPv6 host in brackets: [::1]:5050)")
     deadline = time.monotonic() + CONNECT_WAIT_S
     while True:
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as connection:
+                if not _answers_http2(connection):
+                    raise DatasetError(f"{host_port} answers, but not as a gRPC server such as a tf.data service "
+                                       "dispatcher: a wrong port?")
             return f"grpc://{host_port}"
         except OSError as exc:
             if time.monotonic() >= deadline:
                 raise DatasetError(f"cannot reach the tf.data service dispatcher at {host_port} "
                                    f"(tried for {CONNECT_WAIT_S:g} s): {exc.strerror or exc}") from None
             time.sleep(0.2)
+
+
+def _answers_http2(connection: socket.socket) -> bool:
+    """Whether the server on `connection` answers HTTP/2's connection preface with a SETTINGS
+    frame, as every gRPC server does. Why: TensorFlow's client waits forever, silently, on a
+    port where something else listens (a web server, say)."""
+    connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+    header = b""
+    try:
+        while len(header) < 9:
+            more = connection.recv(9 - len(header))
+            if not more:
+                break
+            header += more
+    except OSError:  # no answer in time, or the connection reset
+        return False
+    return len(header) == 9 and header[3] == 4
 
 
 def check_port_free(port: int) -> None:

@@ -62,3 +62,19 @@ def test_one_epoch_has_no_later_rate_rather_than_zero():
     assert report["results"][-1]["examples_per_second_later_epochs"] is None
     ours = format_report(report).splitlines()[2]
     assert ours.startswith("ours (idx)") and ours.split()[-1] == "-"
+
+
+def test_every_pipeline_counts_the_split_once_per_epoch_and_an_empty_split_is_refused(tmp_path):
+    import numpy as np
+    import pytest
+
+    report = bench_pipeline("mnist-sample", batch_size=300, epochs=2, compare=True, repeat=1)  # 1600 = 5 x 300 + 100
+    assert {row["name"].split()[0]: row["epoch_examples"] for row in report["results"]} == {
+        "tutorial": [1600, 1600], "tfds-like": [1600, 1600], "ceiling": [1600, 1600], "ours": [1600, 1600]}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for prefix in ("train", "t10k"):
+        mnist_data.write_idx(empty / f"{prefix}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+        mnist_data.write_idx(empty / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    with pytest.raises(mnist_data.DatasetError, match="the train split holds no examples to measure"):
+        bench_pipeline(str(empty), compare=True, repeat=1)

@@ -237,6 +237,10 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
         pipelines.make_dataset(tree, "test")
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"differs from the manifest.*{victim}.*32 32"):
         collect(streamed)
+    whole = (Path(converted["png"]) / victim.relative_to(tree)).read_bytes()
+    victim.write_bytes(whole[: len(whole) // 2])  # a PNG cut short: its header still reads
+    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
+        pipelines.make_dataset(tree, "test")
     victim.unlink()
     with pytest.raises(mnist_data.DatasetError, match=f"{victim}: listed in .*test.csv but missing"):
         pipelines.make_dataset(tree, "test")
@@ -398,3 +402,17 @@ def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_p
     again = pipelines.make_dataset(converted["raw"], "train", 400, shuffle=False, cache=str(cache))
     assert_same_examples(*collect(again), split="train")
     assert list(cache.glob("train-*.index")) and not list(cache.glob("train-*_0.*"))  # complete, swept
+
+
+def test_settings_tf_data_would_reject_later_are_named_up_front(tmp_path) -> None:
+    from pipelines.options import PipelineOptions
+
+    for field, value in (("parallel_calls", 0), ("interleave_cycle", 0), ("prefetch", -5),
+                         ("private_threadpool", -1), ("parallel_calls", 2.5)):
+        with pytest.raises(mnist_data.DatasetError, match=f"PipelineOptions.{field} must be a whole number"):
+            PipelineOptions(**{field: value})
+    for seed in (1.5, "3", -1, 2**63):
+        with pytest.raises(mnist_data.DatasetError, match="seed must be a whole number in 0..2\\*\\*63-1"):
+            pipelines.make_dataset("mnist-sample", "test", seed=seed)
+    with pytest.raises(mnist_data.DatasetError, match="does not combine with service="):
+        pipelines.make_dataset("mnist-sample", "test", cache=tmp_path / "folder", service="localhost:1")

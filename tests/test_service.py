@@ -119,3 +119,14 @@ def test_a_port_in_use_a_file_as_journal_and_a_bad_worker_address_are_one_line_e
             done = subprocess.run(cli + args, env=env(), capture_output=True, text=True, timeout=120)
             assert done.returncode == 1 and done.stderr.startswith("mnist-data: error: ") and says in done.stderr, done
     check_port_free(port)  # free again once its listener closed
+
+
+def test_a_port_where_no_dispatcher_listens_is_named_not_waited_on_forever(file_server, tmp_path):
+    import pipelines
+
+    web = file_server(tmp_path)  # answers HTTP/1, as a web server on the wrong port would
+    address = web.url.removeprefix("http://").rstrip("/")
+    with pytest.raises(mnist_data.DatasetError, match=f"{address} answers, but not as a gRPC server"):
+        pipelines.make_dataset(SOURCE, "test", service=f"grpc://{address}")
+    with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT"):
+        pipelines.make_dataset(SOURCE, "test", service="localhost:99999")
