@@ -25,6 +25,6 @@ def summary_clash(summary_path: str | os.PathLike | None, out: str | os.PathLike
     if summary_path is None:
         return None
     target, out = Path(summary_path).resolve(), Path(out).resolve()
-    if out not in target.parents or (target.parent == out and target.name not in own_names):
+    if target != out and (out not in target.parents or (target.parent == out and target.name not in own_names)):
         return None
     return f"{summary_path} is part of the output this command writes in {out}: give the summary another name"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 from pathlib import Path
 
 
@@ -58,10 +59,14 @@ def output_file(text: str) -> str:
 
 
 def _holds_json(path: Path) -> bool:
-    """Whether an existing file looks like JSON (an object or a list), judged by its first bytes."""
+    """Whether an existing file may take JSON: an empty file, one that looks like JSON (an
+    object or a list, judged by its first bytes), or no regular file at all (a pipe, a
+    terminal), which is not read."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode) or path.stat().st_size == 0:
+            return True
         with open(path, "rb") as handle:
-            start = handle.read(64).lstrip()
+            start = handle.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()
     except OSError:
         return False
     return start[:1] in (b"{", b"[")

@@ -84,8 +84,9 @@ def _downloading(directory: Path) -> Iterator[None]:
     appending to one another's part file."""
     import fcntl
 
-    held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    while True:
+        directory.mkdir(parents=True, exist_ok=True)
+        held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -93,9 +94,20 @@ def _downloading(directory: Path) -> Iterator[None]:
             fcntl.flock(held, fcntl.LOCK_EX)
         except OSError:
             pass  # a file system without flock: downloads there do not take turns
+        if _same_folder(held, directory):
+            break
+        os.close(held)  # the one waited on failed and removed the folder it had made: make it anew
+    try:
         yield
     finally:
         os.close(held)
+
+
+def _same_folder(held: int, directory: Path) -> bool:
+    try:
+        return os.stat(directory).st_ino == os.fstat(held).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _fetch_missing(remote: RemoteFile, directory: Path, target: Path, mirrors: Sequence[str], *, progress: bool,

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 import mnist_data
 import mnist_data.cli
 from mnist_data.atomic import final_name_of
+from mnist_data.checks import summary_clash
+from mnist_data.conversion import check_summary_path
+from mnist_data.manifest import MANIFEST
 import pipelines.cli
+from pipelines.config import TrainError
+from pipelines.train import RUN_FILES
+from mnist_data_cli.quiet_start import start_tensorflow_quietly
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,42 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_start_up_chatter(line: str) -> bool:
-    """TensorFlow's start-up lines: INFO and WARNING records, absl's notice, and CUDA's absence on
-    a machine without a GPU (the run goes on on the CPU and says so)."""
-    return (re.match(r"[IW]\d{4} \d\d:\d\d:\d\d", line) is not None
-            or line.startswith(("WARNING: All log messages before absl::InitializeLog()",
-                                "To enable the following instructions:"))
-            or (re.match(r"E\d{4} ", line) is not None and "failed call to cuInit" in line))
-
-
-def start_tensorflow_quietly() -> None:
-    """Import TensorFlow and find its devices with file descriptor 2 sent to a file, then pass on
-    everything but its start-up chatter. Why: TensorFlow writes those lines before its logging
-    is set up, where TF_CPP_MIN_LOG_LEVEL cannot hide them (TF_CPP_MIN_LOG_LEVEL=0 shows them)."""
-    import tempfile
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # later INFO and WARNING records
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not _is_start_up_chatter(line)))
-            sys.stderr.flush()
-
-
 def _one_line_warnings() -> None:
     """Print each distinct warning once, as 'mnist-data: warning: ...' rather than Python's
     two-line format with a source line."""
@@ -82,10 +52,30 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+def _check_json_target(args: argparse.Namespace) -> None:
+    """Refuse a --json file that would replace part of the command's output or of its inputs:
+    a converted directory's manifest, listings and shards, a run directory's configuration,
+    metrics and checkpoints (a summary beside them, under another name, is fine)."""
+    target = getattr(args, "json_path", None)
+    if not target or target == "-":
+        return
+    runs = [getattr(args, "run_dir", None), args.out if args.command == "train" else None]
+    converted = [args.out if args.command in ("to-tfrecord", "to-png") else None]
+    converted += [given for given in (getattr(args, "source", None), getattr(args, "data", None))
+                  if given and (Path(given) / MANIFEST).is_file()]
+    for directory in filter(None, runs):
+        clash = summary_clash(target, directory, RUN_FILES)
+        if clash:
+            raise TrainError(clash)
+    for directory in filter(None, converted):
+        check_summary_path(Path(directory), target)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _one_line_warnings()
     try:
+        _check_json_target(args)
         if getattr(args, "prepare", None):  # checks that need no TensorFlow run before it starts
             args.prepare(args)
         if args.uses_tensorflow and not args.debug:

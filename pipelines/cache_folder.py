@@ -40,14 +40,17 @@ def cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
             state = os.stat(name)
         except OSError:  # reading the split will name it
             continue
-        digest.update(f"{name}:{state.st_size}:{state.st_mtime_ns}\n".encode())
+        relative = os.path.relpath(name, source)  # however the source's path is spelled
+        digest.update(f"{relative}:{state.st_size}:{state.st_mtime_ns}\n".encode())
     return str(folder / f"{split}-{digest.hexdigest()[:16]}")
 
 
 def writable_cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str | None:
     """`cache_prefix`, once this process may read or write its files: the set is complete, or
     this process holds its lock (sweeping what a killed writer left). None while another live
-    process writes the set."""
+    process is writing the set; the lock of one that holds it but is not writing is no bar.
+
+    A process keeps the lock until it ends: tf.data says nothing when it stops writing."""
     prefix = cache_prefix(folder, source, split, fmt)
     if prefix in _HELD or os.path.exists(prefix + ".index"):  # ours, or complete: any number may read
         return prefix
@@ -55,14 +58,16 @@ def writable_cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> s
         held = os.open(prefix + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot write in the cache folder: {exc.strerror or exc}") from None
+    leftovers = list(Path(folder).glob(Path(prefix).name + "_*"))  # tf.data's lockfile and partial files
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except BlockingIOError:  # held by a live process: writing now if tf.data's lockfile is there
         os.close(held)
-        return None
-    except OSError:
-        pass  # a file system without flock: writers there are not kept apart
-    for stale in Path(folder).glob(Path(prefix).name + "_*"):  # a dead writer's lockfile and partial files
+        return None if leftovers else prefix
+    except OSError:  # no flock on this file system: tf.data's own lockfile is the only guard
+        os.close(held)
+        return prefix
+    for stale in leftovers:  # what a writer killed before it finished left behind
         stale.unlink(missing_ok=True)
     _HELD[prefix] = held
     return prefix

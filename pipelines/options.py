@@ -27,10 +27,11 @@ class PipelineOptions:
         from mnist_data.checks import is_whole
         from mnist_data.errors import DatasetError
 
-        for name, low in (("parallel_calls", 1), ("prefetch", 0), ("private_threadpool", 0), ("interleave_cycle", 1)):
+        for name, low, tunable in (("parallel_calls", 1, True), ("prefetch", 0, True), ("interleave_cycle", 1, True),
+                                   ("private_threadpool", 0, False)):
             value = getattr(self, name)
-            if not (is_whole(value, low) or (value == AUTOTUNE and name in ("parallel_calls", "prefetch"))):
-                allowed = f"a whole number >= {low}" + (" or AUTOTUNE (-1)" if name in ("parallel_calls", "prefetch") else "")
+            if not (is_whole(value, low) or (tunable and is_whole(value, AUTOTUNE) and value == AUTOTUNE)):
+                allowed = f"a whole number >= {low}" + (" or AUTOTUNE (-1)" if tunable else "")
                 raise DatasetError(f"PipelineOptions.{name} must be {allowed}, got {value!r}")
 
 

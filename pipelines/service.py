@@ -5,6 +5,7 @@ Workers send uint8 batches (4x fewer bytes than float32); the consumer normalise
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
@@ -21,19 +22,21 @@ def dispatcher_target(address: str) -> str:
     connection to it succeeds. Why: TensorFlow's client retries an unreachable dispatcher
     forever, silently; this gives up after CONNECT_WAIT_S, naming the address."""
     host_port = address.removeprefix("grpc://")
-    host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535 or \
-            (":" in host and not (host.startswith("[") and host.endswith("]"))):
+    if not _host_port(host_port):
         raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
-                           "(an IPv6 host in brackets: [::1]:5050)")
+                           "(a port 1..65535; an IPv6 host in brackets: [::1]:5050)")
+    host, _, port = host_port.rpartition(":")
     deadline = time.monotonic() + CONNECT_WAIT_S
     while True:
         try:
             with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as connection:
-                if not _answers_http2(connection):
-                    raise DatasetError(f"{host_port} answers, but not as a gRPC server such as a tf.data service "
-                                       "dispatcher: a wrong port?")
-            return f"grpc://{host_port}"
+                speaks_http2 = _answers_http2(connection)
+            if speaks_http2:
+                return f"grpc://{host_port}"
+            if speaks_http2 is False:
+                raise DatasetError(f"{host_port} answers, but not as a gRPC server such as a tf.data service "
+                                   "dispatcher: a wrong port?")
+            raise ConnectionError("the connection was taken but not answered")  # a proxy before its server is up
         except OSError as exc:
             if time.monotonic() >= deadline:
                 raise DatasetError(f"cannot reach the tf.data service dispatcher at {host_port} "
@@ -41,20 +44,33 @@ def dispatcher_target(address: str) -> str:
             time.sleep(0.2)
 
 
-def _answers_http2(connection: socket.socket) -> bool:
+def _host_port(text: str, template: bool = False) -> bool:
+    """Whether `text` is HOST:PORT with a port 1..65535 (or, with `template`, the literal
+    %port% that a worker replaces with its own); an IPv6 host in brackets, a zone allowed."""
+    found = re.fullmatch(r"(\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]|[^\s:/\[\]%]+):(\d{1,5}|%port%)", text)
+    if not found:
+        return False
+    port = found.group(3)
+    return (template and port == "%port%") or (port.isdigit() and 1 <= int(port) <= 65535)
+
+
+def _answers_http2(connection: socket.socket) -> bool | None:
     """Whether the server on `connection` answers HTTP/2's connection preface with a SETTINGS
-    frame, as every gRPC server does. Why: TensorFlow's client waits forever, silently, on a
+    frame, as every gRPC server does; None if it gives no answer (the connection closed or
+    timed out: perhaps not up yet). Why: TensorFlow's client waits forever, silently, on a
     port where something else listens (a web server, say)."""
-    connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
     header = b""
     try:
+        connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
         while len(header) < 9:
             more = connection.recv(9 - len(header))
             if not more:
                 break
             header += more
-    except OSError:  # no answer in time, or the connection reset
-        return False
+    except OSError:
+        pass
+    if not header:
+        return None
     return len(header) == 9 and header[3] == 4
 
 
@@ -64,16 +80,20 @@ def check_port_free(port: int) -> None:
     'successfully' beside the first and split its connections."""
     if port == 0:
         return
-    family, host = (socket.AF_INET6, "::") if socket.has_ipv6 else (socket.AF_INET, "0.0.0.0")
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, as gRPC listens
+        host = "::"
+    except OSError:  # IPv6 is off on this machine
+        probe, host = socket.socket(socket.AF_INET, socket.SOCK_STREAM), "0.0.0.0"
+    with probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
-        if family == socket.AF_INET6:
-            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, as gRPC listens
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise DatasetError(f"port {port} is in use (another dispatcher, worker or program listens there): "
-                               f"{exc.strerror or exc}") from None
+            taken = exc.errno == errno.EADDRINUSE
+            raise DatasetError(f"port {port} is in use (another dispatcher, worker or program listens there)" if taken
+                               else f"cannot listen on port {port}: {exc.strerror or exc}") from None
 
 
 def _work_dir(path: str | os.PathLike) -> str:
@@ -110,8 +130,8 @@ def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None, 
     consumers reach it (HOST:PORT, where PORT may be %port% for the port it serves on)."""
     import tensorflow as tf
 
-    if address is not None and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5}|%port%)", address):
-        raise DatasetError(f"worker address {address!r}: expected HOST:PORT or HOST:%port% "
+    if address is not None and not _host_port(address, template=True):
+        raise DatasetError(f"worker address {address!r}: expected HOST:PORT (a port 1..65535) or HOST:%port% "
                            "(an IPv6 host in brackets: [::1]:%port%)")
     check_port_free(port)
     dispatcher = dispatcher_target(dispatcher).removeprefix("grpc://")

@@ -22,8 +22,9 @@ from pipelines.trainer_parts import Trainer, use_op_threads
 
 CHECKPOINTS = "checkpoints"
 LOCK_FILE = ".mnist-data-train.lock"
-RUN_FILES = ("config.json", "metrics.json", "summary.json", "curves.png", "predictions.png", CHECKPOINTS,
-             "tensorboard", "saved_model", LOCK_FILE)  # what a run writes in RUN_DIR
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.json", "summary.json"
+CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL = "curves.png", "predictions.png", "tensorboard", "saved_model"
+RUN_FILES = (CONFIG, METRICS, SUMMARY, CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL, CHECKPOINTS, LOCK_FILE)
 
 
 def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None,
@@ -42,7 +43,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     clash = summary_clash(json_path, out, RUN_FILES)
     if clash:
         raise TrainError(clash)
-    if out.is_dir() and not (out / "config.json").is_file() and any(
+    if out.is_dir() and not (out / CONFIG).is_file() and any(
             not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
         raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
     created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # the first we make
@@ -51,7 +52,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
         try:
             return _train(config, data, out, format, resume, json_path, progress, on_epoch)
         except BaseException:
-            if created is not None and not (out / "config.json").exists():
+            if created is not None and not (out / CONFIG).exists():
                 _remove_failed_start(out, created)
             raise
 
@@ -70,7 +71,7 @@ def resolve_run(out: str | os.PathLike, model: str, preset: str | None = None, *
     """The config, data and format a run into `out` trains with: on `resume` of a recorded run,
     the run's own settings and data; else the preset's (modern by default). Non-None
     `overrides` (epochs, batch_size, seed, ...), `preset`, `data` and `format` win either way."""
-    if resume and (Path(out) / "config.json").is_file():
+    if resume and (Path(out) / CONFIG).is_file():
         config = load_run_config(Path(out)).replace(model=model, preset=preset, **overrides)
         if data is None:
             data, recorded_format = run_data(Path(out))
@@ -108,7 +109,7 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     trainer = Trainer(config, data, format)
     recorded = {**dataclasses.asdict(config), "data": _portable(data), "format": format}  # evaluate's default
-    write_bytes_atomic(out / "config.json", json.dumps(recorded, indent=1).encode())
+    write_bytes_atomic(out / CONFIG, json.dumps(recorded, indent=1).encode())
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
     history: list[dict] = []
     if resume and not manager.latest_checkpoint and list((out / CHECKPOINTS).glob("ckpt-*.index")):
@@ -118,10 +119,10 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
         _restore(trainer, manager.latest_checkpoint, partial=False)
         # metrics.json is written just before each checkpoint: drop an epoch it has ahead of it
         try:
-            history = json.loads((out / "metrics.json").read_text())["epochs"][: int(trainer.epoch.numpy())]
+            history = json.loads((out / METRICS).read_text())["epochs"][: int(trainer.epoch.numpy())]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise TrainError(f"{out / 'metrics.json'}: not readable as this run's metrics ({exc})") from None
-    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+            raise TrainError(f"{out / METRICS}: not readable as this run's metrics ({exc})") from None
+    writer = tf.summary.create_file_writer(str(out / TENSORBOARD))
     while int(trainer.epoch.numpy()) < config.epochs and not trainer.finished():
         epoch = int(trainer.epoch.numpy())
         bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
@@ -137,7 +138,7 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
         history.append(record)
         _summarise(writer, record)
         trainer.epoch.assign(epoch + 1)
-        write_bytes_atomic(out / "metrics.json", json.dumps({"epochs": history}, indent=1).encode())
+        write_bytes_atomic(out / METRICS, json.dumps({"epochs": history}, indent=1).encode())
         manager.save(checkpoint_number=epoch + 1)
         print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
               f"{seconds:6.1f} s  {record['examples_per_second']:9.0f} ex/s", flush=True)
@@ -146,10 +147,10 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     writer.close()
     summary = {**_summary(config, history, trainer.device), "data": _portable(data)}
     images, labels, probabilities = trainer.sample_predictions(64)
-    reports.plot_curves(history, out / "curves.png", title=f"{config.model} / {config.preset}")
-    reports.digit_grid(images, labels, probabilities.argmax(-1), out / "predictions.png")
-    reports.export_saved_model(trainer.eval_model, out / "saved_model")
-    write_bytes_atomic(out / "summary.json", json.dumps(summary, indent=1).encode())
+    reports.plot_curves(history, out / CURVES, title=f"{config.model} / {config.preset}")
+    reports.digit_grid(images, labels, probabilities.argmax(-1), out / PREDICTIONS)
+    reports.export_saved_model(trainer.eval_model, out / SAVED_MODEL)
+    write_bytes_atomic(out / SUMMARY, json.dumps(summary, indent=1).encode())
     if json_path:
         write_json_atomic(json_path, summary, indent=1)
     return summary
@@ -213,7 +214,7 @@ def _serving(run_dir: str | os.PathLike) -> Any:
     """RUN_DIR's SavedModel serving function, or a TrainError saying why there is none."""
     import tensorflow as tf
 
-    path = Path(run_dir) / "saved_model"
+    path = Path(run_dir) / SAVED_MODEL
     if not path.is_dir():
         if tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINTS)):
             raise TrainError(f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
@@ -279,7 +280,7 @@ def _restore(trainer: Trainer, checkpoint: str, *, partial: bool) -> None:
 
 def _recorded(run_dir: Path) -> dict:
     """RUN_DIR/config.json as a table, or a TrainError naming it."""
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -294,14 +295,14 @@ def run_data(run_dir: Path) -> tuple[str, str | None]:
     """The data (and format) a run was trained on, from its config.json."""
     recorded = _recorded(run_dir)
     if not recorded.get("data"):
-        raise TrainError(f"{run_dir / 'config.json'}: the run does not record its data; give --data")
+        raise TrainError(f"{run_dir / CONFIG}: the run does not record its data; give --data")
     if not _data_exists(recorded["data"]):
         raise TrainError(f"{run_dir}: the run's data {recorded['data']} is no longer there; give --data")
     return recorded["data"], recorded.get("format")
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG
     if not path.is_file():
         raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
     recorded = _recorded(run_dir)
@@ -322,7 +323,7 @@ def _epochs_checkpointed(out: Path) -> int:
 def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig:
     """Refuse to overwrite an earlier run unless resuming, and refuse a resume that would not
     continue it: only the run's length may change, and not under a schedule that spans it."""
-    saved = out / "config.json"
+    saved = out / CONFIG
     if saved.is_file() and not resume:
         raise TrainError(f"{out}: already holds a training run; pass --resume or choose another --out")
     if not (resume and saved.is_file()):
@@ -346,7 +347,7 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
 def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, resume: bool) -> None:
     """A resumed run goes on with the data it started on (runs from before data was recorded
     are taken at their word)."""
-    if not (resume and (out / "config.json").is_file()):
+    if not (resume and (out / CONFIG).is_file()):
         return
     recorded = _recorded(out)
     if recorded.get("data") is None or not _data_exists(recorded["data"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,7 +130,7 @@ def test_a_reader_that_stops_early_gets_no_error(tmp_path) -> None:
 def test_tensorflow_start_up_chatter_is_kept_off_the_terminal(tmp_path) -> None:
     import os
 
-    from mnist_data_cli import _is_start_up_chatter
+    from mnist_data_cli.quiet_start import _is_start_up_chatter
 
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     run = subprocess.run([sys.executable, "-m", "mnist_data_cli", "bench", "pipeline", "--source", "mnist-sample",
@@ -159,10 +160,26 @@ def test_json_never_replaces_an_input_or_the_commands_own_output(tmp_path: Path,
     assert len(json.loads(earlier.read_text())["files"]) == 4
     out = tmp_path / "tfr"
     for name in ("manifest.json", ".mnist-data-run.json", "test.csv", "train-00000-of-00001.tfrecord",
-                 "train/summary.json", ".progress"):
+                 "train/summary.json", ".progress", "."):
         assert main(["to-tfrecord", "mnist-sample", str(out), "--quiet", "--json", str(out / name)]) == 1
         assert "give the summary another name" in capsys.readouterr().err
     assert not out.exists()
+    mnist_data.to_tfrecord("mnist-sample", out, splits="test", progress=False)  # inputs holding JSON
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"model": "softmax"}')
+    for args in (["bench", "pipeline", "--source", str(out), "--json", str(out / "manifest.json")],
+                 ["train", "softmax", "--data", str(out), "--out", str(tmp_path / "r"), "--json", str(out / "manifest.json")],
+                 ["evaluate", str(run), "--json", str(run / "config.json")],
+                 ["train", "softmax", "--data", str(out), "--out", str(run), "--resume", "--json", str(run / "metrics.json")]):
+        assert main(args) == 1, args
+        assert "give the summary another name" in capsys.readouterr().err
+    assert mnist_data.verify(out).ok and (run / "config.json").read_text() == '{"model": "softmax"}'
+    for kind in ("empty", "pipe"):  # an empty file takes the JSON; a pipe is not read before
+        target = tmp_path / f"{kind}.json"
+        target.touch() if kind == "empty" else os.mkfifo(target)
+        assert main(["info", "mnist-sample", "--json", str(target)]) == 0
+        assert len(json.loads(target.read_text())["files"]) == 4
 
 
 def test_splits_in_any_order_or_repeated_are_the_same_run(tmp_path: Path, capsys) -> None:

@@ -208,3 +208,32 @@ def test_a_download_that_cannot_be_stored_says_so_without_offline_advice(served_
     with pytest.raises(FetchError) as info:
         fetch("mnist", target, mirrors=[server.url, server.url], splits=["test"], progress=False)
     assert str(info.value).startswith(f"{blocked}: cannot write: ") and "Offline?" not in str(info.value)
+
+
+def test_a_download_waiting_on_one_that_failed_and_removed_its_folder_goes_on(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import threading
+    import time
+
+    from mnist_data.fetch import _downloading
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    first = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # another download holds the folder
+    fcntl.flock(first, fcntl.LOCK_EX)
+    entered = []
+
+    def second() -> None:
+        with _downloading(folder):
+            entered.append(folder.is_dir())
+            (folder / "part").write_bytes(b"the second download's bytes")
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    time.sleep(0.5)
+    assert not entered  # it waits its turn
+    folder.rmdir()  # the first fails and removes the empty folder it had made
+    os.close(first)
+    waiter.join(10)
+    assert entered == [True] and (folder / "part").exists()

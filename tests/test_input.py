@@ -404,15 +404,44 @@ def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_p
     assert list(cache.glob("train-*.index")) and not list(cache.glob("train-*_0.*"))  # complete, swept
 
 
-def test_settings_tf_data_would_reject_later_are_named_up_front(tmp_path) -> None:
+def test_settings_tf_data_would_reject_later_are_named_up_front(converted, tmp_path) -> None:
     from pipelines.options import PipelineOptions
 
     for field, value in (("parallel_calls", 0), ("interleave_cycle", 0), ("prefetch", -5),
-                         ("private_threadpool", -1), ("parallel_calls", 2.5)):
+                         ("private_threadpool", -1), ("parallel_calls", 2.5), ("prefetch", -1.0), ("prefetch", True)):
         with pytest.raises(mnist_data.DatasetError, match=f"PipelineOptions.{field} must be a whole number"):
             PipelineOptions(**{field: value})
+    tuned = PipelineOptions(parallel_calls=tf.data.AUTOTUNE, prefetch=tf.data.AUTOTUNE, interleave_cycle=tf.data.AUTOTUNE)
+    assert_same_examples(*collect(pipelines.make_dataset(converted["raw"], "test", 100, cache=False, options=tuned)))
     for seed in (1.5, "3", -1, 2**63):
         with pytest.raises(mnist_data.DatasetError, match="seed must be a whole number in 0..2\\*\\*63-1"):
             pipelines.make_dataset("mnist-sample", "test", seed=seed)
     with pytest.raises(mnist_data.DatasetError, match="does not combine with service="):
         pipelines.make_dataset("mnist-sample", "test", cache=tmp_path / "folder", service="localhost:1")
+
+
+def test_a_cache_folder_serves_a_source_however_its_path_is_spelled(converted, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    shutil.copytree(converted["raw"], tmp_path / "tfr")
+    monkeypatch.chdir(tmp_path)
+    cache = str(tmp_path / "cache")
+    for spelling in ("tfr", str(tmp_path / "tfr"), "./tfr/"):
+        assert_same_examples(*collect(pipelines.make_dataset(spelling, "test", 100, cache=cache)))
+    assert len(list((tmp_path / "cache").glob("test-*.index"))) == 1
+
+
+def test_without_file_locks_nothing_of_a_cache_set_is_swept(converted, tmp_path, monkeypatch) -> None:
+    import errno
+
+    from pipelines import cache_folder
+
+    def no_locks(*args) -> None:  # a file system without flock
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(cache_folder.fcntl, "flock", no_locks)
+    source, folder = Path(converted["raw"]), tmp_path / "cache"
+    prefix = cache_folder.cache_prefix(folder, source, "test", "tfrecord")
+    live = Path(prefix + "_0.lockfile")  # perhaps a live writer's, which only tf.data's lockfile guards
+    live.write_text("a writer")
+    assert cache_folder.writable_cache_prefix(folder, source, "test", "tfrecord") == prefix
+    assert live.exists()

@@ -130,3 +130,46 @@ def test_a_port_where_no_dispatcher_listens_is_named_not_waited_on_forever(file_
         pipelines.make_dataset(SOURCE, "test", service=f"grpc://{address}")
     with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT"):
         pipelines.make_dataset(SOURCE, "test", service="localhost:99999")
+
+
+def test_an_address_that_takes_connections_before_its_server_is_up_is_waited_on(monkeypatch):
+    import threading
+
+    from pipelines import service
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    settings = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+    def proxy() -> None:  # drops the first two connections unanswered, then answers as HTTP/2 does
+        for number in range(3):
+            connection, _ = listener.accept()
+            with connection:
+                if number == 2:
+                    connection.recv(64)
+                    connection.sendall(settings)
+
+    threading.Thread(target=proxy, daemon=True).start()
+    try:
+        assert service.dispatcher_target(f"127.0.0.1:{port}") == f"grpc://127.0.0.1:{port}"
+    finally:
+        listener.close()
+    for address in ("localhost:0", "localhost:65536", "host name:5", "[fe80::1%eth0]:%port%"):
+        assert service._host_port(address, template=True) == address.endswith("%port%"), address
+
+    real_socket = socket.socket
+
+    def no_ipv6(family=socket.AF_INET, *args, **kwargs):  # a kernel with IPv6 switched off
+        if family == socket.AF_INET6:
+            raise OSError(97, "Address family not supported by protocol")
+        return real_socket(family, *args, **kwargs)
+
+    monkeypatch.setattr(service.socket, "socket", no_ipv6)
+    service.check_port_free(free_port())
+    with real_socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        with pytest.raises(mnist_data.DatasetError, match="is in use"):
+            service.check_port_free(taken.getsockname()[1])

@@ -18,7 +18,7 @@ from pathlib import Path
 import mnist_data
 import mnist_data.locate
 from mnist_data.errors import FetchError
-from mnist_data_cli import start_tensorflow_quietly
+from mnist_data_cli.quiet_start import start_tensorflow_quietly
 
 REPO = Path(__file__).resolve().parent.parent
 
