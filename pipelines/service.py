@@ -18,9 +18,10 @@ CONNECT_WAIT_S = 30.0  # a dispatcher started alongside has this long to come up
 
 
 def dispatcher_target(address: str) -> str:
-    """`grpc://HOST:PORT` for a dispatcher given with or without the scheme, once a TCP
-    connection to it succeeds. Why: TensorFlow's client retries an unreachable dispatcher
-    forever, silently; this gives up after CONNECT_WAIT_S, naming the address."""
+    """`grpc://HOST:PORT` for a dispatcher given with or without the scheme, once a server
+    there answers as gRPC servers do. Why: TensorFlow's client retries an unreachable
+    dispatcher forever, silently; this gives up after CONNECT_WAIT_S, naming the address, and
+    at once where something else answers."""
     host_port = address.removeprefix("grpc://")
     if not _host_port(host_port):
         raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
