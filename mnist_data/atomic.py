@@ -105,19 +105,23 @@ def remove_stale_temps(directory: str | os.PathLike, *, recursive: bool = False)
     return removed
 
 
-@contextlib.contextmanager
-def folders_removed_on_failure(directory: Path) -> Iterator[None]:
-    """Make `directory` (and missing parents) for the body; if the body fails, remove the folders
-    this made that are still empty, so a failed command leaves no trace of them. Folders another
-    process has since put files in stay."""
-    created = next((p for p in reversed([directory, *directory.parents]) if not p.exists()), None)
-    directory.mkdir(parents=True, exist_ok=True)
+def writer_is_gone(temp: Path) -> bool:
+    """Whether the process whose id is in a temporary's name has ended (a temporary of a live
+    writer, perhaps another process storing the same file right now, must stay)."""
     try:
-        yield
-    except BaseException:
-        if created is not None:
-            remove_empty_folders(directory, created)
-        raise
+        pid = int(temp.name.rsplit(TEMP_MARKER, 1)[1].split("-", 1)[0])
+        os.kill(pid, 0)
+    except (IndexError, ValueError, OverflowError, ProcessLookupError):
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def first_missing_folder(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist yet: what making `path`
+    creates, and what a failure should take away again."""
+    return next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
 
 
 def remove_empty_folders(deepest: Path, top: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_data.atomic import atomic_path
+from mnist_data.atomic import TEMP_MARKER, atomic_path, writer_is_gone
 from mnist_data.idx import read_idx
 
 
@@ -46,6 +46,9 @@ def _store(array: np.ndarray, entry: Path, prefix: str) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     for stale in entry.parent.glob(f"{prefix}*.npy"):
         stale.unlink(missing_ok=True)
+    for temporary in entry.parent.glob(f".{prefix}*{TEMP_MARKER}*"):  # left by a writer that was killed
+        if writer_is_gone(temporary):
+            temporary.unlink(missing_ok=True)
     with atomic_path(entry, durable=False) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,13 +19,14 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from mnist_data.atomic import folders_removed_on_failure, publish
+from mnist_data.atomic import first_missing_folder, publish, remove_empty_folders
 from mnist_data.checksum import file_digest
 from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
 from mnist_data.errors import FetchError
 from mnist_data.locate import user_cache_dir
 
 CHUNK = 1 << 16
+MIN_RATE = 1024  # bytes/s a mirror must keep up, on average, once the timeout has passed
 ATTEMPTS_PER_MIRROR = 3
 
 
@@ -61,20 +64,24 @@ def fetch(
             raise FetchError(f"mirror {url!r}: expected a URL starting with http://, https://, ftp:// or file://")
     if not urls:
         raise FetchError(f"{spec.name} has no mirrors: it is embedded in the package and needs no download")
-    with folders_removed_on_failure(directory):
-        for split in splits:
-            for role in ROLES:
-                fetch_file(spec.file(split, role), directory, urls, progress=progress, timeout=timeout)
+    missing = [remote for remote in (spec.file(split, role) for split in splits for role in ROLES)
+               if not _present(directory / remote.name, remote)]
+    if not missing:
+        return directory
+    created = first_missing_folder(directory)
+    with _downloading(directory):
+        try:
+            for remote in missing:
+                _fetch_missing(remote, directory, directory / remote.name, urls, progress=progress, timeout=timeout)
+        except BaseException:  # still holding the folder: no waiting download can be in it
+            if created is not None:
+                remove_empty_folders(directory, created)
+            raise
     return directory
 
 
-def fetch_file(remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, progress: bool, timeout: float) -> Path:
-    """Download one file unless a valid copy is present; try each mirror in order."""
-    target = directory / remote.name
-    if target.is_file() and md5_of(target) == remote.md5:
-        return target
-    with _downloading(directory):
-        return _fetch_missing(remote, directory, target, mirrors, progress=progress, timeout=timeout)
+def _present(target: Path, remote: RemoteFile) -> bool:
+    return target.is_file() and md5_of(target) == remote.md5
 
 
 @contextlib.contextmanager
@@ -85,8 +92,11 @@ def _downloading(directory: Path) -> Iterator[None]:
     import fcntl
 
     while True:
-        directory.mkdir(parents=True, exist_ok=True)
-        held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise _LocalWriteError(f"{directory}: cannot download into it: {exc.strerror or exc}") from None
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -144,9 +154,14 @@ class _LocalWriteError(FetchError):
     """The download cannot be stored here (disk full, no permission): no mirror can help."""
 
 
-def _writable(part: Path, mode: str):
+def _writable(part: Path, append: bool):
+    """The part file opened for writing, never through a symlink planted in its place (which
+    would point the download at some other file)."""
+    if part.is_symlink():
+        part.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        return open(part, mode)
+        return os.fdopen(os.open(part, flags, 0o644), "ab" if append else "wb")
     except OSError as exc:
         raise _LocalWriteError(f"{part}: cannot write: {exc.strerror or exc}") from None
 
@@ -179,11 +194,16 @@ def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: 
     raise _Unreachable(last_error)
 
 
-def _download_to(url: str, part: Path, expected_size: int | None, *, progress: bool, timeout: float) -> bool:
-    """Append the rest of `url` to `part`; True when the server says the body is complete."""
-    if part.exists() and not part.is_file():
+def _download_to(url: str, part: Path, size: int, *, progress: bool, timeout: float) -> bool:
+    """Append the rest of `url` to `part`; True when it holds the file's `size` bytes.
+
+    A mirror that sends more than `size` bytes, says it will, resumes at another byte than
+    asked, or trickles slower than MIN_RATE once `timeout` has passed is given up on: no
+    misbehaving server can fill the disk or hold the download (and its lock) forever.
+    """
+    if part.exists() and not part.is_file() and not part.is_symlink():
         raise _LocalWriteError(f"{part}: cannot write: something other than a file has that name")
-    have = part.stat().st_size if part.exists() else 0
+    have = part.stat().st_size if part.is_file() and not part.is_symlink() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "mnist-data"})
     if have:
         request.add_header("Range", f"bytes={have}-")
@@ -196,24 +216,53 @@ def _download_to(url: str, part: Path, expected_size: int | None, *, progress: b
     with response:
         if response.status != 206:
             have = 0  # the server ignored the Range header: start over
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else expected_size
+        elif _range_start(response.headers.get("Content-Range")) != have:
+            part.unlink(missing_ok=True)  # these bytes do not continue ours: next attempt from byte 0
+            raise ConnectionResetError(f"the server resumed elsewhere than at byte {have}")
+        length = _content_length(response.headers.get("Content-Length"))
+        if length is not None and have + length > size:
+            raise FetchError(f"the server announces {have + length} bytes; the file has {size}")
         from tqdm import tqdm
 
-        with _writable(part, "ab" if have else "wb") as sink, tqdm(
-            total=total, initial=have, unit="B", unit_scale=True, desc=part.name[1:-5], disable=not progress, leave=False
+        started, received = time.monotonic(), 0
+        with _writable(part, append=bool(have)) as sink, tqdm(
+            total=size, initial=have, unit="B", unit_scale=True, desc=part.name[1:-5], disable=not progress, leave=False
         ) as bar:
             while True:
                 block = response.read(CHUNK)
                 if not block:
                     break
+                received += len(block)
+                if have + received > size:
+                    sink.close()
+                    part.unlink(missing_ok=True)
+                    raise FetchError(f"the server sent more than the {size} bytes of the file")
                 try:
                     sink.write(block)
                 except OSError as exc:
                     raise _LocalWriteError(f"{part}: cannot write: {exc.strerror or exc}") from None
                 bar.update(len(block))
+                elapsed = time.monotonic() - started
+                if elapsed > timeout and received / elapsed < MIN_RATE:
+                    raise ConnectionResetError(f"slower than {MIN_RATE // 1024} KiB/s for {elapsed:.0f} s")
         written = part.stat().st_size
-    return total is None or written >= total
+    return written >= size
+
+
+def _content_length(header: str | None) -> int | None:
+    """The Content-Length, also when a proxy repeats it ("N, N"); FetchError when it is not a number."""
+    if header is None:
+        return None
+    values = {value.strip() for value in header.split(",")}
+    if len(values) != 1 or not next(iter(values)).isdigit():
+        raise FetchError(f"unusable Content-Length header {header!r}")
+    return int(values.pop())
+
+
+def _range_start(header: str | None) -> int | None:
+    """The first byte a 206 answer holds, from its Content-Range ("bytes START-END/TOTAL")."""
+    found = re.match(r"bytes (\d+)-", header or "")
+    return int(found.group(1)) if found else None
 
 
 def _describe(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ from mnist_data.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 # than this many bytes per compressed byte is a lie we can reject before inflating.
 MAX_DEFLATE_RATIO = 1032
 MAX_HEADER_SIZE = 4 + 4 * 255
+MAX_NDIM = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # NumPy's limit on an array's dimensions
 HEADER_WINDOW = 64 * 1024  # compressed bytes inflated to read the header
 
 DTYPES: dict[int, np.dtype] = {
@@ -71,6 +72,8 @@ def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
         raise IdxError(f"{name}: unknown IDX type code 0x{code:02X}: expected one of {known}")
     if ndim < 1:
         raise IdxError(f"{name}: IDX header declares 0 dimensions: expected at least 1")
+    if ndim > MAX_NDIM:
+        raise IdxError(f"{name}: IDX header declares {ndim} dimensions: at most {MAX_NDIM} can be read into an array")
     if len(head) < 4 + 4 * ndim:
         raise IdxError(f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, found {len(head)}")
     shape = tuple(int(d) for d in np.frombuffer(bytes(head[4 : 4 + 4 * ndim]), dtype=">u4"))
@@ -132,9 +135,34 @@ def _read_source(source: Source) -> tuple[str, bytes]:
     path = Path(source)
     try:
         with open(path, "rb") as handle:
-            return str(path), handle.read()
+            size = os.fstat(handle.fileno()).st_size
+            start = handle.read(HEADER_WINDOW)
+            _check_before_reading(start, size, str(path))
+            return str(path), start + handle.read()
     except IsADirectoryError:
         raise IdxError(f"{path}: is a directory, expected an IDX file") from None
+    except MemoryError:
+        raise IdxError(f"{path}: {size / 2**30:.1f} GiB, more than the free memory can read") from None
+
+
+def _check_before_reading(start: bytes, size: int, name: str) -> None:
+    """The header's checks against the file's size, on its first bytes, so that a foreign or
+    lying file of many gigabytes is refused before it is read (read_idx checks all again)."""
+    if not start:
+        return
+    if start[:2] != GZIP_MAGIC:
+        _check_length(parse_header(start[:MAX_HEADER_SIZE], name), size, name)
+        return
+    try:
+        head = zlib.decompressobj(31).decompress(start, MAX_HEADER_SIZE)
+    except zlib.error as exc:
+        raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
+    if len(head) < 4 or len(head) < 4 + 4 * head[3]:
+        return  # a header split across gzip members, or cut short: read_idx says which
+    header = parse_header(head, name)
+    if header.total_size > size * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
+        raise IdxError(f"{name}: IDX header declares shape {header.shape} ({header.total_size} bytes), "
+                       f"more than a {size}-byte gzip stream can hold")
 
 
 def _check_length(header: IdxHeader, found: int, name: str, inflated: bool = False) -> None:

@@ -42,8 +42,9 @@ def resolve(
         return found
     if name == "mnist" and fallback:
         why = "could not be downloaded" if download else "downloading is off"
-        warnings.warn(f"MNIST is not available locally and {why}: using the embedded "
-                      "2,000-digit sample (mnist-sample) instead", stacklevel=_first_outside_package())
+        warnings.warn(f"MNIST's {split} split is not available locally and {why}: using the embedded "
+                      "2,000-digit sample (mnist-sample) instead, for every split loaded with it",
+                      stacklevel=_first_outside_package())
         return locate(FALLBACK_DATASET, split)
     hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {name}`"
     raise DatasetError(f"dataset {name!r} ({split}) was not found locally{hint}")
@@ -90,9 +91,13 @@ def load_splits(
 
     `fallback=False` refuses to stand the embedded sample in for an unavailable MNIST.
     """
-    splits = [splits] if isinstance(splits, str) else splits  # "train" means ["train"]
+    splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
     files = {split: resolve(source, check_split(split), data_dir, download=download, fallback=fallback)
              for split in splits}
+    if fallback and os.fspath(source) == "mnist" and \
+            len({found.dataset.name if found.dataset else None for found in files.values()}) > 1:
+        # Some splits of MNIST are here, others not: the sample stands in for all, never a mix.
+        files = {split: locate(FALLBACK_DATASET, split) for split in splits}
     cache_dir = user_cache_dir() / "decoded" if cache else None
     paths = [path for f in files.values() for path in (f.images, f.labels)]
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:

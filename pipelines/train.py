@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from mnist_data.atomic import is_temp_name, remove_empty_folders, write_bytes_atomic, write_json_atomic
+from mnist_data.atomic import (first_missing_folder, is_temp_name, remove_empty_folders, write_bytes_atomic,
+                               write_json_atomic)
 from mnist_data.checks import summary_clash
 from pipelines.config import TrainConfig, TrainError, config_from_dict, get_config
 from pipelines.trainer_parts import Trainer, use_op_threads
@@ -46,7 +47,7 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     if out.is_dir() and not (out / CONFIG).is_file() and any(
             not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
         raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
-    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # the first we make
+    created = first_missing_folder(out)  # the first folder this run makes
     out.mkdir(parents=True, exist_ok=True)
     with _run_lock(out):
         try:

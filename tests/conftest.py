@@ -93,8 +93,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = path.read_bytes()
         if mode == "corrupt":
             body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
+        if mode == "bad-length":
+            self.send_response(200)
+            self.send_header("Content-Length", "a lot")
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if mode == "endless":  # the file, then zeros until the client hangs up
+            self.send_response(200)
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+                for _ in range(10_000):
+                    self.wfile.write(bytes(1 << 16))
+            return
         start = 0
         ranged = self.headers.get("Range")
+        if ranged and mode == "misrange":  # a resume answered from byte 0 as if it had been asked for
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if ranged and self.server.honour_range:
             start = int(ranged.split("=")[1].split("-")[0])
             if start >= len(body):
@@ -108,8 +129,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
-        if mode == "drop-once":
-            self.server.behaviour[name] = "ok"
+        if mode in ("drop-once", "drop-then-misrange"):
+            self.server.behaviour[name] = "ok" if mode == "drop-once" else "misrange"
             self.wfile.write(body[start : start + (len(body) - start) // 2])
             self.wfile.flush()
             self.connection.shutdown(2)

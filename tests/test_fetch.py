@@ -237,3 +237,51 @@ def test_a_download_waiting_on_one_that_failed_and_removed_its_folder_goes_on(tm
     os.close(first)
     waiter.join(10)
     assert entered == [True] and (folder / "part").exists()
+
+
+def test_a_mirror_that_sends_too_much_or_an_unusable_length_gives_way_to_the_next(served_catalog: Path, file_server,
+                                                                                   tmp_path: Path) -> None:
+    good = file_server(served_catalog)
+    for mode, says in (("endless", "sent more than the"), ("bad-length", "unusable Content-Length header 'a lot'")):
+        bad = file_server(served_catalog)
+        bad.behaviour = {name: mode for name in NAMES}
+        target = tmp_path / mode
+        with pytest.raises(FetchError, match=says):
+            fetch("mnist", target, mirrors=[bad.url], progress=False, splits=["test"])
+        assert all(p.stat().st_size <= 1 << 20 for p in target.glob(".*.part"))  # no disk filled
+        assert fetch("mnist", target, mirrors=[bad.url, good.url], progress=False) == target
+        for name in NAMES:
+            assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
+
+
+def test_a_resume_answered_from_another_byte_starts_over(served_catalog: Path, file_server, tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    server.behaviour = {"train-images-idx3-ubyte.gz": "drop-then-misrange"}
+    target = tmp_path / "data"
+    fetch("mnist", target, mirrors=[server.url], progress=False, splits=["train"])
+    asked = [ranged for name, ranged in server.requests if name == "train-images-idx3-ubyte.gz"]
+    assert asked[0] is None and asked[1].startswith("bytes=") and asked[2] is None  # dropped, misresumed, whole
+    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == \
+        (served_catalog / "train-images-idx3-ubyte.gz").read_bytes()
+
+
+def test_a_part_file_planted_as_a_symlink_never_writes_through_it(served_catalog: Path, file_server,
+                                                                   tmp_path: Path) -> None:
+    server = file_server(served_catalog)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("a user's file")
+    target = tmp_path / "data"
+    target.mkdir()
+    part_path(target / "train-images-idx3-ubyte.gz").symlink_to(victim)
+    fetch("mnist", target, mirrors=[server.url], progress=False)
+    assert victim.read_text() == "a user's file"
+    published = target / "train-images-idx3-ubyte.gz"
+    assert not published.is_symlink() and published.read_bytes() == \
+        (served_catalog / "train-images-idx3-ubyte.gz").read_bytes()
+
+
+def test_a_download_folder_that_cannot_be_made_is_a_fetch_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(FetchError, match=f"{blocker / 'mnist'}: cannot download into it"):
+        fetch("mnist", blocker / "mnist", progress=False)

@@ -133,3 +133,41 @@ def test_describe_counts_sparse_label_values_without_a_huge_table(tmp_path) -> N
 
     path = write_idx(tmp_path / "odd-labels-idx1-ubyte", np.array([0, 2_000_000_000, 0], np.int32))
     assert describe_file(path)["per_class"] == {0: 2, 2_000_000_000: 1}
+
+
+def test_mnist_splits_never_mix_real_files_and_the_sample(tmp_path: Path, sample_dir: Path, monkeypatch) -> None:
+    (tmp_path / "mnist").mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):  # only train is here
+        shutil.copy(sample_dir / name, tmp_path / "mnist" / name)
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path))
+    assert load("mnist", "train", download=False)[1].shape == (1600,)  # found on its own
+    with pytest.warns(UserWarning, match="MNIST's test split is not available locally and downloading is off"):
+        splits = load_splits("mnist", download=False)
+    sample = load_splits("mnist-sample")
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(splits[split][1], sample[split][1])
+
+
+def test_an_unwritable_download_place_falls_back_to_the_sample(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MNIST_DATA_CACHE", str(blocker))
+    with pytest.warns(UserWarning, match="could not be downloaded"):
+        assert load("mnist", "test")[1].shape == (400,)
+
+
+def test_a_killed_writers_temporaries_leave_the_decoded_cache(tmp_path: Path, sample_dir: Path, isolated_cache: Path) -> None:
+    import subprocess
+    import sys
+
+    directory = copy_sample(sample_dir, tmp_path / "d")
+    labels_path = directory / "t10k-labels-idx1-ubyte.gz"
+    entry, prefix = cache_entry(labels_path, isolated_cache / "decoded")
+    entry.parent.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = entry.parent / f".{entry.name}.tmp-{int(dead.stdout)}-0a1b2c3d"  # a writer killed mid-way
+    live = entry.parent / f".{entry.name}.tmp-{os.getpid()}-0a1b2c3d"  # one writing right now
+    left.write_bytes(bytes(1000))
+    live.write_bytes(bytes(1000))
+    load(directory, "test")
+    assert entry.exists() and not left.exists() and live.exists()
