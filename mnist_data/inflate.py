@@ -82,24 +82,33 @@ def _libdeflate_into_array(data: bytes, size: int) -> np.ndarray | None:
     return out
 
 
+MEMBER_WINDOW = 1 << 16
+
+
 def inflate_members(data: bytes | memoryview, limit: int, name: str) -> bytearray:
-    """Inflate every gzip member in turn with zlib, never producing more than `limit` bytes."""
+    """Inflate every gzip member in turn with zlib, never producing more than `limit` bytes.
+
+    The input goes in windows of MEMBER_WINDOW bytes: zlib copies what a member leaves over,
+    and handing it all the rest each time made a file of many small members quadratic.
+    """
     parts: list[bytes] = []
-    produced = 0
-    rest = memoryview(data)
-    while len(rest):
-        if bytes(rest[:2]) != GZIP_MAGIC:
-            raise IdxError(f"{name}: {len(rest)} bytes of trailing garbage after the gzip stream")
+    produced = offset = 0
+    view = memoryview(data)
+    while offset < len(view):
+        if bytes(view[offset:offset + 2]) != GZIP_MAGIC:
+            raise IdxError(f"{name}: {len(view) - offset} bytes of trailing garbage after the gzip stream")
         inflater = zlib.decompressobj(31)
-        try:
-            chunk = inflater.decompress(rest, limit - produced)
-        except zlib.error as exc:
-            raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
-        parts.append(chunk)
-        produced += len(chunk)
-        if produced >= limit:
-            break  # more data than the header declares: the caller's length check reports it
-        if not inflater.eof:
-            raise IdxError(f"{name}: truncated gzip stream: it ends after {produced} inflated bytes")
-        rest = memoryview(inflater.unused_data)
+        while not inflater.eof:
+            if offset >= len(view):
+                raise IdxError(f"{name}: truncated gzip stream: it ends after {produced} inflated bytes")
+            window = view[offset:offset + MEMBER_WINDOW]
+            try:
+                chunk = inflater.decompress(window, limit - produced)
+            except zlib.error as exc:
+                raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
+            parts.append(chunk)
+            produced += len(chunk)
+            if produced >= limit:
+                return bytearray().join(parts)  # more than the header declares: the caller's check reports it
+            offset += len(window) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
     return bytearray().join(parts)

@@ -243,3 +243,20 @@ def test_a_huge_file_is_judged_by_its_header_before_it_is_read(tmp_path) -> None
             handle.truncate(huge)
         with pytest.raises(IdxError, match=f"{path}: .*{says}"):
             read_idx(path)
+
+
+def test_many_small_gzip_members_across_input_windows(tmp_path) -> None:
+    import zlib
+
+    def member(chunk: bytes) -> bytes:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+        return compressor.compress(chunk) + compressor.flush()
+
+    values = (np.arange(6000) * 7 % 256).astype(np.uint8)
+    raw = encode_idx(values)
+    path = tmp_path / "members-idx1-ubyte.gz"  # a member per byte: about 130 KB, past two 64 KiB windows
+    path.write_bytes(member(raw[:5]) + b"".join(member(raw[i:i + 1]) for i in range(5, len(raw))))
+    np.testing.assert_array_equal(read_idx(path), values)
+    path.write_bytes(path.read_bytes()[:-7])  # the last member cut short
+    with pytest.raises(IdxError, match="truncated gzip stream|corrupt gzip stream"):
+        read_idx(path)
