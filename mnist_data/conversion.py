@@ -135,10 +135,12 @@ def requested_splits(splits: str | Iterable[str]) -> list[str]:
     return [split for split in SPLITS if split in wanted]
 
 
-def check_summary_path(out: Path, json_path: str | os.PathLike | None) -> None:
-    """Refuse a --json summary that would replace one of OUT's own files, before any work."""
+def check_summary_path(out: Path, json_path: str | os.PathLike | None,
+                       role: str = "the output this command writes in") -> None:
+    """Refuse a --json summary that would replace one of a converter's files in `out` (its OUT,
+    or converted data a command reads), before any work."""
     own = {RUN_FILE, MANIFEST, PROGRESS_DIR, *SPLITS, *(f"{split}.csv" for split in SPLITS)}
-    clash = summary_clash(json_path, out, own)
+    clash = summary_clash(json_path, out, own, role)
     if clash or (json_path is not None and SHARD_NAME.match(Path(json_path).name)):
         raise ConvertError(clash or f"{json_path}: a shard's name; give the summary another name")
 
@@ -160,6 +162,7 @@ def worker_pool(workers: int | None) -> Iterator[Any]:
     """
     import sys
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     from multiprocessing import get_context
 
     workers = check_workers(workers) or os.cpu_count() or 1
@@ -171,6 +174,10 @@ def worker_pool(workers: int | None) -> Iterator[Any]:
                                initargs=(os.getpid(),))
     try:
         yield pool
+    except BrokenProcessPool:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise ConvertError("a worker process died (killed from outside, or out of memory); "
+                           "the same command resumes the conversion") from None
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise

@@ -22,9 +22,10 @@ from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
 from mnist_data.conversion import (RunSummary, check_summary_path, check_workers, claimed_output, describe_source,
                                    image_size, publish_manifest, requested_splits, worker_pool)
-from mnist_data.errors import ConvertError
+from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.idx import gzip_compress
 from mnist_data.load import load_splits
+from mnist_data.manifest import read_manifest
 from mnist_data.pngcodec import encode_gray_pngs
 from mnist_data.tfrecord import count_records, encode_example, encode_raw_records, frame
 
@@ -135,6 +136,16 @@ def to_tfrecord(
     return result
 
 
+def _published_checksums(out: Path, split: str) -> dict[str, str]:
+    """SHA-256 of each shard of `split` as a finished earlier run of the same conversion
+    published it: a shard swapped for another valid one since must not be kept on a rerun."""
+    try:
+        shards = read_manifest(out)["splits"][split]["shards"]
+    except (DatasetError, KeyError):
+        return {}
+    return {shard["file"]: shard["sha256"] for shard in shards}
+
+
 def _convert_split(pool, out, split, images, labels, shards, shard_size, encoding, compression, compress_level,
                    progress, summary) -> dict:
     from tqdm import tqdm
@@ -143,10 +154,12 @@ def _convert_split(pool, out, split, images, labels, shards, shard_size, encodin
     names = [shard_name(split, i, len(bounds), compression) for i in range(len(bounds))]
     entries: dict[str, dict] = {}
     pending = {}
+    published = _published_checksums(out, split)
     for name, (start, stop) in zip(names, bounds):
         path = out / name
-        if _intact(path, stop - start, compression):  # whole by construction, unless damaged since
-            entries[name] = _shard_entry(name, stop - start, path.read_bytes())
+        kept = _shard_entry(name, stop - start, path.read_bytes()) if _intact(path, stop - start, compression) else None
+        if kept and published.get(name, kept["sha256"]) == kept["sha256"]:  # ours, unless damaged or replaced since
+            entries[name] = kept
             summary.resumed_files += 1
             summary.resumed_examples += stop - start
         else:

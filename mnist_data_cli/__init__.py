@@ -21,7 +21,7 @@ from mnist_data.conversion import check_summary_path
 from mnist_data.manifest import MANIFEST
 import pipelines.cli
 from pipelines.config import TrainError
-from pipelines.train import RUN_FILES
+from pipelines.train import CONFIG, RUN_FILES, run_data
 from mnist_data_cli.quiet_start import start_tensorflow_quietly
 
 
@@ -60,15 +60,26 @@ def _check_json_target(args: argparse.Namespace) -> None:
     if not target or target == "-":
         return
     runs = [getattr(args, "run_dir", None), args.out if args.command == "train" else None]
-    converted = [args.out if args.command in ("to-tfrecord", "to-png") else None]
-    converted += [given for given in (getattr(args, "source", None), getattr(args, "data", None))
-                  if given and (Path(given) / MANIFEST).is_file()]
+    converted = [args.out] if args.command in ("to-tfrecord", "to-png") else []
+    inputs = [getattr(args, "source", None), getattr(args, "data", None)]
+    inputs += [recorded_data(Path(run)) for run in runs if run and (Path(run) / CONFIG).is_file()]
     for directory in filter(None, runs):
-        clash = summary_clash(target, directory, RUN_FILES)
+        clash = summary_clash(target, directory, RUN_FILES, "the run directory")
         if clash:
             raise TrainError(clash)
-    for directory in filter(None, converted):
+    for directory in converted:
         check_summary_path(Path(directory), target)
+    for directory in inputs:
+        if directory and (Path(directory) / MANIFEST).is_file():
+            check_summary_path(Path(directory), target, "the converted data in")
+
+
+def recorded_data(run_dir: Path) -> str | None:
+    """The data a run directory records it was trained on, if it can be read."""
+    try:
+        return str(run_data(run_dir)[0])
+    except (OSError, ValueError):
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

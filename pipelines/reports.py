@@ -151,12 +151,12 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
     digit on paper is, while neither a light frame around a digit on black nor a large light
     garment on black (as Fashion-MNIST draws it) is.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             image.load()
-            gray = _ink(image)
+            gray = _ink(ImageOps.exif_transpose(image))  # a phone photo as its viewer shows it, upright
     except Image.DecompressionBombError as exc:
         raise TrainError(f"{path}: too large to read safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:

@@ -25,6 +25,7 @@ CHECKPOINTS = "checkpoints"
 LOCK_FILE = ".mnist-data-train.lock"
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.json", "summary.json"
 CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL = "curves.png", "predictions.png", "tensorboard", "saved_model"
+EPOCH_KEYS = {"epoch", "step", "loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "examples_per_second"}
 RUN_FILES = (CONFIG, METRICS, SUMMARY, CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL, CHECKPOINTS, LOCK_FILE)
 
 
@@ -109,7 +110,8 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     _check_resumed_data(out, data, format, resume)
     use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     trainer = Trainer(config, data, format)
-    recorded = {**dataclasses.asdict(config), "data": _portable(data), "format": format}  # evaluate's default
+    recorded = {**dataclasses.asdict(config), "data": _portable(data), "format": format,  # evaluate's default
+                "data_fingerprint": data_fingerprint(data)}
     write_bytes_atomic(out / CONFIG, json.dumps(recorded, indent=1).encode())
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
     history: list[dict] = []
@@ -119,10 +121,14 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     if resume and manager.latest_checkpoint:
         _restore(trainer, manager.latest_checkpoint, partial=False)
         # metrics.json is written just before each checkpoint: drop an epoch it has ahead of it
+        done = int(trainer.epoch.numpy())
         try:
-            history = json.loads((out / METRICS).read_text())["epochs"][: int(trainer.epoch.numpy())]
+            history = json.loads((out / METRICS).read_text())["epochs"][:done]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise TrainError(f"{out / METRICS}: not readable as this run's metrics ({exc})") from None
+        if len(history) != done or not all(isinstance(r, dict) and EPOCH_KEYS <= r.keys() for r in history):
+            raise TrainError(f"{out / METRICS}: does not hold the {done} epochs the checkpoint has done, each with "
+                             f"{', '.join(sorted(EPOCH_KEYS))}")
     writer = tf.summary.create_file_writer(str(out / TENSORBOARD))
     while int(trainer.epoch.numpy()) < config.epochs and not trainer.finished():
         epoch = int(trainer.epoch.numpy())
@@ -167,6 +173,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     if data is None:
         data, recorded_format = run_data(run_dir)
         format = format or recorded_format
+        _check_unchanged(run_dir, data, f"give --data {data} to evaluate on them as they are now")
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if latest is None:
         raise TrainError(f"{run_dir / CHECKPOINTS}: no checkpoint to evaluate")
@@ -221,7 +228,11 @@ def _serving(run_dir: str | os.PathLike) -> Any:
             raise TrainError(f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
                              f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`")
         raise TrainError(f"{path}: no SavedModel (train first)")
-    return tf.saved_model.load(str(path)).signatures["serving_default"]
+    try:
+        return tf.saved_model.load(str(path)).signatures["serving_default"]
+    except Exception as exc:  # TensorFlow's errors for a damaged model are of many kinds, none names it
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainError(f"{path}: not a readable SavedModel (damaged?): {detail}") from None
 
 
 def _probabilities(serve: Any, digits: list) -> Any:
@@ -345,6 +356,34 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
     return config
 
 
+def data_fingerprint(data: str | os.PathLike) -> str:
+    """A digest of what `data`'s files hold now: a converted directory's manifest (its shards'
+    checksums) and listings, or the SHA-256 of each IDX file. Why: a run records its data by
+    path, and the files at a path can be replaced (a reconversion, new IDX files) under it."""
+    import hashlib
+
+    from mnist_data.catalog import CATALOG, SPLITS
+    from mnist_data.conversion import describe_source
+    from mnist_data.manifest import MANIFEST
+
+    digest = hashlib.sha256()
+    directory = Path(data)
+    if os.fspath(data) not in CATALOG and (directory / MANIFEST).is_file():
+        for name in (MANIFEST, *(f"{split}.csv" for split in SPLITS)):
+            if (directory / name).is_file():
+                digest.update(name.encode() + b"\0" + (directory / name).read_bytes())
+    else:
+        digest.update(json.dumps(describe_source(data, SPLITS)["files"], sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def _check_unchanged(run_dir: Path, data: str | os.PathLike, advice: str) -> None:
+    """TrainError if the run's recorded data no longer holds what it held when the run started."""
+    recorded = _recorded(run_dir).get("data_fingerprint")
+    if recorded and recorded != data_fingerprint(data):
+        raise TrainError(f"{data}: its files changed since the run in {run_dir} started on them; {advice}")
+
+
 def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, resume: bool) -> None:
     """A resumed run goes on with the data it started on (runs from before data was recorded
     are taken at their word)."""
@@ -361,6 +400,7 @@ def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, 
         raise TrainError(f"{out}: resuming would not continue its run (data {before[0]!r} -> {now[0]!r}"
                          f"{f', format {before[1]!r} -> {now[1]!r}' if before[1] != now[1] else ''}); "
                          "resume with the run's data or choose another --out")
+    _check_unchanged(out, data, "resuming would train on other examples: choose another --out")
 
 
 def _summarise(writer: Any, record: dict) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pipelines
 from mnist_data.errors import DatasetError
 from pipelines.config import TrainConfig, TrainError
-from pipelines.models import build_model, kernels
+from pipelines.models import CLASSES, build_model, kernels
 
 
 def use_op_threads(count: int | None) -> bool:
@@ -98,6 +98,15 @@ def _check_digit_shape(data: Any, split: str, shape: tuple) -> None:
                            "the reference models take 28x28")
 
 
+def _check_classes(data: Any, split: str, labels: Any) -> None:
+    """DatasetError for labels the models' 10 outputs cannot stand for (sets with more classes,
+    converted with --num-classes): they would train on NaN losses, not fail."""
+    top = int(np.max(labels)) if len(labels) else 0
+    if top >= CLASSES:
+        raise DatasetError(f"{data}: {split} labels go up to {top}; the reference models have {CLASSES} outputs "
+                           f"(classes 0..{CLASSES - 1})")
+
+
 class Trainer:
     """Model, optimizer, averaged weights and epoch counter of a run, plus its compiled loops."""
 
@@ -123,6 +132,7 @@ class Trainer:
             data, "test", config.eval_batch_size, format=format, shuffle=False),
             f"{data}: the test split, on which a run reports its accuracy,")
         _check_digit_shape(data, "test", tuple(self.test_images.shape[1:3]))
+        _check_classes(data, "test", self.test_labels.numpy())
         self.steps_per_epoch = 1
         if need_train:
             self._prepare_train_data()
@@ -159,6 +169,7 @@ class Trainer:
         self.train_arrays = read_arrays(self.data, "train", format=self.format)
         count = len(self.train_arrays[1])
         _check_digit_shape(self.data, "train", self.train_arrays[0].shape[1:3])
+        _check_classes(self.data, "train", self.train_arrays[1])
         self.steps_per_epoch = count // self.global_batch
         if self.steps_per_epoch == 0:
             raise TrainError(f"{self.data}: batch size {self.global_batch} exceeds the {count} training examples")

@@ -167,14 +167,15 @@ def test_json_never_replaces_an_input_or_the_commands_own_output(tmp_path: Path,
     mnist_data.to_tfrecord("mnist-sample", out, splits="test", progress=False)  # inputs holding JSON
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text('{"model": "softmax"}')
+    (run / "config.json").write_text(json.dumps({"model": "softmax", "data": str(out)}))
     for args in (["bench", "pipeline", "--source", str(out), "--json", str(out / "manifest.json")],
                  ["train", "softmax", "--data", str(out), "--out", str(tmp_path / "r"), "--json", str(out / "manifest.json")],
                  ["evaluate", str(run), "--json", str(run / "config.json")],
+                 ["evaluate", str(run), "--json", str(out / "manifest.json")],  # the data the run records
                  ["train", "softmax", "--data", str(out), "--out", str(run), "--resume", "--json", str(run / "metrics.json")]):
         assert main(args) == 1, args
         assert "give the summary another name" in capsys.readouterr().err
-    assert mnist_data.verify(out).ok and (run / "config.json").read_text() == '{"model": "softmax"}'
+    assert mnist_data.verify(out).ok and json.loads((run / "config.json").read_text())["model"] == "softmax"
     for kind in ("empty", "pipe"):  # an empty file takes the JSON; a pipe is not read before
         target = tmp_path / f"{kind}.json"
         target.touch() if kind == "empty" else os.mkfifo(target)

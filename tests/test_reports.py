@@ -126,3 +126,13 @@ def test_an_image_too_large_to_read_safely_is_named(tmp_path, digit, monkeypatch
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses above twice this
     with pytest.raises(TrainError, match="big.png: too large to read safely"):
         read_digit(tmp_path / "big.png")
+
+
+def test_a_photo_stored_rotated_with_an_orientation_tag_reads_upright(tmp_path, digit):
+    stored = Image.fromarray(np.rot90(digit, k=1).copy())  # as a phone stores it: pixels turned, a tag to undo it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=100, subsampling=0)
+    read = read_digit(tmp_path / "photo.jpg").astype(int)
+    assert np.abs(read - digit).mean() < 3  # upright, within JPEG's loss
+    assert np.abs(np.rot90(digit, k=1).astype(int) - digit).mean() > 20  # which a turned digit is not

@@ -252,3 +252,35 @@ def test_a_refused_run_names_what_differs_and_nothing_else(tmp_path: Path) -> No
     one_more = {**before, "source": {"name": "x", "files": {**files, "c.gz": "3"}},
                 "options": {"shards": 2, "splits": ["train"]}}
     assert _difference(before, one_more) == "options.shards None -> 2, source.files.c.gz added"
+
+
+def test_a_worker_killed_from_outside_is_one_error_that_says_to_rerun() -> None:
+    import os
+
+    from mnist_data.conversion import worker_pool
+
+    with pytest.raises(mnist_data.ConvertError, match="a worker process died .* the same command resumes"):
+        with worker_pool(2) as pool:
+            pool.submit(os._exit, 9).result()  # as the OOM killer ends a worker
+
+
+def test_a_rerun_rewrites_a_shard_swapped_for_another_valid_one(tmp_path) -> None:
+    import shutil
+
+    import numpy as np
+
+    images, labels = mnist_data.load("mnist-sample", "test")
+    other = tmp_path / "relabelled"
+    other.mkdir()
+    for prefix in ("train", "t10k"):
+        mnist_data.write_idx(other / f"{prefix}-images-idx3-ubyte.gz", images)
+        mnist_data.write_idx(other / f"{prefix}-labels-idx1-ubyte.gz", ((labels + 1) % 10).astype(np.uint8))
+    to_tfrecord(other, tmp_path / "a", splits="test", progress=False)
+    out = tmp_path / "b"
+    to_tfrecord("mnist-sample", out, splits="test", progress=False)
+    shard = out / "test-00000-of-00001.tfrecord"
+    whole = shard.read_bytes()
+    shutil.copyfile(tmp_path / "a" / shard.name, shard)  # same count, every CRC valid, other labels
+    assert not mnist_data.verify(out).ok
+    summary = to_tfrecord("mnist-sample", out, splits="test", progress=False)
+    assert summary["resumed_files"] == 0 and shard.read_bytes() == whole and mnist_data.verify(out).ok

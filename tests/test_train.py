@@ -157,6 +157,15 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     assert [len(a.get("predictions", [])) for a in answers] == [2, 0, 2] and answers[0] == answers[2]
     assert answers[0]["predictions"][0]["class"] == probabilities[1].argmax() and "error" in answers[1]
     assert predict(run, []) == []
+    import shutil
+
+    damaged = tmp_path / "damaged-run"
+    shutil.copytree(run, damaged)
+    for weights in (damaged / "saved_model" / "variables").glob("variables.data-*"):
+        weights.write_bytes(weights.read_bytes()[:100])
+    refused = _cli("predict", str(damaged), pngs[0], check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        f"mnist-data: error: {damaged / 'saved_model'}: not a readable SavedModel") and refused.stderr.count("\n") == 1
 
 
 def _refused(capsys, *args: str) -> str:
@@ -304,6 +313,10 @@ def test_damaged_run_files_and_an_empty_test_split_are_named(tmp_path):
     (run / "metrics.json").write_text(metrics[:20])
     with pytest.raises(TrainError, match="metrics.json: not readable as this run's metrics"):
         train_quiet(config, run, resume=True)
+    for shape in ('{"epochs": [1]}', '{"epochs": [{}]}', '{"epochs": []}'):  # JSON, but not the run's epochs
+        (run / "metrics.json").write_text(shape)
+        with pytest.raises(TrainError, match="metrics.json: does not hold the 1 epochs the checkpoint has done"):
+            train_quiet(config, run, resume=True)
     (run / "metrics.json").write_text(metrics)
     pointer = (run / "checkpoints" / "checkpoint").read_text()
     (run / "checkpoints" / "checkpoint").write_text("garbage")
@@ -505,3 +518,42 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(tmp_path, mo
     shutil.copytree(sample_dir, tmp_path / "data" / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "data"))
     assert _portable("mnist") == "mnist"
+
+
+def test_labels_past_the_models_outputs_are_refused_before_training(tmp_path):
+    import mnist_data
+
+    images, labels = mnist_data.load(SAMPLE, "train")
+    source = tmp_path / "letters"
+    source.mkdir()
+    for prefix, count in (("train", 1600), ("t10k", 400)):
+        mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", images[:count])
+        mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", (labels[:count] * 2 + 1).astype(np.uint8))
+    mnist_data.to_tfrecord(source, tmp_path / "tfr", num_classes=26, progress=False)  # as the docs suggest for letters
+    for xla in (False, True):
+        with pytest.raises(mnist_data.DatasetError, match="labels go up to 19; the reference models have 10 outputs"):
+            train_quiet(get_config("mlp", "modern", epochs=1, xla=xla), tmp_path / "run", data=str(tmp_path / "tfr"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_whose_data_was_replaced_under_its_path_neither_resumes_nor_evaluates_on_it(tmp_path, capsys):
+    import mnist_data
+
+    data = tmp_path / "tfr"
+    mnist_data.to_tfrecord(SAMPLE, data, progress=False)
+    run = tmp_path / "run"
+    first = train_quiet(get_config("softmax", "modern", epochs=2), run, data=str(data))
+    _cli("evaluate", str(run))  # unchanged: fine
+    images, labels = mnist_data.load(SAMPLE, "train")
+    other = tmp_path / "relabelled"
+    other.mkdir()
+    for prefix, (x, y) in (("train", (images, labels)), ("t10k", mnist_data.load(SAMPLE, "test"))):
+        mnist_data.write_idx(other / f"{prefix}-images-idx3-ubyte.gz", x)
+        mnist_data.write_idx(other / f"{prefix}-labels-idx1-ubyte.gz", ((y + 1) % 10).astype(np.uint8))
+    mnist_data.to_tfrecord(other, data, overwrite=True, progress=False)  # the same path, other examples
+    refused = _cli("train", "softmax", "--out", str(run), "--resume", check=False)
+    assert refused.returncode == 1 and "its files changed since the run" in refused.stderr
+    refused = _cli("evaluate", str(run), check=False)
+    assert refused.returncode == 1 and f"give --data {data} to evaluate on them as they are now" in refused.stderr
+    relabelled = json.loads(_cli("evaluate", str(run), "--data", str(data), "--json").stdout)
+    assert relabelled["test_accuracy"] < first["test_accuracy"] / 2  # the same weights, other labels
