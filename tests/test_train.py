@@ -515,6 +515,18 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(tmp_path, mo
     from pipelines.train import _portable
 
     assert _portable("mnist") == "mnist-sample"  # nothing of MNIST here: the sample was what trained
+
+    import importlib
+
+    from mnist_data import FetchError
+
+    def offline(*args, **kwargs):
+        raise FetchError("offline")
+    monkeypatch.setattr(importlib.import_module("mnist_data.load"), "fetch", offline)
+    with pytest.warns(UserWarning, match="using the embedded 2,000-digit sample"):
+        first = train_quiet(get_config("softmax", "seed", epochs=1), tmp_path / "run", data="mnist")
+        resumed = train_quiet(get_config("softmax", "seed", epochs=2), tmp_path / "run", data="mnist", resume=True)
+    assert first["data"] == resumed["data"] == "mnist-sample" and resumed["epochs"] == 2
     shutil.copytree(sample_dir, tmp_path / "data" / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "data"))
     assert _portable("mnist") == "mnist"
