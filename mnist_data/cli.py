@@ -59,7 +59,7 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="dataset name or directory of IDX files")
     p.add_argument("out", help="output directory")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
-    p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=positive_int, help="worker threads (default: one per core)")
     p.add_argument("--compress-level", type=level_0_to_9, default=1, help="deflate level of PNG data, 0-9 (default 1; to-png, or to-tfrecord --encoding png)")
     p.add_argument("--num-classes", type=positive_int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier mnist-data output in OUT (a directory of other files is never cleared)")

@@ -16,7 +16,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator
 
 from mnist_data.atomic import is_temp_name, remove_stale_temps, write_bytes_atomic, write_json_atomic
 from mnist_data.checks import is_whole, summary_clash
@@ -152,60 +153,22 @@ def check_workers(workers: int | None) -> int | None:
 
 
 @contextlib.contextmanager
-def worker_pool(workers: int | None) -> Iterator[Any]:
-    """A process pool of `workers` (default: all cores), or an inline runner for one worker.
+def worker_pool(workers: int | None) -> Iterator[ThreadPoolExecutor]:
+    """A pool of `workers` threads (default: one per core) for a converter's chunks.
 
-    Workers are forked (cheap, no re-import) unless TensorFlow is loaded in this process,
-    whose threads make fork unsafe; then they are spawned. They die with this process, and
-    on an error or Ctrl-C the jobs not yet started are cancelled; the error propagates once
-    the running ones have stopped, so nothing writes into OUT after the call returns.
+    Threads, not processes: a process pool must spawn its workers once TensorFlow is loaded
+    (fork is unsafe under TensorFlow's threads), and a spawned worker re-runs the caller's
+    script, which converts again when it has no main guard. The work runs largely outside
+    the GIL (file writes, zlib, numpy copies); docs/BENCHMARKS.md has the comparison. On an
+    error or Ctrl-C the chunks not yet started are cancelled and the running ones finish
+    before the error propagates, so nothing writes into OUT after the call returns.
     """
-    import sys
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-    from multiprocessing import get_context
-
     workers = check_workers(workers) or os.cpu_count() or 1
-    if workers == 1:
-        yield _Inline()
-        return
-    method = "spawn" if "tensorflow" in sys.modules else "fork"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method), initializer=_die_with_parent,
-                               initargs=(os.getpid(),))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mnist-data")
     try:
         yield pool
-    except BrokenProcessPool:
+    finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        raise ConvertError("a worker process died (killed from outside, or out of memory); "
-                           "the same command resumes the conversion") from None
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown()
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to end this worker when its parent dies (a killed converter leaves no orphans);
-    a parent that died before the request was made is caught by comparing pids."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-class _Inline:
-    """Runs each submitted job at once, in this process."""
-
-    def submit(self, function, *args):
-        from concurrent.futures import Future
-
-        future: Future = Future()
-        future.set_result(function(*args))
-        return future
 
 
 def _difference(previous: dict, identity: dict, within: str = "") -> str:

@@ -1,6 +1,6 @@
 """`to_tfrecord`: IDX splits to sharded TFRecord files of tf.train.Example, in parallel.
 
-Each shard is a contiguous range of the split, encoded in a worker process and written
+Each shard is a contiguous range of the split, encoded in a worker thread and written
 under a temporary name, then renamed: a shard under its final name is always complete,
 so a resumed run only encodes the shards that are missing, or whose records no longer
 pass their CRCs. Output is deterministic:
