@@ -1,91 +1,89 @@
-"""What a run leaves besides checkpoints: curves and digit-grid PNGs, and the serving SavedModel.
-
-Figures are drawn with Pillow (already a dependency) rather than matplotlib.
-"""
+"""What a run leaves besides checkpoints: training-curve and prediction-grid figures (matplotlib,
+imported only when a figure is drawn), and the serving SavedModel."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from mnist_data.atomic import atomic_path, remove_stale_temps
 from pipelines.config import TrainError
 
-_COLOURS = {"loss": (200, 60, 40), "test_loss": (120, 40, 160), "train_accuracy": (40, 90, 200),
-            "test_accuracy": (30, 150, 60)}
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+WRONG = "tab:red"
 
 
-def _save_png(image: Any, path: Path) -> None:
+def save_png(figure: Figure, path: str | os.PathLike) -> Path:
+    """Render `figure` with Agg to a PNG at `path`, atomically (a reader never sees half a PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    path = Path(path)
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-
-
-def _panel(draw: Any, box: tuple[int, int, int, int], series: dict[str, Sequence[float]], label: str) -> None:
-    """One line chart in `box` (left, top, right, bottom), y range fitted to the data."""
-    left, top, right, bottom = box
-    draw.rectangle(box, outline=(0, 0, 0))
-    values = [v for ys in series.values() for v in ys]
-    low, high = min(values), max(values)
-    high = high if high > low else low + 1.0
-    count = max(len(ys) for ys in series.values())
-    for y_tick in (low, (low + high) / 2, high):
-        y = bottom - (y_tick - low) / (high - low) * (bottom - top)
-        draw.text((4, y - 6), f"{y_tick:.3f}", fill=(0, 0, 0))
-    for name, ys in series.items():
-        points = [(left + (i / max(count - 1, 1)) * (right - left), bottom - (v - low) / (high - low) * (bottom - top))
-                  for i, v in enumerate(ys)]
-        if len(points) > 1:
-            draw.line(points, fill=_COLOURS[name], width=2)
-        for x, y in points:
-            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=_COLOURS[name])
-    legend = top + 4  # beside the chart, where no line can run under it
-    for name in series:
-        draw.text((right + 8, legend), name, fill=_COLOURS[name])
-        legend += 12
-    draw.text((left, bottom + 4), f"{label} / epoch 1..{count}", fill=(0, 0, 0))
-
-
-def plot_curves(history: list[dict], path: str | os.PathLike, *, title: str = "") -> Path:
-    """PNG of the per-epoch train/test loss (top) and train/test accuracy (bottom)."""
-    from PIL import Image, ImageDraw
-
-    path = Path(path)
-    image = Image.new("RGB", (640, 480), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((60, 6), title, fill=(0, 0, 0))
-    if history:
-        _panel(draw, (60, 24, 520, 220), {k: [r[k] for r in history] for k in ("loss", "test_loss")}, "loss")
-        _panel(draw, (60, 256, 520, 452), {k: [r[k] for r in history] for k in ("train_accuracy", "test_accuracy")},
-               "accuracy")
-    _save_png(image, path)
+        figure.savefig(tmp, format="png", dpi=figure.dpi)
     return path
 
 
-def digit_grid(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, path: str | os.PathLike,
-               *, columns: int = 8, scale: int = 3) -> Path:
-    """PNG grid of digits captioned "predicted/true", mistakes framed and captioned in red."""
-    from PIL import Image, ImageDraw
+def curves_figure(history: list[dict], title: str = "") -> Figure:
+    """Loss (left) and accuracy (right) per epoch, train and test, as a 1000x400 px figure.
 
-    path = Path(path)
-    cell, caption = 28 * scale, 14
+    Epochs are integer ticks with half an epoch of margin, so a one-epoch run shows its
+    points in the middle of each panel rather than on an edge."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    epochs = [record["epoch"] for record in history]
+    panels = (("loss", "loss", "test_loss"), ("accuracy", "train_accuracy", "test_accuracy"))
+    for ax, (name, train, test) in zip(figure.subplots(1, 2), panels):
+        ax.plot(epochs, [r[train] for r in history], "o-", markersize=5, label="train")
+        ax.plot(epochs, [r[test] for r in history], "s-", markersize=5, label="test")
+        ax.set(xlabel="epoch", ylabel=name, xlim=(0.5, max(epochs, default=1) + 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def caption(true: int, predicted: int, names: Sequence[str] | None = None) -> str:
+    """Two caption lines saying which class is the model's answer and which the label."""
+    def name(c: int) -> str:
+        return names[c] if names and 0 <= c < len(names) else str(c)
+
+    return f"pred: {name(predicted)}\ntrue: {name(true)}"
+
+
+def predictions_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
+                       names: Sequence[str] | None = None, *, columns: int = 8) -> Figure:
+    """The images as the data holds them (0 black, 255 white), each captioned with the predicted
+    and true class (by name when `names` are given); mistakes are captioned and framed in red."""
+    from matplotlib.figure import Figure
+
+    columns = max(1, min(columns, len(images)))
     rows = max(1, -(-len(images) // columns))
-    grid = Image.new("RGB", (columns * (cell + 4), rows * (cell + caption + 4)), "white")
-    draw = ImageDraw.Draw(grid)
-    for i, (pixels, true, guess) in enumerate(zip(images, labels, predicted)):
-        x, y = (i % columns) * (cell + 4) + 2, (i // columns) * (cell + caption + 4) + 2
-        digit = Image.fromarray(255 - np.asarray(pixels, np.uint8), "L").resize((cell, cell), Image.NEAREST)
-        grid.paste(digit.convert("RGB"), (x, y))
-        wrong = int(true) != int(guess)
-        colour = (220, 0, 0) if wrong else (0, 0, 0)
-        if wrong:
-            draw.rectangle((x - 2, y - 2, x + cell + 1, y + cell + 1), outline=colour, width=2)
-        draw.text((x + 2, y + cell + 1), f"{int(guess)}/{int(true)}" + ("  x" if wrong else ""), fill=colour)
-    _save_png(grid, path)
-    return path
+    mistakes = int(np.sum(np.asarray(labels) != np.asarray(predicted)))
+    figure = Figure(figsize=(1.3 * columns, 1.65 * rows + 0.4), dpi=100, layout="constrained")
+    figure.suptitle(f"{len(images)} test images: {mistakes} predicted wrong (in red)")
+    for ax, pixels, true, guess in zip(figure.subplots(rows, columns, squeeze=False).flat,
+                                       images, labels, predicted):
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        wrong = true != guess
+        ax.set_title(caption(int(true), int(guess), names), fontsize=8,
+                     color=WRONG if wrong else "black")
+        ax.set(xticks=[], yticks=[])
+        for spine in ax.spines.values():
+            spine.set(color=WRONG if wrong else "black", linewidth=2.5 if wrong else 0.5)
+    for ax in figure.axes[len(images):]:
+        ax.set_axis_off()
+    return figure
 
 
 def _serving_module(model: Any) -> Any:

@@ -154,8 +154,10 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     writer.close()
     summary = {**_summary(config, history, trainer.device), "data": _portable(data)}
     images, labels, probabilities = trainer.sample_predictions(64)
-    reports.plot_curves(history, out / CURVES, title=f"{config.model} / {config.preset}")
-    reports.digit_grid(images, labels, probabilities.argmax(-1), out / PREDICTIONS)
+    title = f"{config.model} / {config.preset}"
+    reports.save_png(reports.curves_figure(history, title), out / CURVES)
+    reports.save_png(reports.predictions_figure(images, labels, probabilities.argmax(-1),
+                                                class_names_of_run(out)), out / PREDICTIONS)
     reports.export_saved_model(trainer.eval_model, out / SAVED_MODEL)
     write_bytes_atomic(out / SUMMARY, json.dumps(summary, indent=1).encode())
     if json_path:

@@ -1,4 +1,5 @@
-"""Run outputs: digits read for prediction the way MNIST draws them, and SavedModel replacement."""
+"""Run outputs: digits read for prediction the way MNIST draws them, SavedModel replacement, and
+the curves and predictions figures, read back from their PNGs."""
 
 from __future__ import annotations
 
@@ -111,14 +112,96 @@ def test_a_model_moved_aside_by_a_killed_export_is_restored(tmp_path):
     assert sorted(p.name for p in final.parent.iterdir()) == ["saved_model"]
 
 
-def test_curves_draw_each_series_in_its_colour(tmp_path):
-    from pipelines.reports import _COLOURS, plot_curves
+def _history(epochs: int) -> list[dict]:
+    return [{"epoch": e, "loss": 1.0 / e, "test_loss": 1.2 / e, "train_accuracy": 1 - 0.5 / e,
+             "test_accuracy": 1 - 0.6 / e} for e in range(1, epochs + 1)]
 
-    history = [{"loss": 1.0 / e, "test_loss": 1.2 / e, "train_accuracy": 1 - 0.5 / e, "test_accuracy": 1 - 0.6 / e}
-               for e in range(1, 6)]
-    with Image.open(plot_curves(history, tmp_path / "curves.png")) as image:
-        colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 16)}
-    assert set(_COLOURS.values()) <= colours
+
+def _epoch_ticks(ax) -> list[float]:
+    low, high = ax.get_xlim()
+    return [t for t in ax.get_xticks() if low <= t <= high]
+
+
+def _png_pixels(path, size: tuple[int, int]) -> np.ndarray:
+    with Image.open(path) as image:
+        assert (image.format, image.size) == ("PNG", size)
+        return np.asarray(image.convert("RGB")).astype(int)
+
+
+def test_a_one_epoch_run_shows_its_points_in_the_middle_of_each_panel(tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from pipelines.reports import curves_figure, save_png
+
+    figure = curves_figure(_history(1), "lenet / modern")
+    pixels = _png_pixels(save_png(figure, tmp_path / "curves.png"), (1000, 400))
+    assert [ax.get_ylabel() for ax in figure.axes] == ["loss", "accuracy"]
+    for ax in figure.axes:
+        box = ax.get_window_extent()
+        assert _epoch_ticks(ax) == [1]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
+        for line in ax.get_lines():
+            x, y = ax.transData.transform(line.get_xydata()[0])
+            assert abs(x - (box.x0 + box.x1) / 2) < 1  # centred, not on an edge
+            colour = np.round(np.array(to_rgb(line.get_color())) * 255)
+            marker = pixels[round(400 - y) - 2:round(400 - y) + 3, round(x) - 2:round(x) + 3]
+            # a visible point, not a pixel
+            assert (np.abs(marker - colour).max(-1) <= 2).sum() >= 20, line.get_label()
+
+
+def test_a_longer_run_has_a_tick_per_epoch_and_a_grid(tmp_path):
+    from pipelines.reports import curves_figure, save_png
+
+    figure = curves_figure(_history(5))
+    pixels = _png_pixels(save_png(figure, tmp_path / "curves.png"), (1000, 400))
+    for ax in figure.axes:
+        assert _epoch_ticks(ax) == [1, 2, 3, 4, 5]
+        assert all(line.get_visible() for line in ax.get_xgridlines())
+        assert [len(line.get_xdata()) for line in ax.get_lines()] == [5, 5]
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # lines, markers, text: not empty
+
+
+def test_predictions_show_the_images_as_the_data_holds_them(tmp_path, digit):
+    from matplotlib.colors import to_rgb
+
+    from pipelines.reports import WRONG, predictions_figure, save_png
+
+    figure = predictions_figure(np.stack([digit, digit]), np.array([3, 3]), np.array([3, 5]))
+    size = tuple(round(v) for v in figure.get_size_inches() * figure.dpi)
+    pixels = _png_pixels(save_png(figure, tmp_path / "predictions.png"), size)
+    red = np.round(np.array(to_rgb(WRONG)) * 255)
+    for ax, wrong in zip(figure.axes, (False, True)):
+        box = ax.get_window_extent()
+        left, top, right, bottom = (round(box.x0), round(size[1] - box.y1), round(box.x1),
+                                    round(size[1] - box.y0))
+        cell = pixels[top:bottom, left:right]
+        shown = Image.fromarray(cell.min(-1).astype(np.uint8)).resize((28, 28), Image.BOX)
+        shown = np.asarray(shown, int)[2:-2, 2:-2]  # inside the frame
+        inner = digit[2:-2, 2:-2].astype(int)
+        assert shown[inner > 200].mean() > 200 and shown[inner == 0].mean() < 30  # white on black
+        assert np.corrcoef(shown.ravel(), inner.ravel())[0, 1] > 0.95
+        around = pixels[top - 4:bottom + 4, left - 4:right + 4]
+        reds = (np.abs(around - red).max(-1) <= 2).sum()
+        assert reds >= 2 * (cell.shape[0] + cell.shape[1]) if wrong else reds == 0  # all round
+    assert [ax.get_title() for ax in figure.axes] == ["pred: 3\ntrue: 3", "pred: 5\ntrue: 3"]
+
+
+def test_captions_say_which_class_is_predicted_and_name_it():
+    from pipelines.reports import caption
+
+    names = mnist_data.class_names("fashion-mnist")
+    assert caption(5, 7, names) == "pred: Sneaker\ntrue: Sandal"
+    assert caption(5, 7) == "pred: 7\ntrue: 5"
+    assert caption(11, 7, names) == "pred: Sneaker\ntrue: 11"  # past the names: its number
+
+
+def test_importing_the_pipelines_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys, pipelines.reports, pipelines.train; print('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
 
 
 def test_an_image_too_large_to_read_safely_is_named(tmp_path, digit, monkeypatch):

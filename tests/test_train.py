@@ -118,7 +118,7 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     assert evaluated["test_accuracy"] == summary["test_accuracy"]
     assert evaluated["data"] == summary["data"] == json.loads((run / "config.json").read_text())["data"] == SAMPLE
     assert "format 'tfrecord' reads a directory" in _refused(capsys, "evaluate", str(run), "--format", "tfrecord")
-    for name, size in (("curves.png", (640, 480)), ("predictions.png", None)):
+    for name, size in (("curves.png", (1000, 400)), ("predictions.png", None)):
         with Image.open(run / name) as image:
             assert image.format == "PNG" and (size is None or image.size == size)
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
