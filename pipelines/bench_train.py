@@ -1,13 +1,13 @@
 """Training throughput of one model and batch size, fed several ways, in one process.
 
 (a) our tf.data pipeline feeding our compiled multi-step loop; (b) the same loop on one synthetic
-batch already on the device (the ceiling for (a)); (c) Keras `model.fit` on the same pipeline
-with the same architecture and optimizer; (d) our loop over a copy of the split resident on the
-device (GPU memory, or host memory on a CPU), each batch gathered inside the step: no tf.data at
-all. Also (b') the loop on distinct synthetic batches already in memory, more of them than the
-caches hold: it splits the gap between (a) and (b) into what any fresh data costs a model and
-what the pipeline costs. Methods alternate round by round and the best round of each is kept,
-because the machines these run on are shared and noisy.
+batch reused; (b') the loop on distinct synthetic batches already in memory, more of them than
+the caches hold; (c) Keras `model.fit` on the same pipeline with the same architecture and
+optimizer; (d) our loop over a copy of the split resident on the device (GPU memory, or host
+memory on a CPU), each batch gathered inside the step: no tf.data at all. The headline ratios
+are (a)/(b'), (a)/(d) and (a)/(c); (b) is for reference only: its one batch stays in the core's
+L2 cache, which no input that is new each step can match. Methods alternate round by round and
+the best round of each is kept, because the machines these run on are shared and noisy.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from pipelines.config import TrainError, get_config
 from pipelines.trainer_parts import Trainer
 
 FRESH_BYTES = 96 << 20  # distinct synthetic batches for (b'): more than the last-level caches hold
+# Targets of the headline ratios (a)/(b') and (a)/(d) on a 2-core CPU, and of (a)/(c) per model.
+TARGETS = {"synthetic_fresh": 0.85, "resident": 0.95}
+KERAS_FIT_TARGETS = {"softmax": 5.0, "mlp": 1.5, "lenet": 1.2}
 
 
 def _timed(run: Callable[[int], Any], steps: int) -> float:
@@ -126,26 +129,33 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
                               "repeat": repeat, "xla": config.xla, "device": trainer.device}
     for name, seconds in best.items():
         result[f"{name}_images_per_second"] = steps * batch_size / seconds
-    result["pipeline_vs_synthetic"] = result["pipeline_images_per_second"] / result["synthetic_images_per_second"]
-    result["pipeline_vs_synthetic_fresh"] = (result["pipeline_images_per_second"]
-                                             / result["synthetic_fresh_images_per_second"])
-    result["pipeline_vs_keras_fit"] = result["pipeline_images_per_second"] / result["keras_fit_images_per_second"]
-    if "resident_images_per_second" in result:
-        result["pipeline_vs_resident"] = result["pipeline_images_per_second"] / result["resident_images_per_second"]
+    ours = result["pipeline_images_per_second"]
+    for name in [name for name in methods if name != "pipeline"]:
+        result[f"pipeline_vs_{name}"] = ours / result[f"{name}_images_per_second"]
+    targets = {**TARGETS, "keras_fit": KERAS_FIT_TARGETS[model]}  # (a)/(b) has none: see above
+    result["headline_targets"] = {f"pipeline_vs_{name}": target for name, target in targets.items()
+                                  if name in methods}
     return result
 
 
 def format_report(result: dict) -> str:
-    """Human-readable lines: images/s per method and the ratios that have targets."""
+    """Human-readable lines: images/s per method, the headline ratios against their targets, and
+    (a)/(b) apart, for reference."""
     lines = [f"{result['model']}, batch {result['batch_size']}, {result['steps']} steps x best of "
              f"{result['repeat']}, {result['data']}, {result['device']}" + (", XLA" if result.get("xla") else "")]
     for name in ("pipeline", "synthetic", "synthetic_fresh", "keras_fit", "resident"):
         key = f"{name}_images_per_second"
         if key in result:
             lines.append(f"  {name:15s} {result[key]:12,.0f} images/s")
-    lines.append(f"  pipeline / synthetic        {result['pipeline_vs_synthetic']:.3f}")
-    lines.append(f"  pipeline / synthetic fresh  {result['pipeline_vs_synthetic_fresh']:.3f}")
-    if "pipeline_vs_resident" in result:
-        lines.append(f"  pipeline / resident         {result['pipeline_vs_resident']:.3f}")
-    lines.append(f"  pipeline / keras fit        {result['pipeline_vs_keras_fit']:.2f}x")
+    lines.append("  headline:")
+    for key, target in result["headline_targets"].items():
+        met = "met" if result[key] >= target else "not met"
+        lines.append(f"  {_ratio_name(key):27s} {result[key]:6.3f}  target >= {target:g}, {met}")
+    lines.append("  reference only (one batch reused stays in the L2 cache; no fresh input can):")
+    reused = result["pipeline_vs_synthetic"]
+    lines.append(f"  {_ratio_name('pipeline_vs_synthetic'):27s} {reused:6.3f}")
     return "\n".join(lines)
+
+
+def _ratio_name(key: str) -> str:
+    return "pipeline / " + key.removeprefix("pipeline_vs_").replace("_", " ")

@@ -51,9 +51,11 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="print (or write to PATH) JSON")
     p.set_defaults(run=_run_predict)
 
-    p = bench_commands.add_parser("train", help="our loop vs synthetic data vs Keras model.fit",
-                                  description="Training images/s: our pipeline+loop, synthetic on-device batches, "
-                                              "Keras fit, and the split resident on the device.")
+    p = bench_commands.add_parser(
+        "train", help="our loop vs fresh in-memory batches, the resident split and Keras model.fit",
+        description="Training images/s: our pipeline+loop, one synthetic batch reused (for "
+                    "reference), fresh synthetic batches in memory, Keras fit, and the split "
+                    "resident on the device.")
     p.add_argument("model", choices=MODELS)
     p.add_argument("--data", default="mnist-sample", help="dataset (default: the embedded sample)")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the directory's manifest)")

@@ -16,6 +16,7 @@ from mnist_data.manifest import read_manifest
 from pipelines.options import PipelineOptions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk that ends every PNG
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 
 
@@ -105,11 +106,14 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
     size = tf.constant(static)
 
     def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
-        # Checked here so that a streamed tree's bad file is named in the error, not lost in a batch op.
+        # Checked here so that a streamed tree's bad file is named in the error (decode_png names
+        # none), not lost in a batch op; a file cut short lacks the IEND chunk at its end.
         blob = tf.io.read_file(path)
-        is_png = tf.debugging.Assert(tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
-                                     ["not a PNG file:", path])
-        with tf.control_dependencies([is_png]):
+        tail = tf.maximum(tf.strings.length(blob) - len(PNG_END), 0)
+        whole = tf.logical_and(tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
+                               tf.equal(tf.strings.substr(blob, tail, len(PNG_END)), PNG_END))
+        whole = tf.debugging.Assert(whole, ["not a PNG file, or one cut short:", path])
+        with tf.control_dependencies([whole]):
             pixels = tf.io.decode_png(blob, channels=1)[..., 0]
         right_size = tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(pixels), size)),
                                          ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)])
