@@ -16,9 +16,14 @@ from typing import Iterator
 TEMP_MARKER = ".tmp-"
 
 
+def temp_suffix() -> str:
+    """A suffix that makes a hidden name unique to this writer and marks it as temporary."""
+    return f"{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def temp_name_for(final: Path) -> Path:
     """A unique hidden sibling of `final`, recognisable as temporary by TEMP_MARKER."""
-    return final.with_name(f".{final.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+    return final.with_name(f".{final.name}{temp_suffix()}")
 
 
 def is_temp_name(path: Path) -> bool:

@@ -3,9 +3,10 @@
 Measured on Fashion-MNIST's 26 MB train images (docs/BENCHMARKS.md): zlib 174 ms,
 libdeflate via the `deflate` package 81 ms, libdeflate into a preallocated numpy buffer
 65 ms (numpy asks the kernel for huge pages, so the 47 MB output does not page-fault
-4 KiB at a time). The libdeflate symbols come from the `deflate` wheel's own extension;
-if they are not there, the `deflate` API and then zlib take over. Every backend
-releases the GIL, so several files inflate in parallel on threads.
+4 KiB at a time). The libdeflate symbols come from the `deflate` wheel's own extension
+and are called through ctypes, which releases the GIL (the `deflate` API does not), so
+several files inflate, and PNGs compress (pngcodec), in parallel on threads. If the
+symbols are not there, the `deflate` API and then zlib take over.
 """
 
 from __future__ import annotations
@@ -33,12 +34,21 @@ def _load_libdeflate() -> ctypes.CDLL | None:
             ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
             ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t),
         ]
+        lib.libdeflate_alloc_compressor.restype = ctypes.c_void_p
+        lib.libdeflate_alloc_compressor.argtypes = [ctypes.c_int]
+        lib.libdeflate_free_compressor.argtypes = [ctypes.c_void_p]
+        lib.libdeflate_zlib_compress_bound.restype = ctypes.c_size_t
+        lib.libdeflate_zlib_compress_bound.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        lib.libdeflate_zlib_compress.restype = ctypes.c_size_t
+        lib.libdeflate_zlib_compress.argtypes = [
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+        ]
         return lib
     except (ImportError, OSError, AttributeError):
         return None
 
 
-_LIBDEFLATE = _load_libdeflate()
+LIBDEFLATE = _load_libdeflate()
 try:
     import deflate as _deflate_api
 except ImportError:  # pragma: no cover - only where the wheel is missing
@@ -54,7 +64,7 @@ def inflate_exact(data: bytes, size: int, name: str) -> np.ndarray | bytearray:
     """
     trailer_size = int.from_bytes(data[-4:], "little")
     if trailer_size == size % 2**32:
-        if _LIBDEFLATE is not None:
+        if LIBDEFLATE is not None:
             out = _libdeflate_into_array(data, size)
             if out is not None:
                 return out
@@ -69,14 +79,14 @@ def inflate_exact(data: bytes, size: int, name: str) -> np.ndarray | bytearray:
 def _libdeflate_into_array(data: bytes, size: int) -> np.ndarray | None:
     out = np.empty(size, dtype=np.uint8)
     consumed, produced = ctypes.c_size_t(), ctypes.c_size_t()
-    decompressor = _LIBDEFLATE.libdeflate_alloc_decompressor()
+    decompressor = LIBDEFLATE.libdeflate_alloc_decompressor()
     if not decompressor:
         return None
     try:
-        status = _LIBDEFLATE.libdeflate_gzip_decompress_ex(
+        status = LIBDEFLATE.libdeflate_gzip_decompress_ex(
             decompressor, data, len(data), out.ctypes.data, size, ctypes.byref(consumed), ctypes.byref(produced))
     finally:
-        _LIBDEFLATE.libdeflate_free_decompressor(decompressor)
+        LIBDEFLATE.libdeflate_free_decompressor(decompressor)
     if status != LIBDEFLATE_SUCCESS or consumed.value != len(data) or produced.value != size:
         return None
     return out

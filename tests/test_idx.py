@@ -202,7 +202,7 @@ def test_every_inflate_backend_decodes_and_checks(backend: str, monkeypatch, sam
     import mnist_data.inflate as inflate
 
     if backend != "libdeflate-into-array":
-        monkeypatch.setattr(inflate, "_LIBDEFLATE", None)
+        monkeypatch.setattr(inflate, "LIBDEFLATE", None)
     if backend == "zlib":
         monkeypatch.setattr(inflate, "_deflate_api", None)
     path = sample_dir / "t10k-images-idx3-ubyte.gz"
