@@ -4,15 +4,17 @@ Times, in one run on the same arrays, each writing into its own folder under DIR
 /dev/shm, so the disk is not what is measured); the ratio is ours / the baseline of the
 same kind from the same run:
   png  tutorial        one process, `Image.fromarray(x).save(path)` per image, class folders
-  png  ours            mnist_data.to_png (direct PNG encoder, worker processes, atomic files)
+  png  ours            mnist_data.to_png (direct PNG encoder, worker threads, atomic files)
   tfr  TFRecordWriter  TF's old convert_to_records: one tf.train.Example of raw bytes per image
   tfr  tfds-like       per image: PNG encode + tf.train.Example + TFRecordWriter
-  tfr  ours raw/png    mnist_data.to_tfrecord(encoding=...) (bulk wire bytes, worker processes)
+  tfr  ours raw/png    mnist_data.to_tfrecord(encoding=...) (bulk wire bytes, worker threads)
 Baselines read the decoded arrays from memory; ours are timed as a whole call (load from the
 decoded cache, source hashing, manifest included), so the comparison does not favour ours.
-Ours run first, before TensorFlow is imported (as in the `mnist-data` CLI, which never imports
-it, so workers are forked); the TensorFlow baselines' one-time import is not timed.
-Usage: .venv/bin/python tools/bench_convert.py [SOURCE] [--dir DIR] [--workers N] [--json PATH]
+Ours run first, before TensorFlow is imported unless --tensorflow-first asks for it (as a
+script that imports TensorFlow, then converts); the TensorFlow baselines' one-time import is
+not timed. --only png|tfrecord runs the methods of one kind.
+Usage: .venv/bin/python tools/bench_convert.py [SOURCE] [--dir DIR] [--workers N]
+       [--tensorflow-first] [--only png|tfrecord] [--json PATH]
 """
 
 from __future__ import annotations
@@ -80,8 +82,12 @@ def main() -> None:
     parser.add_argument("source", nargs="?", default="fashion-mnist")
     parser.add_argument("--dir", type=Path, default=Path("/dev/shm"))
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--tensorflow-first", action="store_true")
+    parser.add_argument("--only", choices=("png", "tfrecord"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.tensorflow_first:
+        import tensorflow  # noqa: F401
 
     arrays = load_splits(args.source, ("train", "test"))
     count = sum(len(labels) for _, labels in arrays.values())
@@ -105,14 +111,14 @@ def main() -> None:
         import contextlib
         import io
 
-        rows = [rows[i] for i in (0, 1, 3, 5, 2, 4)]
+        rows = [rows[i] for i in (0, 1, 3, 5, 2, 4) if rows[i][0].startswith(args.only or "")]
         timings = []
         for kind, name, is_baseline, function, out in rows:
             if is_baseline and kind.startswith("tfrecord"):
                 import tensorflow  # noqa: F401  imported once, outside the timed call
             with contextlib.redirect_stdout(io.StringIO()):
                 timings.append((kind, name, is_baseline, timed(function, out)))
-    tfds = next(s for k, n, b, s in timings if n.startswith("tfds"))
+    tfds = next((s for k, n, b, s in timings if n.startswith("tfds")), float("nan"))
     print(f"{args.source}: {count} images, into {args.dir}, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}")
     results = []
