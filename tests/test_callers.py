@@ -111,3 +111,16 @@ def test_converting_adds_no_lines_to_the_callers_terminal(tmp_path: Path) -> Non
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr.split("ready\n", 1)[1] == ""
+
+
+def test_reading_and_caching_a_png_tree_work_from_a_script_without_a_guard(tmp_path: Path) -> None:
+    """The PNG reader and the cache writer start nothing that re-runs the caller's script."""
+    (tmp_path / "read.py").write_text(
+        "import tensorflow as tf\nimport mnist_data\nimport pipelines\n"
+        "mnist_data.to_png('mnist-sample', 'png', progress=False)\n"
+        "for cache in (False, 'cache', 'cache'):\n"
+        "    batches = pipelines.make_dataset('png', 'test', 100, cache=cache, shuffle=False)\n"
+        "    print('read', sum(len(labels) for _, labels in batches), flush=True)\n")
+    printed = python("read.py", cwd=tmp_path).stdout
+    assert printed.splitlines() == ["read 400"] * 3
+    assert any((tmp_path / "cache").iterdir())
