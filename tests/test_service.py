@@ -207,12 +207,12 @@ def test_a_missing_dispatcher_or_worker_is_announced_then_an_error_naming_it(fil
     from pipelines.service import dispatcher_target
 
     nobody = f"127.0.0.1:{free_port()}"
-    worker_cli = subprocess.Popen(serve("worker", "--dispatcher", nobody, "--timeout", "4"), env=env(),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker_cli = subprocess.Popen(serve("worker", "--dispatcher", nobody, "--timeout", "4"),
+                                  env=env(), stderr=subprocess.PIPE, text=True)
     web = file_server(tmp_path)  # answers HTTP/1, as a web server on the wrong port would
     for address in (nobody, web.url.removeprefix("http://").rstrip("/")):
-        with pytest.raises(mnist_data.DatasetError, match=rf"no tf.data service dispatcher answers at "
-                                                          rf"{address} \(waited 1 s\)"):
+        refused = rf"no tf.data service dispatcher answers at {address} \(waited 1 s\)"
+        with pytest.raises(mnist_data.DatasetError, match=refused):
             pipelines.make_dataset(SOURCE, "test", service=f"grpc://{address}", service_timeout=1)
     _, stderr = worker_cli.communicate(timeout=120)
     assert worker_cli.returncode == 1 and stderr.splitlines() == [
