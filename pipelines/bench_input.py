@@ -77,10 +77,11 @@ def _split_epochs(dataset: tf.data.Dataset, batches_per_epoch: int, epochs: int)
         yield (next(iterator) for _ in range(batches_per_epoch))
 
 
-def ours(source: str, fmt: str, batch_size: int, service: str | None, options: PipelineOptions, count: int):
+def ours(source: str, fmt: str, batch_size: int, service: str | None, options: PipelineOptions,
+         count: int, service_timeout: float | None = 60.0):
     def build(epochs: int):
         dataset = make_dataset(source, "train", batch_size, format=fmt, epochs=epochs, seed=0, service=service,
-                               options=options)
+                               service_timeout=service_timeout, options=options)
         return _split_epochs(dataset, -(-count // batch_size), epochs)
 
     return build
@@ -153,7 +154,8 @@ def _as_idx(source: str, fmt: str, images: np.ndarray, labels: np.ndarray, scrat
 
 def bench_pipeline(source: str = "fashion-mnist", fmt: str | None = None, batch_size: int = 256, epochs: int = 3,
                    compare: bool = False, service: str | None = None,
-                   options: PipelineOptions | None = None, repeat: int = 3) -> dict:
+                   options: PipelineOptions | None = None, repeat: int = 3,
+                   service_timeout: float | None = 60.0) -> dict:
     """Measure our pipeline (and with `compare` the baselines and the ceiling); return a report.
 
     Each pipeline runs `repeat` times, taking turns with the others, and the median run counts:
@@ -181,7 +183,8 @@ def bench_pipeline(source: str = "fashion-mnist", fmt: str | None = None, batch_
                 (Measurement("ceiling (pre-made batches)", batch_size), ceiling(images, labels, batch_size)),
             ]
         pipelines.append((Measurement(f"ours ({fmt}{', service' if service else ''})", batch_size),
-                          ours(source, fmt, batch_size, service, options, len(labels))))
+                          ours(source, fmt, batch_size, service, options, len(labels),
+                               service_timeout)))
         for _ in range(repeat):
             for measurement, build in pipelines:
                 time_epochs(measurement, build, epochs)

@@ -73,6 +73,7 @@ def make_dataset(
     normalize: bool = True,
     service: str | None = None,
     processing_mode: str = "distributed_epoch",
+    service_timeout: float | None = 60.0,
     options: PipelineOptions = PipelineOptions(),
 ) -> tf.data.Dataset:
     """Batches of (images, labels): float32 [B, 28, 28, 1] in [0, 1] (or [B, 784] with
@@ -80,7 +81,9 @@ def make_dataset(
 
     One pass by default; `epochs=None` repeats forever, reshuffling every epoch. With
     `service="grpc://host:port"` the uint8 batches are produced by tf.data service
-    workers (see docs/tfdata-service.md) and normalized here, on the consumer.
+    workers (see docs/tfdata-service.md) and normalized here, on the consumer; a dispatcher
+    that does not answer, or a batch that does not come, within `service_timeout` seconds is
+    an error (None: wait as TensorFlow does, forever, and save the check's cost per batch).
     """
     _check_batching(batch_size, epochs)
     fmt = _checked_format(source, format)
@@ -91,12 +94,12 @@ def make_dataset(
     seed = int(seed)
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
     if service:
-        from pipelines.service import dispatcher_target
+        from pipelines.service import dispatcher_target, with_deadline
 
         if not isinstance(cache, bool):  # a folder, as str or Path
             raise DatasetError(f"{source}: cache={cache!r} does not combine with service=: use cache=True "
                                "(the split travels to the workers in the graph) or cache=False (they stream the files)")
-        service = dispatcher_target(service)
+        service = dispatcher_target(service, service_timeout)
         # Workers produce uint8 batches (4x fewer bytes on the wire); the consumer finishes them.
         if fmt == "idx" or cache is True:  # the split travels inside the graph: workers need no files
             images, labels = read_arrays(source, split, format=fmt, options=options)
@@ -107,6 +110,8 @@ def make_dataset(
             batches = _batches_from_stream(file_chunks(Path(source), split, fmt, options), batch_size,
                                            epochs, shuffle, seed, drop_remainder)
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
+        if service_timeout is not None:
+            batches = with_deadline(batches, service, service_timeout)
         return _finish(batches, options, finish)
     if fmt == "idx" or cache is True:
         images, labels = read_arrays(source, split, format=fmt, options=options)

@@ -1,4 +1,5 @@
-"""tf.data service servers: a dispatcher and workers that run make_dataset's pipelines remotely.
+"""tf.data service servers (a dispatcher and workers that run make_dataset's pipelines
+remotely) and the consumer's waits on them, which TensorFlow's own client makes silent and endless.
 
 Workers send uint8 batches (4x fewer bytes than float32); the consumer normalises them.
 """
@@ -7,42 +8,127 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import re
 import socket
+import threading
 import time
+import warnings
 from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
 
 from mnist_data.errors import DatasetError
 
-CONNECT_WAIT_S = 30.0  # a dispatcher started alongside has this long to come up
+NOTICE_S = 3.0  # a wait longer than this says, once, what it waits for
+T = TypeVar("T")
 
 
-def dispatcher_target(address: str) -> str:
-    """`grpc://HOST:PORT` for a dispatcher given with or without the scheme, once a server
-    there answers as gRPC servers do. Why: TensorFlow's client retries an unreachable
-    dispatcher forever, silently; this gives up after CONNECT_WAIT_S, naming the address, and
-    at once where something else answers."""
+def dispatcher_target(address: str, timeout_s: float | None) -> str:
+    """`grpc://HOST:PORT` for a dispatcher given with or without the scheme, once it answers.
+    Why: TensorFlow's client waits for an unreachable dispatcher forever, silently; this says
+    what it waits for and gives up after `timeout_s` (None: does not wait), naming the address."""
     host_port = address.removeprefix("grpc://")
     if not _host_port(host_port):
         raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
                            "(a port 1..65535; an IPv6 host in brackets: [::1]:5050)")
-    host, _, port = host_port.rpartition(":")
-    deadline = time.monotonic() + CONNECT_WAIT_S
-    while True:
+    if timeout_s is None:
+        return f"grpc://{host_port}"
+    if _wait(lambda seconds: _workers_reply(host_port, seconds), timeout_s,
+             f"the tf.data service dispatcher at {host_port}") is None:
+        raise DatasetError(f"no tf.data service dispatcher answers at {host_port} "
+                           f"(waited {timeout_s:g} s)")
+    return f"grpc://{host_port}"
+
+
+def _workers_reply(host_port: str, timeout_s: float) -> bytes | None:
+    """The dispatcher's answer to GetWorkers (empty while no worker is registered), or None if
+    nothing answers at `host_port` as a gRPC server within `timeout_s`."""
+    import grpc
+
+    with grpc.insecure_channel(host_port) as channel:
+        ask = channel.unary_unary("/tensorflow.data.DispatcherService/GetWorkers")
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as connection:
-                speaks_http2 = _answers_http2(connection)
-            if speaks_http2:
-                return f"grpc://{host_port}"
-            if speaks_http2 is False:
-                raise DatasetError(f"{host_port} answers, but not as a gRPC server such as a tf.data service "
-                                   "dispatcher: a wrong port?")
-            raise ConnectionError("the connection was taken but not answered")  # a proxy before its server is up
-        except OSError as exc:
-            if time.monotonic() >= deadline:
-                raise DatasetError(f"cannot reach the tf.data service dispatcher at {host_port} "
-                                   f"(tried for {CONNECT_WAIT_S:g} s): {exc.strerror or exc}") from None
-            time.sleep(0.2)
+            return ask(b"", timeout=timeout_s, wait_for_ready=True)
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                return None
+            raise DatasetError(f"{host_port} answers, but not as a tf.data service dispatcher "
+                               f"({exc.code().name}): a wrong port?") from None
+
+
+def _wait(attempt: Callable[[float], T | None], timeout_s: float, awaited: str) -> T | None:
+    """`attempt(seconds)` until it gives a value, or None once `timeout_s` have passed; says
+    once, after NOTICE_S, what it waits for."""
+    start = time.monotonic()
+    announced = False
+    while (left := start + timeout_s - time.monotonic()) > 0:
+        found = attempt(min(left, 1.0))  # short attempts: Ctrl-C is never kept waiting long
+        if found is not None:
+            return found
+        if not announced and time.monotonic() - start >= NOTICE_S:
+            warnings.warn(f"waiting up to {timeout_s:g} s for {awaited}", stacklevel=3)
+            announced = True
+    return None
+
+
+def with_deadline(batches: Any, target: str, timeout_s: float) -> Any:
+    """`batches` (a service dataset), fetched one at a time by a thread so that a batch that
+    has not come after `timeout_s` is an error naming what is missing. Why: TensorFlow's
+    client waits forever, silently, when no worker serves the job: none is registered, or one
+    died holding part of a distributed epoch."""
+    import tensorflow as tf
+
+    def read() -> Iterator:
+        asks, answers = queue.Queue(), queue.Queue()
+        threading.Thread(target=_fetch, args=(batches, asks, answers), daemon=True).start()
+        try:
+            while True:
+                asks.put(True)
+                answer = _wait(lambda seconds: _get(answers, seconds), timeout_s,
+                               f"a batch from the tf.data service at {target}")
+                if answer is None:
+                    missing = _missing(target.removeprefix("grpc://"))
+                    raise DatasetError(f"no batch from the tf.data service at {target} in "
+                                       f"{timeout_s:g} s: {missing}")
+                batch, error = answer
+                if error is not None:
+                    raise error
+                if batch is None:
+                    return
+                yield batch
+        finally:
+            asks.put(False)
+
+    return tf.data.Dataset.from_generator(read, output_signature=batches.element_spec)
+
+
+def _fetch(batches: Any, asks: queue.Queue, answers: queue.Queue) -> None:
+    """Answer each True on `asks` with (next batch, None), (None, None) at the end, or
+    (None, error); stop at False."""
+    try:
+        iterator = iter(batches)
+        while asks.get():
+            answers.put((next(iterator, None), None))
+    except Exception as exc:  # passed on to the consumer, whatever it is
+        answers.put((None, exc))
+
+
+def _get(answers: queue.Queue, timeout_s: float) -> Any:
+    try:
+        return answers.get(timeout=timeout_s)
+    except queue.Empty:
+        return None
+
+
+def _missing(host_port: str) -> str:
+    """What keeps batches from coming, as far as the dispatcher at `host_port` can tell."""
+    reply = _workers_reply(host_port, 5.0)
+    if reply is None:
+        return "its dispatcher no longer answers"
+    if not reply:
+        return "no worker is registered with its dispatcher"
+    return ("workers are registered, but none sent a batch (one may have died holding part of "
+            "the epoch, or be unreachable at its --worker-address)")
 
 
 def _host_port(text: str, template: bool = False) -> bool:
@@ -53,26 +139,6 @@ def _host_port(text: str, template: bool = False) -> bool:
         return False
     port = found.group(3)
     return (template and port == "%port%") or (port.isdigit() and 1 <= int(port) <= 65535)
-
-
-def _answers_http2(connection: socket.socket) -> bool | None:
-    """Whether the server on `connection` answers HTTP/2's connection preface with a SETTINGS
-    frame, as every gRPC server does; None if it gives no answer (the connection closed or
-    timed out: perhaps not up yet). Why: TensorFlow's client waits forever, silently, on a
-    port where something else listens (a web server, say)."""
-    header = b""
-    try:
-        connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
-        while len(header) < 9:
-            more = connection.recv(9 - len(header))
-            if not more:
-                break
-            header += more
-    except OSError:
-        pass
-    if not header:
-        return None
-    return len(header) == 9 and header[3] == 4
 
 
 def check_port_free(port: int) -> None:
@@ -109,38 +175,63 @@ def _work_dir(path: str | os.PathLike) -> str:
     return os.fspath(directory)
 
 
-def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None, worker_timeout_ms: int = 0) -> None:
-    """Start a dispatcher on `port` and block; `work_dir` keeps its state across restarts.
+def dispatcher_checks(port: int, work_dir: str | os.PathLike | None) -> str | None:
+    """What serve_dispatcher checks before TensorFlow starts; the journal directory, made."""
+    check_port_free(port)
+    return _work_dir(work_dir) if work_dir else None
+
+
+def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None,
+                     worker_timeout_ms: int = 0) -> None:
+    """Start a dispatcher on `port` and serve until interrupted; `work_dir` keeps its state
+    across restarts.
 
     `worker_timeout_ms` (0 = TF default): after this long without a heartbeat a worker is
     declared dead and its unfinished work is dropped (see docs/tfdata-service.md).
     """
     import tensorflow as tf
 
-    check_port_free(port)
+    work_dir = dispatcher_checks(port, work_dir)
     config = tf.data.experimental.service.DispatcherConfig(
-        port=port, work_dir=_work_dir(work_dir) if work_dir else None, fault_tolerant_mode=bool(work_dir),
+        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir),
         worker_timeout_ms=worker_timeout_ms or None)
     server = tf.data.experimental.service.DispatchServer(config)
     print(f"dispatcher listening on {server.target}", flush=True)
-    server.join()
+    _serve_until_interrupted(server)
 
 
-def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None, heartbeat_interval_ms: int = 0) -> None:
-    """Start a worker registered with `dispatcher` (HOST:PORT) and block; `address` is how
-    consumers reach it (HOST:PORT, where PORT may be %port% for the port it serves on)."""
+def worker_checks(dispatcher: str, port: int, address: str | None, timeout_s: float) -> str:
+    """What serve_worker checks before TensorFlow starts, waiting up to `timeout_s` for the
+    dispatcher; its HOST:PORT."""
+    if address is not None and not _host_port(address, template=True):
+        raise DatasetError(f"worker address {address!r}: expected HOST:PORT (a port 1..65535) or "
+                           "HOST:%port% (an IPv6 host in brackets: [::1]:%port%)")
+    check_port_free(port)
+    return dispatcher_target(dispatcher, timeout_s).removeprefix("grpc://")
+
+
+def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None,
+                 heartbeat_interval_ms: int = 0, timeout_s: float = 30.0) -> None:
+    """Start a worker registered with `dispatcher` (HOST:PORT) and serve until interrupted;
+    `address` is how consumers reach it (HOST:PORT, where PORT may be %port% for the port it
+    serves on). A dispatcher that does not answer within `timeout_s` is a DatasetError."""
     import tensorflow as tf
 
-    if address is not None and not _host_port(address, template=True):
-        raise DatasetError(f"worker address {address!r}: expected HOST:PORT (a port 1..65535) or HOST:%port% "
-                           "(an IPv6 host in brackets: [::1]:%port%)")
-    check_port_free(port)
-    dispatcher = dispatcher_target(dispatcher).removeprefix("grpc://")
-    print(f"registering with the dispatcher at {dispatcher}", flush=True)
+    dispatcher = worker_checks(dispatcher, port, address, timeout_s)
     config = tf.data.experimental.service.WorkerConfig(
         dispatcher_address=dispatcher, port=port, worker_address=address,
         heartbeat_interval_ms=heartbeat_interval_ms or None)
     server = tf.data.experimental.service.WorkerServer(config)
-    print(f"worker on port {server._address.rsplit(':', 1)[-1] if hasattr(server, '_address') else port} "
-          f"registered with {dispatcher}", flush=True)
-    server.join()
+    served_on = server._address.rsplit(":", 1)[-1]
+    print(f"worker on port {served_on} registered with {dispatcher}", flush=True)
+    _serve_until_interrupted(server)
+
+
+def _serve_until_interrupted(server: Any) -> None:
+    """Wait in Python, where Ctrl-C's KeyboardInterrupt can be raised (server.join() waits in
+    C++, where it never is), and stop the server however the wait ends."""
+    try:
+        while True:
+            time.sleep(0.2)
+    finally:
+        server.stop()

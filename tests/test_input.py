@@ -140,14 +140,9 @@ def test_uint8_batches_without_normalize_are_the_raw_pixels() -> None:
     assert flat.dtype == tf.uint8 and flat.shape == (10, 784)
 
 
-def test_a_cache_path_with_the_service_is_refused_before_any_connection(converted, tmp_path, monkeypatch) -> None:
-    import pipelines.service
-
-    monkeypatch.setattr(pipelines.service, "CONNECT_WAIT_S", 0.5)
+def test_a_cache_path_with_the_service_is_refused_before_any_connection(converted, tmp_path) -> None:
     with pytest.raises(mnist_data.DatasetError, match="does not combine with service="):
         pipelines.make_dataset(converted["raw"], "test", cache=str(tmp_path / "cache"), service="grpc://127.0.0.1:1")
-    with pytest.raises(mnist_data.DatasetError, match=r"cannot reach the tf.data service dispatcher at 127.0.0.1:1 \(tried for 0.5 s\): "):
-        pipelines.make_dataset(converted["raw"], "test", service="127.0.0.1:1")  # nothing listens there
     for address in ("localhost", "::1:5050"):
         with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT or grpc://HOST:PORT"):
             pipelines.make_dataset(converted["raw"], "test", service=address)
