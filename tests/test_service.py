@@ -115,7 +115,6 @@ def test_distributed_epoch_gives_each_example_once_and_a_dead_worker_an_error_no
     # The dead worker's share of the epoch may be lost, and TensorFlow may end the epoch or wait
     # for it: either way each example comes at most once, and the wait has an end.
     hashes, end = epochs[2]
-    print("DYING EPOCH", len(hashes), end)
     assert len(hashes) >= 5 * 20 and len(hashes) == len(set(hashes))
     assert set(hashes) <= set(expected_hashes())
     assert end == "END" or f"no batch from the tf.data service at {address} in {TIMEOUT} s" in end
