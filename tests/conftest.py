@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import signal
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
@@ -11,6 +12,12 @@ from typing import Callable, Iterator
 import pytest
 
 from mnist_data.catalog import SAMPLE_DIR
+
+# A test runner started in the background by a non-interactive shell ignores SIGINT, and its
+# child processes inherit that, so the tests of Ctrl-C could not interrupt them. Handling it
+# here gives every child the default disposition, as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
