@@ -10,8 +10,8 @@ import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 TEMP_MARKER = ".tmp-"
 
@@ -67,13 +67,19 @@ def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[P
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, os.fspath(tmp)):
+        if (
+            isinstance(exc, OSError)
+            and exc.errno is not None
+            and exc.filename in (None, os.fspath(tmp))
+        ):
             # Named by what the caller asked for, not the temporary (or by nothing, for a full disk).
             raise OSError(exc.errno, exc.strerror, os.fspath(final)) from None
         raise
 
 
-def write_bytes_atomic(final: str | os.PathLike, data: bytes | memoryview, *, durable: bool = True) -> Path:
+def write_bytes_atomic(
+    final: str | os.PathLike, data: bytes | memoryview, *, durable: bool = True
+) -> Path:
     """Write `data` to `final` atomically and return the final path."""
     final = Path(final)
     with atomic_path(final, durable=durable) as tmp:

@@ -47,12 +47,16 @@ def output_file(text: str) -> str:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory, expected a file name")
     if path.exists() and not _holds_json(path):
-        raise argparse.ArgumentTypeError(f"{text} exists and does not hold JSON: refusing to write over it")
+        raise argparse.ArgumentTypeError(
+            f"{text} exists and does not hold JSON: refusing to write over it"
+        )
     existing = path.parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, so no folder can be made there")
+        raise argparse.ArgumentTypeError(
+            f"{text}: {existing} is a file, so no folder can be made there"
+        )
     if not os.access(existing, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text}: the folder {existing} is not writable")
     return text

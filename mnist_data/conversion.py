@@ -14,16 +14,21 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator
 
-from mnist_data.atomic import is_temp_name, remove_stale_temps, write_bytes_atomic, write_json_atomic
+from mnist_data.atomic import (
+    is_temp_name,
+    remove_stale_temps,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole, summary_clash
 from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
-from mnist_data.catalog import SPLITS
 from mnist_data.load import resolve
 from mnist_data.manifest import MANIFEST
 
@@ -51,8 +56,10 @@ def image_size(source: str | os.PathLike, arrays: dict) -> dict:
     sizes = {split: tuple(images.shape[1:3]) for split, (images, _) in arrays.items()}
     if len(set(sizes.values())) > 1:
         found = ", ".join(f"{split} {h}x{w}" for split, (h, w) in sizes.items())
-        raise ConvertError(f"{source}: the splits differ in image size ({found}); convert them separately")
-    (height, width), = set(sizes.values())
+        raise ConvertError(
+            f"{source}: the splits differ in image size ({found}); convert them separately"
+        )
+    ((height, width),) = set(sizes.values())
     return {"height": int(height), "width": int(width), "channels": 1}
 
 
@@ -74,8 +81,10 @@ def claimed_output(out: Path, identity: dict, overwrite: bool) -> Iterator[None]
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConvertError(f"{out}: another conversion is writing here; wait for it to end, "
-                               "or choose another OUT") from None
+            raise ConvertError(
+                f"{out}: another conversion is writing here; wait for it to end, "
+                "or choose another OUT"
+            ) from None
         except OSError:
             pass  # a file system without flock: the guard against a second run is lost, nothing else
         _claim(out, identity, overwrite)
@@ -88,21 +97,30 @@ def _claim(out: Path, identity: dict, overwrite: bool) -> None:
     try:
         marker = out / RUN_FILE
         ours = marker.exists() or _is_our_manifest(out / MANIFEST)
-        if any(not is_temp_name(p) for p in out.iterdir()) and not ours:  # never clear what we did not write
-            raise ConvertError(f"{out} is not empty and holds no mnist-data output; choose a new or empty directory")
+        if (
+            any(not is_temp_name(p) for p in out.iterdir()) and not ours
+        ):  # never clear what we did not write
+            raise ConvertError(
+                f"{out} is not empty and holds no mnist-data output; choose a new or empty directory"
+            )
         if overwrite:
             foreign = _foreign_entries(out)
             if foreign:
-                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-                raise ConvertError(f"{out}: --overwrite clears only mnist-data output, and this directory also "
-                                   f"holds {shown}; move them away or choose another OUT")
+                shown = ", ".join(foreign[:3]) + (
+                    f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+                )
+                raise ConvertError(
+                    f"{out}: --overwrite clears only mnist-data output, and this directory also "
+                    f"holds {shown}; move them away or choose another OUT"
+                )
             _clear(out)
         elif marker.exists():
             previous = _read_run_file(marker)
             if previous != identity:
                 raise ConvertError(
                     f"{out} holds output of a different run ({_difference(previous, identity)}); "
-                    "use --overwrite to replace it")
+                    "use --overwrite to replace it"
+                )
         remove_stale_temps(out, recursive=True)  # a killed run's, in OUT and its class folders
         write_bytes_atomic(marker, json.dumps(identity, indent=2, sort_keys=True).encode())
     except OSError as exc:
@@ -115,15 +133,21 @@ def _is_our_manifest(path: Path) -> bool:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(manifest, dict) and manifest.get("format") in ("png", "tfrecord") \
-        and isinstance(manifest.get("splits"), dict) and "version" in manifest
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("format") in ("png", "tfrecord")
+        and isinstance(manifest.get("splits"), dict)
+        and "version" in manifest
+    )
 
 
 def _read_run_file(marker: Path) -> dict:
     try:
         return json.loads(marker.read_text())
     except ValueError as exc:
-        raise ConvertError(f"{marker}: corrupt run file ({exc}); use --overwrite to start over") from None
+        raise ConvertError(
+            f"{marker}: corrupt run file ({exc}); use --overwrite to start over"
+        ) from None
 
 
 def requested_splits(splits: str | Iterable[str]) -> list[str]:
@@ -136,8 +160,9 @@ def requested_splits(splits: str | Iterable[str]) -> list[str]:
     return [split for split in SPLITS if split in wanted]
 
 
-def check_summary_path(out: Path, json_path: str | os.PathLike | None,
-                       role: str = "the output this command writes in") -> None:
+def check_summary_path(
+    out: Path, json_path: str | os.PathLike | None, role: str = "the output this command writes in"
+) -> None:
     """Refuse a --json summary that would replace one of a converter's files in `out` (its OUT,
     or converted data a command reads), before any work."""
     own = {RUN_FILE, MANIFEST, PROGRESS_DIR, *SPLITS, *(f"{split}.csv" for split in SPLITS)}
@@ -195,12 +220,20 @@ def _foreign_entries(out: Path) -> list[str]:
     foreign = []
     for entry in sorted(out.iterdir()):
         name = entry.name
-        if name in (RUN_FILE, MANIFEST, PROGRESS_DIR) or is_temp_name(entry) or SHARD_NAME.match(name) \
-                or (name.endswith(".csv") and name[:-4] in SPLITS) or _is_our_summary(entry):
+        if (
+            name in (RUN_FILE, MANIFEST, PROGRESS_DIR)
+            or is_temp_name(entry)
+            or SHARD_NAME.match(name)
+            or (name.endswith(".csv") and name[:-4] in SPLITS)
+            or _is_our_summary(entry)
+        ):
             continue
         if name in SPLITS and entry.is_dir() and not entry.is_symlink():
-            foreign += [p.relative_to(out).as_posix() for p in entry.rglob("*")
-                        if not (p.is_dir() or p.suffix == ".png" or is_temp_name(p))]
+            foreign += [
+                p.relative_to(out).as_posix()
+                for p in entry.rglob("*")
+                if not (p.is_dir() or p.suffix == ".png" or is_temp_name(p))
+            ]
             continue
         foreign.append(name)
     return foreign
@@ -214,8 +247,11 @@ def _is_our_summary(path: Path) -> bool:
         summary = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(summary, dict) and summary.get("kind") in ("to-png", "to-tfrecord") \
+    return (
+        isinstance(summary, dict)
+        and summary.get("kind") in ("to-png", "to-tfrecord")
         and "examples_per_second" in summary
+    )
 
 
 def _clear(out: Path) -> None:
@@ -248,19 +284,31 @@ class RunSummary:
         self.seconds = time.perf_counter() - self.started
         converted = self.examples - self.resumed_examples
         rate = converted / self.seconds if self.seconds else 0.0
-        return {"kind": self.kind, "out": self.out, "examples": self.examples, "files": self.files,
-                "bytes": self.bytes, "resumed_files": self.resumed_files, "resumed_examples": self.resumed_examples,
-                "seconds": round(self.seconds, 3), "examples_per_second": round(rate, 1)}
+        return {
+            "kind": self.kind,
+            "out": self.out,
+            "examples": self.examples,
+            "files": self.files,
+            "bytes": self.bytes,
+            "resumed_files": self.resumed_files,
+            "resumed_examples": self.resumed_examples,
+            "seconds": round(self.seconds, 3),
+            "examples_per_second": round(rate, 1),
+        }
 
 
 def line(summary: dict) -> str:
     resumed = f" ({summary['resumed_files']} already done)" if summary["resumed_files"] else ""
-    return (f"{summary['kind']}: {summary['files']} files{resumed}, {summary['bytes'] / 1e6:.1f} MB, "
-            f"{summary['examples']} examples in {summary['seconds']:.2f} s "
-            f"({summary['examples_per_second']:,.0f} examples/s) -> {summary['out']}")
+    return (
+        f"{summary['kind']}: {summary['files']} files{resumed}, {summary['bytes'] / 1e6:.1f} MB, "
+        f"{summary['examples']} examples in {summary['seconds']:.2f} s "
+        f"({summary['examples_per_second']:,.0f} examples/s) -> {summary['out']}"
+    )
 
 
-def publish_manifest(out: Path, manifest: dict, summary: dict, json_path: str | os.PathLike | None) -> None:
+def publish_manifest(
+    out: Path, manifest: dict, summary: dict, json_path: str | os.PathLike | None
+) -> None:
     write_bytes_atomic(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
     if json_path:
         write_json_atomic(json_path, summary)

@@ -46,7 +46,9 @@ def _store(array: np.ndarray, entry: Path, prefix: str) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     for stale in entry.parent.glob(f"{prefix}*.npy"):
         stale.unlink(missing_ok=True)
-    for temporary in entry.parent.glob(f".{prefix}*{TEMP_MARKER}*"):  # left by a writer that was killed
+    for temporary in entry.parent.glob(
+        f".{prefix}*{TEMP_MARKER}*"
+    ):  # left by a writer that was killed
         if writer_is_gone(temporary):
             temporary.unlink(missing_ok=True)
     with atomic_path(entry, durable=False) as tmp:

@@ -28,17 +28,30 @@ def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
     """Shape, dtype, MD5, catalog match and (for integer vectors) the count of each value."""
     array = read_idx(path) if array is None else array
     md5 = md5_of(path)
-    summary = {"file": str(path), "shape": list(array.shape), "dtype": str(array.dtype),
-               "bytes": path.stat().st_size, "md5": md5, "catalog_match": catalog_match(md5)}
+    summary = {
+        "file": str(path),
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "bytes": path.stat().st_size,
+        "md5": md5,
+        "catalog_match": catalog_match(md5),
+    }
     if array.ndim == 1 and array.dtype.kind in "ui" and len(array) and array.min() >= 0:
         values, counts = np.unique(array, return_counts=True)  # sparse: labels may be huge numbers
-        summary["per_class"] = dict(zip(values.tolist(), counts.tolist())) if values[-1] >= 256 else \
-            np.bincount(array).tolist()
+        summary["per_class"] = (
+            dict(zip(values.tolist(), counts.tolist()))
+            if values[-1] >= 256
+            else np.bincount(array).tolist()
+        )
     return summary
 
 
-def describe(source: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
-             num_classes: int | None = None) -> dict:
+def describe(
+    source: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    num_classes: int | None = None,
+) -> dict:
     """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file.
 
     `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10).
@@ -46,8 +59,10 @@ def describe(source: str | os.PathLike, data_dir: str | os.PathLike | None = Non
     if Path(source).is_file():
         return {"source": os.fspath(source), "files": [describe_file(Path(source))]}
     if (Path(source) / MANIFEST).is_file():
-        raise DatasetError(f"{source} holds converted output (see its manifest.json); info describes IDX data: "
-                           f"`mnist-data verify {source}` checks converted output")
+        raise DatasetError(
+            f"{source} holds converted output (see its manifest.json); info describes IDX data: "
+            f"`mnist-data verify {source}` checks converted output"
+        )
     arrays = load_splits(source, SPLITS, data_dir, download=False, num_classes=num_classes)
     files = []
     for split, (images, labels) in arrays.items():

@@ -15,13 +15,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator, Sequence
 from http.client import HTTPException
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from mnist_data.atomic import first_missing_folder, publish, remove_empty_folders
-from mnist_data.checksum import file_digest
 from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
+from mnist_data.checksum import file_digest
 from mnist_data.errors import FetchError
 from mnist_data.locate import user_cache_dir
 
@@ -61,18 +61,32 @@ def fetch(
         except ValueError as exc:
             raise FetchError(f"mirror {url!r}: not a URL ({exc})") from None
         if scheme not in ("http", "https", "file", "ftp"):
-            raise FetchError(f"mirror {url!r}: expected a URL starting with http://, https://, ftp:// or file://")
+            raise FetchError(
+                f"mirror {url!r}: expected a URL starting with http://, https://, ftp:// or file://"
+            )
     if not urls:
-        raise FetchError(f"{spec.name} has no mirrors: it is embedded in the package and needs no download")
-    missing = [remote for remote in (spec.file(split, role) for split in splits for role in ROLES)
-               if not _present(directory / remote.name, remote)]
+        raise FetchError(
+            f"{spec.name} has no mirrors: it is embedded in the package and needs no download"
+        )
+    missing = [
+        remote
+        for remote in (spec.file(split, role) for split in splits for role in ROLES)
+        if not _present(directory / remote.name, remote)
+    ]
     if not missing:
         return directory
     created = first_missing_folder(directory)
     with _downloading(directory):
         try:
             for remote in missing:
-                _fetch_missing(remote, directory, directory / remote.name, urls, progress=progress, timeout=timeout)
+                _fetch_missing(
+                    remote,
+                    directory,
+                    directory / remote.name,
+                    urls,
+                    progress=progress,
+                    timeout=timeout,
+                )
         except BaseException:  # still holding the folder: no waiting download can be in it
             if created is not None:
                 remove_empty_folders(directory, created)
@@ -96,7 +110,9 @@ def _downloading(directory: Path) -> Iterator[None]:
             directory.mkdir(parents=True, exist_ok=True)
             held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
-            raise _LocalWriteError(f"{directory}: cannot download into it: {exc.strerror or exc}") from None
+            raise _LocalWriteError(
+                f"{directory}: cannot download into it: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,8 +136,15 @@ def _same_folder(held: int, directory: Path) -> bool:
         return False
 
 
-def _fetch_missing(remote: RemoteFile, directory: Path, target: Path, mirrors: Sequence[str], *, progress: bool,
-                   timeout: float) -> Path:
+def _fetch_missing(
+    remote: RemoteFile,
+    directory: Path,
+    target: Path,
+    mirrors: Sequence[str],
+    *,
+    progress: bool,
+    timeout: float,
+) -> Path:
     present = md5_of(target) if target.is_file() else None
     if present == remote.md5:  # another process fetched it while this one waited
         return target
@@ -138,12 +161,19 @@ def _fetch_missing(remote: RemoteFile, directory: Path, target: Path, mirrors: S
             unreachable = True
         except FetchError as exc:
             failures.append(f"{url}: {exc}")
-    found = f"; {target} is there but its md5 is {present}, not the published one" if present else ""
-    advice = (f" Offline? Place the published files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-              f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in {directory} and run again."
-              if unreachable else "")
-    raise FetchError(f"could not download {remote.name} (md5 {remote.md5}) from any mirror "
-                     f"({'; '.join(failures)}){found}.{advice}")
+    found = (
+        f"; {target} is there but its md5 is {present}, not the published one" if present else ""
+    )
+    advice = (
+        f" Offline? Place the published files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in {directory} and run again."
+        if unreachable
+        else ""
+    )
+    raise FetchError(
+        f"could not download {remote.name} (md5 {remote.md5}) from any mirror "
+        f"({'; '.join(failures)}){found}.{advice}"
+    )
 
 
 class _Unreachable(FetchError):
@@ -159,17 +189,26 @@ def _writable(part: Path, append: bool):
     would point the download at some other file)."""
     if part.is_symlink():
         part.unlink()
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | (os.O_APPEND if append else os.O_TRUNC)
+        | getattr(os, "O_NOFOLLOW", 0)
+    )
     try:
         return os.fdopen(os.open(part, flags, 0o644), "ab" if append else "wb")
     except OSError as exc:
         raise _LocalWriteError(f"{part}: cannot write: {exc.strerror or exc}") from None
 
 
-def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: bool, timeout: float) -> None:
+def _download_verified(
+    url: str, remote: RemoteFile, target: Path, *, progress: bool, timeout: float
+) -> None:
     part = part_path(target)
     last_error = "no attempt made"
-    kept = part.is_file() and part.stat().st_size > 0  # an earlier run's: resumed, unless it proves bad
+    kept = (
+        part.is_file() and part.stat().st_size > 0
+    )  # an earlier run's: resumed, unless it proves bad
     for _ in range(ATTEMPTS_PER_MIRROR):
         try:
             complete = _download_to(url, part, remote.size, progress=progress, timeout=timeout)
@@ -184,7 +223,9 @@ def _download_verified(url: str, remote: RemoteFile, target: Path, *, progress: 
             found = md5_of(part)
             if found != remote.md5:
                 part.unlink(missing_ok=True)
-                if kept:  # the bytes kept from before were not this file's: once more, from the start
+                if (
+                    kept
+                ):  # the bytes kept from before were not this file's: once more, from the start
                     kept = False
                     continue
                 raise FetchError(f"checksum mismatch: expected md5 {remote.md5}, found {found}")
@@ -217,7 +258,9 @@ def _download_to(url: str, part: Path, size: int, *, progress: bool, timeout: fl
         if response.status != 206:
             have = 0  # the server ignored the Range header: start over
         elif _range_start(response.headers.get("Content-Range")) != have:
-            part.unlink(missing_ok=True)  # these bytes do not continue ours: next attempt from byte 0
+            part.unlink(
+                missing_ok=True
+            )  # these bytes do not continue ours: next attempt from byte 0
             raise ConnectionResetError(f"the server resumed elsewhere than at byte {have}")
         length = _content_length(response.headers.get("Content-Length"))
         if length is not None and have + length > size:
@@ -225,9 +268,18 @@ def _download_to(url: str, part: Path, size: int, *, progress: bool, timeout: fl
         from tqdm import tqdm
 
         started, received = time.monotonic(), 0
-        with _writable(part, append=bool(have)) as sink, tqdm(
-            total=size, initial=have, unit="B", unit_scale=True, desc=part.name[1:-5], disable=not progress, leave=False
-        ) as bar:
+        with (
+            _writable(part, append=bool(have)) as sink,
+            tqdm(
+                total=size,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                desc=part.name[1:-5],
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             while True:
                 block = response.read(CHUNK)
                 if not block:
@@ -244,7 +296,9 @@ def _download_to(url: str, part: Path, size: int, *, progress: bool, timeout: fl
                 bar.update(len(block))
                 elapsed = time.monotonic() - started
                 if elapsed > timeout and received / elapsed < MIN_RATE:
-                    raise ConnectionResetError(f"slower than {MIN_RATE // 1024} KiB/s for {elapsed:.0f} s")
+                    raise ConnectionResetError(
+                        f"slower than {MIN_RATE // 1024} KiB/s for {elapsed:.0f} s"
+                    )
         written = part.stat().st_size
     return written >= size
 

@@ -24,7 +24,9 @@ from mnist_data.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 # than this many bytes per compressed byte is a lie we can reject before inflating.
 MAX_DEFLATE_RATIO = 1032
 MAX_HEADER_SIZE = 4 + 4 * 255
-MAX_NDIM = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # NumPy's limit on an array's dimensions
+MAX_NDIM = (
+    64 if int(np.__version__.split(".")[0]) >= 2 else 32
+)  # NumPy's limit on an array's dimensions
 HEADER_WINDOW = 64 * 1024  # compressed bytes inflated to read the header
 
 DTYPES: dict[int, np.dtype] = {
@@ -35,7 +37,9 @@ DTYPES: dict[int, np.dtype] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-TYPE_CODES: dict[tuple[str, int], int] = {(dt.kind, dt.itemsize): code for code, dt in DTYPES.items()}
+TYPE_CODES: dict[tuple[str, int], int] = {
+    (dt.kind, dt.itemsize): code for code, dt in DTYPES.items()
+}
 
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
@@ -63,19 +67,27 @@ class IdxHeader:
 def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
     """Decode and check the header at the start of `head` (the rest is ignored)."""
     if len(head) < 4:
-        raise IdxError(f"{name}: too short for an IDX header: expected at least 4 bytes, found {len(head)}")
+        raise IdxError(
+            f"{name}: too short for an IDX header: expected at least 4 bytes, found {len(head)}"
+        )
     zero0, zero1, code, ndim = bytes(head[:4])
     if zero0 or zero1:
-        raise IdxError(f"{name}: bad IDX magic: expected 00 00 in the first two bytes, found {zero0:02x} {zero1:02x}")
+        raise IdxError(
+            f"{name}: bad IDX magic: expected 00 00 in the first two bytes, found {zero0:02x} {zero1:02x}"
+        )
     if code not in DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in DTYPES)
         raise IdxError(f"{name}: unknown IDX type code 0x{code:02X}: expected one of {known}")
     if ndim < 1:
         raise IdxError(f"{name}: IDX header declares 0 dimensions: expected at least 1")
     if ndim > MAX_NDIM:
-        raise IdxError(f"{name}: IDX header declares {ndim} dimensions: at most {MAX_NDIM} can be read into an array")
+        raise IdxError(
+            f"{name}: IDX header declares {ndim} dimensions: at most {MAX_NDIM} can be read into an array"
+        )
     if len(head) < 4 + 4 * ndim:
-        raise IdxError(f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, found {len(head)}")
+        raise IdxError(
+            f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, found {len(head)}"
+        )
     shape = tuple(int(d) for d in np.frombuffer(bytes(head[4 : 4 + 4 * ndim]), dtype=">u4"))
     return IdxHeader(DTYPES[code], shape)
 
@@ -113,7 +125,9 @@ def encode_idx(array: np.ndarray, name: str = "<array>") -> bytes:
     code = TYPE_CODES.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
         supported = ", ".join(str(dt.newbyteorder("=")) for dt in DTYPES.values())
-        raise IdxError(f"{name}: cannot encode dtype {array.dtype} as IDX: supported are {supported}")
+        raise IdxError(
+            f"{name}: cannot encode dtype {array.dtype} as IDX: supported are {supported}"
+        )
     if not 1 <= array.ndim <= 255:
         raise IdxError(f"{name}: IDX needs 1 to 255 dimensions, found {array.ndim}")
     if any(d >= 2**32 for d in array.shape):
@@ -142,7 +156,9 @@ def _read_source(source: Source) -> tuple[str, bytes]:
     except IsADirectoryError:
         raise IdxError(f"{path}: is a directory, expected an IDX file") from None
     except MemoryError:
-        raise IdxError(f"{path}: {size / 2**30:.1f} GiB, more than the free memory can read") from None
+        raise IdxError(
+            f"{path}: {size / 2**30:.1f} GiB, more than the free memory can read"
+        ) from None
 
 
 def _check_before_reading(start: bytes, size: int, name: str) -> None:
@@ -161,15 +177,18 @@ def _check_before_reading(start: bytes, size: int, name: str) -> None:
         return  # a header split across gzip members, or cut short: read_idx says which
     header = parse_header(head, name)
     if header.total_size > size * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
-        raise IdxError(f"{name}: IDX header declares shape {header.shape} ({header.total_size} bytes), "
-                       f"more than a {size}-byte gzip stream can hold")
+        raise IdxError(
+            f"{name}: IDX header declares shape {header.shape} ({header.total_size} bytes), "
+            f"more than a {size}-byte gzip stream can hold"
+        )
 
 
 def _check_length(header: IdxHeader, found: int, name: str, inflated: bool = False) -> None:
     if found > header.total_size and inflated:
         raise IdxError(
             f"{name}: the gzip stream inflates to more than the {header.total_size} bytes its IDX header "
-            f"declares ({header.dtype.newbyteorder('=')} {header.shape}): corrupt data or a wrong header")
+            f"declares ({header.dtype.newbyteorder('=')} {header.shape}): corrupt data or a wrong header"
+        )
     if found != header.total_size:
         raise IdxError(
             f"{name}: IDX length mismatch: header declares {header.dtype.newbyteorder('=')} {header.shape}, "
@@ -187,7 +206,9 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
     if len(head) < MAX_HEADER_SIZE and not inflater.eof and len(window) == len(data):
         raise IdxError(f"{name}: truncated gzip stream: it ends after {len(head)} inflated bytes")
-    if len(head) < MAX_HEADER_SIZE and inflater.eof and inflater.unused_data:  # header split across members
+    if (
+        len(head) < MAX_HEADER_SIZE and inflater.eof and inflater.unused_data
+    ):  # header split across members
         head = bytes(inflate_members(data, MAX_HEADER_SIZE, name))
     header = parse_header(head, name)
     if header.total_size > len(data) * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
@@ -197,9 +218,13 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         )
     try:
         raw = inflate_exact(data, header.total_size, name)
-    except MemoryError:  # a header within the deflate bound can still ask for more than this machine has
-        raise IdxError(f"{name}: IDX header declares shape {header.shape}, {header.total_size / 2**30:.1f} GiB: "
-                       "more memory than is free") from None
+    except (
+        MemoryError
+    ):  # a header within the deflate bound can still ask for more than this machine has
+        raise IdxError(
+            f"{name}: IDX header declares shape {header.shape}, {header.total_size / 2**30:.1f} GiB: "
+            "more memory than is free"
+        ) from None
     _check_length(header, len(raw), name, inflated=True)
     return header, raw
 

@@ -31,8 +31,13 @@ def _load_libdeflate() -> ctypes.CDLL | None:
         lib.libdeflate_free_decompressor.argtypes = [ctypes.c_void_p]
         lib.libdeflate_gzip_decompress_ex.restype = ctypes.c_int
         lib.libdeflate_gzip_decompress_ex.argtypes = [
-            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-            ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t),
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.POINTER(ctypes.c_size_t),
+            ctypes.POINTER(ctypes.c_size_t),
         ]
         lib.libdeflate_alloc_compressor.restype = ctypes.c_void_p
         lib.libdeflate_alloc_compressor.argtypes = [ctypes.c_int]
@@ -41,7 +46,11 @@ def _load_libdeflate() -> ctypes.CDLL | None:
         lib.libdeflate_zlib_compress_bound.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         lib.libdeflate_zlib_compress.restype = ctypes.c_size_t
         lib.libdeflate_zlib_compress.argtypes = [
-            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
         ]
         return lib
     except (ImportError, OSError, AttributeError):
@@ -84,7 +93,14 @@ def _libdeflate_into_array(data: bytes, size: int) -> np.ndarray | None:
         return None
     try:
         status = LIBDEFLATE.libdeflate_gzip_decompress_ex(
-            decompressor, data, len(data), out.ctypes.data, size, ctypes.byref(consumed), ctypes.byref(produced))
+            decompressor,
+            data,
+            len(data),
+            out.ctypes.data,
+            size,
+            ctypes.byref(consumed),
+            ctypes.byref(produced),
+        )
     finally:
         LIBDEFLATE.libdeflate_free_decompressor(decompressor)
     if status != LIBDEFLATE_SUCCESS or consumed.value != len(data) or produced.value != size:
@@ -105,13 +121,17 @@ def inflate_members(data: bytes | memoryview, limit: int, name: str) -> bytearra
     produced = offset = 0
     view = memoryview(data)
     while offset < len(view):
-        if bytes(view[offset:offset + 2]) != GZIP_MAGIC:
-            raise IdxError(f"{name}: {len(view) - offset} bytes of trailing garbage after the gzip stream")
+        if bytes(view[offset : offset + 2]) != GZIP_MAGIC:
+            raise IdxError(
+                f"{name}: {len(view) - offset} bytes of trailing garbage after the gzip stream"
+            )
         inflater = zlib.decompressobj(31)
         while not inflater.eof:
             if offset >= len(view):
-                raise IdxError(f"{name}: truncated gzip stream: it ends after {produced} inflated bytes")
-            window = view[offset:offset + MEMBER_WINDOW]
+                raise IdxError(
+                    f"{name}: truncated gzip stream: it ends after {produced} inflated bytes"
+                )
+            window = view[offset : offset + MEMBER_WINDOW]
             try:
                 chunk = inflater.decompress(window, limit - produced)
             except zlib.error as exc:
@@ -119,6 +139,8 @@ def inflate_members(data: bytes | memoryview, limit: int, name: str) -> bytearra
             parts.append(chunk)
             produced += len(chunk)
             if produced >= limit:
-                return bytearray().join(parts)  # more than the header declares: the caller's check reports it
+                return bytearray().join(
+                    parts
+                )  # more than the header declares: the caller's check reports it
             offset += len(window) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
     return bytearray().join(parts)

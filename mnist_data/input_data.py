@@ -36,15 +36,24 @@ def dense_to_one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.n
 class DataSet:
     """One split with the tutorial's `next_batch`; images [N, 784] (or [N, 28, 28, 1])."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, *, dtype: Any = np.float32,
-                 reshape: bool = True, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        dtype: Any = np.float32,
+        reshape: bool = True,
+        seed: int | None = None,
+    ) -> None:
         dtype = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
         if dtype not in (np.dtype(np.uint8), np.dtype(np.float32)):
             raise TypeError(f"invalid image dtype {dtype}: expected uint8 or float32")
         if len(images) != len(labels):
             raise ValueError(f"images.shape: {images.shape} labels.shape: {labels.shape}")
         pixels = int(np.prod(images.shape[1:]))
-        images = images.reshape(len(images), pixels) if reshape else images.reshape(*images.shape[:3], 1)
+        images = (
+            images.reshape(len(images), pixels) if reshape else images.reshape(*images.shape[:3], 1)
+        )
         if dtype == np.float32:
             images = images.astype(np.float32) * np.float32(1.0 / 255.0)
         self._images, self._labels = images, labels
@@ -73,11 +82,15 @@ class DataSet:
         order = self._rng.permutation(self._num_examples)
         self._images, self._labels = self._images[order], self._labels[order]
 
-    def next_batch(self, batch_size: int, fake_data: bool = False, shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def next_batch(
+        self, batch_size: int, fake_data: bool = False, shuffle: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The next `batch_size` examples; a batch that crosses an epoch end takes the
         rest of this epoch plus the start of the next (reshuffled) one."""
         if fake_data:
-            raise ValueError("fake_data is not supported: use the embedded sample (mnist-sample) instead")
+            raise ValueError(
+                "fake_data is not supported: use the embedded sample (mnist-sample) instead"
+            )
         start = self._index_in_epoch
         if self._epochs_completed == 0 and start == 0 and shuffle:
             self._shuffle()
@@ -88,35 +101,54 @@ class DataSet:
                 self._shuffle()
             self._index_in_epoch = batch_size - len(rest_images)
             end = self._index_in_epoch
-            return (np.concatenate((rest_images, self._images[:end]), axis=0),
-                    np.concatenate((rest_labels, self._labels[:end]), axis=0))
+            return (
+                np.concatenate((rest_images, self._images[:end]), axis=0),
+                np.concatenate((rest_labels, self._labels[:end]), axis=0),
+            )
         self._index_in_epoch += batch_size
-        return self._images[start:self._index_in_epoch], self._labels[start:self._index_in_epoch]
+        return self._images[start : self._index_in_epoch], self._labels[
+            start : self._index_in_epoch
+        ]
 
 
-def read_data_sets(train_dir: str | os.PathLike, fake_data: bool = False, one_hot: bool = False,
-                   dtype: Any = np.float32, reshape: bool = True, validation_size: int | None = None,
-                   seed: int | None = None, source_url: str | None = None) -> Datasets:
+def read_data_sets(
+    train_dir: str | os.PathLike,
+    fake_data: bool = False,
+    one_hot: bool = False,
+    dtype: Any = np.float32,
+    reshape: bool = True,
+    validation_size: int | None = None,
+    seed: int | None = None,
+    source_url: str | None = None,
+) -> Datasets:
     """Load MNIST from `train_dir`, downloading the four files into it when missing.
 
     Offline, it falls back to the embedded 2,000-digit sample with a warning; there the
     default validation split is 10% of train instead of 5,000.
     """
     if fake_data:
-        raise ValueError("fake_data is not supported: use the embedded sample (mnist-sample) instead")
+        raise ValueError(
+            "fake_data is not supported: use the embedded sample (mnist-sample) instead"
+        )
     source = _source_for(train_dir, source_url)
     arrays = load_splits(source, SPLITS)
     (train_images, train_labels), (test_images, test_labels) = arrays["train"], arrays["test"]
     if validation_size is None:
-        validation_size = DEFAULT_VALIDATION_SIZE if source != FALLBACK_DATASET else len(train_labels) // 10
+        validation_size = (
+            DEFAULT_VALIDATION_SIZE if source != FALLBACK_DATASET else len(train_labels) // 10
+        )
     if not 0 <= validation_size <= len(train_images):
-        raise ValueError(f"validation size should be between 0 and {len(train_images)}. Received: {validation_size}.")
+        raise ValueError(
+            f"validation size should be between 0 and {len(train_images)}. Received: {validation_size}."
+        )
     if one_hot:
         train_labels, test_labels = dense_to_one_hot(train_labels), dense_to_one_hot(test_labels)
     options = dict(dtype=dtype, reshape=reshape, seed=seed)
     return Datasets(
         train=DataSet(train_images[validation_size:], train_labels[validation_size:], **options),
-        validation=DataSet(train_images[:validation_size], train_labels[:validation_size], **options),
+        validation=DataSet(
+            train_images[:validation_size], train_labels[:validation_size], **options
+        ),
         test=DataSet(test_images, test_labels, **options),
     )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
 
 import numpy as np
 
@@ -22,7 +22,11 @@ DEFAULT_NUM_CLASSES = 10
 
 
 def resolve(
-    source: str | os.PathLike, split: str, data_dir: str | os.PathLike | None = None, *, download: bool = True,
+    source: str | os.PathLike,
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
     fallback: bool = True,
 ) -> SplitFiles:
     """The files of one split: found locally, else downloaded, else (for MNIST, with `fallback`)
@@ -42,9 +46,11 @@ def resolve(
         return found
     if name == "mnist" and fallback:
         why = "could not be downloaded" if download else "downloading is off"
-        warnings.warn(f"MNIST's {split} split is not available locally and {why}: using the embedded "
-                      "2,000-digit sample (mnist-sample) instead, for every split loaded with it",
-                      stacklevel=_first_outside_package())
+        warnings.warn(
+            f"MNIST's {split} split is not available locally and {why}: using the embedded "
+            "2,000-digit sample (mnist-sample) instead, for every split loaded with it",
+            stacklevel=_first_outside_package(),
+        )
         return locate(FALLBACK_DATASET, split)
     hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {name}`"
     raise DatasetError(f"dataset {name!r} ({split}) was not found locally{hint}")
@@ -74,7 +80,9 @@ def load(
     four standard IDX files. Decoded arrays are cached as memory-mapped .npy files in
     the user cache dir (``cache=False`` decodes every time).
     """
-    return load_splits(source, [split], data_dir, download=download, cache=cache, num_classes=num_classes)[split]
+    return load_splits(
+        source, [split], data_dir, download=download, cache=cache, num_classes=num_classes
+    )[split]
 
 
 def load_splits(
@@ -92,10 +100,15 @@ def load_splits(
     `fallback=False` refuses to stand the embedded sample in for an unavailable MNIST.
     """
     splits = [splits] if isinstance(splits, str) else list(splits)  # "train" means ["train"]
-    files = {split: resolve(source, check_split(split), data_dir, download=download, fallback=fallback)
-             for split in splits}
-    if fallback and os.fspath(source) == "mnist" and \
-            len({found.dataset.name if found.dataset else None for found in files.values()}) > 1:
+    files = {
+        split: resolve(source, check_split(split), data_dir, download=download, fallback=fallback)
+        for split in splits
+    }
+    if (
+        fallback
+        and os.fspath(source) == "mnist"
+        and len({found.dataset.name if found.dataset else None for found in files.values()}) > 1
+    ):
         # Some splits of MNIST are here, others not: the sample stands in for all, never a mix.
         files = {split: locate(FALLBACK_DATASET, split) for split in splits}
     cache_dir = user_cache_dir() / "decoded" if cache else None
@@ -105,7 +118,9 @@ def load_splits(
     result = {}
     for i, (split, found) in enumerate(files.items()):
         images, labels = arrays[2 * i], arrays[2 * i + 1]
-        classes = num_classes or (found.dataset.num_classes if found.dataset else DEFAULT_NUM_CLASSES)
+        classes = num_classes or (
+            found.dataset.num_classes if found.dataset else DEFAULT_NUM_CLASSES
+        )
         check_pair(images, labels, found, classes)
         result[split] = (images, labels)
     return result
@@ -114,9 +129,13 @@ def load_splits(
 def check_pair(images: np.ndarray, labels: np.ndarray, files: SplitFiles, num_classes: int) -> None:
     """Images and labels must agree in count, have the expected types and valid labels."""
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise DatasetError(f"{files.images}: expected uint8 images [N, H, W], found {images.dtype} {images.shape}")
+        raise DatasetError(
+            f"{files.images}: expected uint8 images [N, H, W], found {images.dtype} {images.shape}"
+        )
     if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise DatasetError(f"{files.labels}: expected uint8 labels [N], found {labels.dtype} {labels.shape}")
+        raise DatasetError(
+            f"{files.labels}: expected uint8 labels [N], found {labels.dtype} {labels.shape}"
+        )
     if len(images) != len(labels):
         raise DatasetError(
             f"{files.directory}: {files.images.name} holds {len(images)} images but "

@@ -41,14 +41,21 @@ def candidate_files(directory: Path, split: str, role: str) -> list[Path]:
     """The names a split's file goes by: gzipped, raw, and the dotted raw variant."""
     stem = STANDARD_STEMS[(split, role)]
     dotted = stem.replace("-idx", ".idx")
-    return [directory / f"{stem}.gz", directory / stem, directory / dotted, directory / f"{dotted}.gz"]
+    return [
+        directory / f"{stem}.gz",
+        directory / stem,
+        directory / dotted,
+        directory / f"{dotted}.gz",
+    ]
 
 
 def files_in(directory: Path, split: str, dataset: Dataset | None = None) -> SplitFiles | None:
     """The split's files in `directory`, or None if either is missing."""
     found = {}
     for role in ROLES:
-        found[role] = next((p for p in candidate_files(directory, split, role) if p.is_file()), None)
+        found[role] = next(
+            (p for p in candidate_files(directory, split, role) if p.is_file()), None
+        )
         if found[role] is None:
             return None
     return SplitFiles(found["images"], found["labels"], dataset)
@@ -68,7 +75,9 @@ def search_dirs(dataset: Dataset, data_dir: str | os.PathLike | None = None) -> 
     return dirs
 
 
-def locate(source: str | os.PathLike, split: str, data_dir: str | os.PathLike | None = None) -> SplitFiles | None:
+def locate(
+    source: str | os.PathLike, split: str, data_dir: str | os.PathLike | None = None
+) -> SplitFiles | None:
     """Find a split's files for a dataset name or a directory; None if a dataset has none locally."""
     check_split(split)
     name = os.fspath(source)
@@ -81,7 +90,9 @@ def locate(source: str | os.PathLike, split: str, data_dir: str | os.PathLike | 
         return None
     directory = Path(name)
     if not directory.is_dir():
-        raise DatasetError(f"{name!r} is neither a known dataset ({', '.join(CATALOG)}) nor a directory")
+        raise DatasetError(
+            f"{name!r} is neither a known dataset ({', '.join(CATALOG)}) nor a directory"
+        )
     found = files_in(directory, split)
     if found is None:
         wanted = " and ".join(STANDARD_STEMS[(split, role)] + "[.gz]" for role in ROLES)

@@ -32,7 +32,10 @@ def manifest_problem(manifest: object) -> str | None:
     if manifest.get("format") not in FORMATS:
         return f"'format' is {manifest.get('format')!r}, not one of {', '.join(FORMATS)}"
     image = manifest.get("image", {"height": 28, "width": 28})
-    if not (isinstance(image, dict) and all(_whole(image.get(k)) and image[k] > 0 for k in ("height", "width"))):
+    if not (
+        isinstance(image, dict)
+        and all(_whole(image.get(k)) and image[k] > 0 for k in ("height", "width"))
+    ):
         return "'image' needs whole 'height' and 'width'"
     for split, entry in manifest["splits"].items():
         if not isinstance(entry, dict) or not _whole(entry.get("records")):

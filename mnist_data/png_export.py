@@ -12,17 +12,26 @@ from __future__ import annotations
 import contextlib
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from mnist_data.atomic import temp_suffix, write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
-from mnist_data.conversion import (PROGRESS_DIR, RunSummary, check_summary_path, check_workers, claimed_output,
-                                   describe_source, image_size, publish_manifest, requested_splits,
-                                   worker_pool)
+from mnist_data.conversion import (
+    PROGRESS_DIR,
+    RunSummary,
+    check_summary_path,
+    check_workers,
+    claimed_output,
+    describe_source,
+    image_size,
+    publish_manifest,
+    requested_splits,
+    worker_pool,
+)
 from mnist_data.errors import ConvertError
 from mnist_data.load import class_names, load_splits
 from mnist_data.pngcodec import encode_gray_pngs
@@ -44,22 +53,29 @@ def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) ->
     sorted order, where "10" would come before "2".
     """
     if labels_as not in LABELS_AS:
-        raise ConvertError(f"unknown labels_as {labels_as!r}: expected one of {', '.join(LABELS_AS)}")
+        raise ConvertError(
+            f"unknown labels_as {labels_as!r}: expected one of {', '.join(LABELS_AS)}"
+        )
     if labels_as == "digits":
         width = len(str(num_classes - 1))
         return [f"{label:0{width}d}" for label in range(num_classes)]
     names = class_names(source)
     if names is None:
-        raise ConvertError(f"{source}: no class names known for this source; use digit labels "
-                           "(labels_as='digits', --labels-as digits)")
+        raise ConvertError(
+            f"{source}: no class names known for this source; use digit labels "
+            "(labels_as='digits', --labels-as digits)"
+        )
     if len(names) < num_classes:
-        raise ConvertError(f"{source}: {len(names)} class names known for {num_classes} classes; "
-                           "use digit labels (labels_as='digits', --labels-as digits)")
+        raise ConvertError(
+            f"{source}: {len(names)} class names known for {num_classes} classes; "
+            "use digit labels (labels_as='digits', --labels-as digits)"
+        )
     return [name.replace("/", "-").replace(" ", "_") for name in names]
 
 
-def _write_chunk(out: str, relative_paths: list[str], images: np.ndarray, compress_level: int,
-                 marker: str) -> int:
+def _write_chunk(
+    out: str, relative_paths: list[str], images: np.ndarray, compress_level: int, marker: str
+) -> int:
     """Write one chunk's PNGs, each under a temporary name then renamed, and its marker."""
     written = 0
     suffix = temp_suffix()
@@ -113,20 +129,32 @@ def to_png(
     splits = requested_splits(splits)
     check_summary_path(out, json_path)
     arrays = load_splits(source, splits, fallback=False, num_classes=num_classes)
-    num_classes = num_classes or max([10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)])
+    num_classes = num_classes or max(
+        [10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)]
+    )
     folders = folder_names(source, labels_as, num_classes)
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(splits)}
-    if labels_as == "digits" and num_classes > 10:  # zero-padded folders: a tree of unpadded ones is another run
+    if (
+        labels_as == "digits" and num_classes > 10
+    ):  # zero-padded folders: a tree of unpadded ones is another run
         options["digit_width"] = len(folders[0])
     check_workers(workers)
     identity = {"kind": "png", "source": describe_source(source, splits), "options": options}
-    manifest = {"format": "png", "version": 1, "source": identity["source"], "options": options,
-                "classes": folders, "image": image_size(source, arrays), "splits": {}}
+    manifest = {
+        "format": "png",
+        "version": 1,
+        "source": identity["source"],
+        "options": options,
+        "classes": folders,
+        "image": image_size(source, arrays),
+        "splits": {},
+    }
     with claimed_output(out, identity, overwrite), worker_pool(workers) as pool:
         summary = RunSummary("to-png", str(out))
         for split, (images, labels) in arrays.items():
-            manifest["splits"][split] = _export_split(pool, out, split, images, labels, folders, compress_level,
-                                                      progress, summary)
+            manifest["splits"][split] = _export_split(
+                pool, out, split, images, labels, folders, compress_level, progress, summary
+            )
         result = summary.finish()
         publish_manifest(out, manifest, result, json_path)
     return result
@@ -140,16 +168,23 @@ def _chunk_bytes(out: Path, relative_paths: list[str]) -> int | None:
         return None
 
 
-def _export_split(pool, out, split, images, labels, folders, compress_level, progress, summary) -> dict:
+def _export_split(
+    pool, out, split, images, labels, folders, compress_level, progress, summary
+) -> dict:
     from tqdm import tqdm
 
     width = max(5, len(str(len(labels) - 1)))
-    paths = [f"{split}/{folders[label]}/{index:0{width}d}.png" for index, label in enumerate(labels.tolist())]
+    paths = [
+        f"{split}/{folders[label]}/{index:0{width}d}.png"
+        for index, label in enumerate(labels.tolist())
+    ]
     for folder in set(folders[label] for label in labels.tolist()):
         (out / split / folder).mkdir(parents=True, exist_ok=True)
     (out / PROGRESS_DIR).mkdir(exist_ok=True)
     futures = []
-    with tqdm(total=len(labels), desc=f"to-png {split}", unit="img", disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=len(labels), desc=f"to-png {split}", unit="img", disable=not progress, leave=False
+    ) as bar:
         for start in range(0, len(labels), CHUNK):
             stop = min(start + CHUNK, len(labels))
             marker = out / PROGRESS_DIR / f"{split}-{start:06d}.done"
@@ -160,11 +195,26 @@ def _export_split(pool, out, split, images, labels, folders, compress_level, pro
                 summary.bytes += done_bytes
                 bar.update(stop - start)
                 continue
-            futures.append((stop - start, pool.submit(_write_chunk, str(out), paths[start:stop],
-                                                      images[start:stop], compress_level, str(marker))))
+            futures.append(
+                (
+                    stop - start,
+                    pool.submit(
+                        _write_chunk,
+                        str(out),
+                        paths[start:stop],
+                        images[start:stop],
+                        compress_level,
+                        str(marker),
+                    ),
+                )
+            )
         # The listing is built while the workers write (the CRCs take ~0.5 us an image).
-        rows = "".join(f"{path},{label},{index},{crc:08x}\n"
-                       for index, (path, label, crc) in enumerate(zip(paths, labels.tolist(), pixel_crcs(images))))
+        rows = "".join(
+            f"{path},{label},{index},{crc:08x}\n"
+            for index, (path, label, crc) in enumerate(
+                zip(paths, labels.tolist(), pixel_crcs(images))
+            )
+        )
         for count, future in futures:
             summary.bytes += future.result()
             bar.update(count)

@@ -58,7 +58,9 @@ def _zlib_streams(rows: np.ndarray, level: int) -> list[bytes]:
         out = ctypes.create_string_buffer(bound)
         start, address = rows.ctypes.data, ctypes.addressof(out)
         compress = LIBDEFLATE.libdeflate_zlib_compress
-        lengths = (compress(compressor, start + i * size, size, address, bound) for i in range(len(rows)))
+        lengths = (
+            compress(compressor, start + i * size, size, address, bound) for i in range(len(rows))
+        )
         return [ctypes.string_at(address, length) for length in lengths]
     finally:
         LIBDEFLATE.libdeflate_free_compressor(compressor)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from google_crc32c import value as crc32c
 
@@ -57,9 +58,11 @@ _IMAGE_KEY, _INDEX_KEY, _LABEL_KEY = b"image", b"index", b"label"
 
 def encode_example(image: bytes, label: int, index: int) -> bytes:
     """The serialized tf.train.Example of one image (features in key order)."""
-    features = (_entry(_IMAGE_KEY, _field(1, _field(1, image)))
-                + _entry(_INDEX_KEY, _int64_feature(index))
-                + _entry(_LABEL_KEY, _int64_feature(label)))
+    features = (
+        _entry(_IMAGE_KEY, _field(1, _field(1, image)))
+        + _entry(_INDEX_KEY, _int64_feature(index))
+        + _entry(_LABEL_KEY, _int64_feature(label))
+    )
     return _field(1, features)
 
 
@@ -110,7 +113,7 @@ def count_records(path: Path, gzipped: bool) -> tuple[int, str | None]:
     """How many records of a shard file read back intact (both CRCs checked), and the first fault."""
     count = 0
     try:
-        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+        with gzip.open(path, "rb") if gzipped else open(path, "rb") as stream:
             for item in iter_records(stream):
                 if isinstance(item, RecordDamage):
                     return count, f"record {item.record} (byte {item.offset}): {item.problem}"
@@ -135,8 +138,10 @@ def encode_raw_records(images, labels, start: int) -> bytes:
     images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
     labels = np.asarray(labels, dtype=np.int64)
     if len(labels) and (labels.min() < 0 or labels.max() > 127):
-        return b"".join(frame(encode_example(image.tobytes(), int(label), start + i))
-                        for i, (image, label) in enumerate(zip(images, labels.tolist())))
+        return b"".join(
+            frame(encode_example(image.tobytes(), int(label), start + i))
+            for i, (image, label) in enumerate(zip(images, labels.tolist()))
+        )
     pixels = images.shape[1]
     image_prefix = _entry(_IMAGE_KEY, _field(1, _field(1, bytes(pixels))))[:-pixels]
     parts = []
@@ -145,8 +150,15 @@ def encode_raw_records(images, labels, start: int) -> bytes:
     while low < stop:
         width = len(varint(low))
         high = min(stop, 1 << (7 * width))
-        parts.append(_raw_run(images[low - start:high - start], labels[low - start:high - start], low, width,
-                              image_prefix))
+        parts.append(
+            _raw_run(
+                images[low - start : high - start],
+                labels[low - start : high - start],
+                low,
+                width,
+                image_prefix,
+            )
+        )
         low = high
     return b"".join(parts)
 
@@ -166,12 +178,12 @@ def _raw_run(images, labels, first: int, width: int, image_prefix: bytes) -> byt
 
     def put(constant: bytes) -> None:
         nonlocal column
-        rows[:, column:column + len(constant)] = np.frombuffer(constant, dtype=np.uint8)
+        rows[:, column : column + len(constant)] = np.frombuffer(constant, dtype=np.uint8)
         column += len(constant)
 
     put(header + CRC.pack(masked_crc(header)) + head + image_prefix)
     payload_start = HEADER.size + CRC.size
-    rows[:, column:column + pixels] = images
+    rows[:, column : column + pixels] = images
     column += pixels
     put(index_prefix)
     values = np.arange(first, first + count, dtype=np.int64)
@@ -181,6 +193,8 @@ def _raw_run(images, labels, first: int, width: int, image_prefix: bytes) -> byt
     put(label_prefix)
     rows[:, column] = labels
     column += 1
-    crcs = np.fromiter((masked_crc(row[payload_start:column]) for row in rows), dtype="<u4", count=count)
-    rows[:, column:column + CRC.size] = crcs.view(np.uint8).reshape(count, CRC.size)
+    crcs = np.fromiter(
+        (masked_crc(row[payload_start:column]) for row in rows), dtype="<u4", count=count
+    )
+    rows[:, column : column + CRC.size] = crcs.view(np.uint8).reshape(count, CRC.size)
     return rows.tobytes()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from google_crc32c import value as crc32c
@@ -20,8 +20,17 @@ from google_crc32c import value as crc32c
 from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
-from mnist_data.conversion import (RunSummary, check_summary_path, check_workers, claimed_output, describe_source,
-                                   image_size, publish_manifest, requested_splits, worker_pool)
+from mnist_data.conversion import (
+    RunSummary,
+    check_summary_path,
+    check_workers,
+    claimed_output,
+    describe_source,
+    image_size,
+    publish_manifest,
+    requested_splits,
+    worker_pool,
+)
 from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.idx import gzip_compress
 from mnist_data.load import load_splits
@@ -53,20 +62,35 @@ def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
-def encode_shard(images: np.ndarray, labels: np.ndarray, start: int, encoding: str, compression: str,
-                 compress_level: int) -> bytes:
+def encode_shard(
+    images: np.ndarray,
+    labels: np.ndarray,
+    start: int,
+    encoding: str,
+    compression: str,
+    compress_level: int,
+) -> bytes:
     """The bytes of one shard file: framed Examples for images[i], labels[i], index start + i."""
     if encoding == "raw":
         blob = encode_raw_records(images, labels, start)
         return gzip_compress(blob) if compression == "gzip" else blob
     payloads = encode_gray_pngs(images, compress_level)
-    blob = b"".join(frame(encode_example(payload, label, start + offset))
-                    for offset, (payload, label) in enumerate(zip(payloads, labels.tolist())))
+    blob = b"".join(
+        frame(encode_example(payload, label, start + offset))
+        for offset, (payload, label) in enumerate(zip(payloads, labels.tolist()))
+    )
     return gzip_compress(blob) if compression == "gzip" else blob
 
 
-def _write_shard(path: str, images: np.ndarray, labels: np.ndarray, start: int, encoding: str, compression: str,
-                 compress_level: int) -> dict:
+def _write_shard(
+    path: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    start: int,
+    encoding: str,
+    compression: str,
+    compress_level: int,
+) -> dict:
     blob = encode_shard(images, labels, start, encoding, compression, compress_level)
     write_bytes_atomic(path, blob)  # fsync'd: a kill or power cut leaves no empty shard behind
     return _shard_entry(Path(path).name, len(labels), blob)
@@ -74,8 +98,13 @@ def _write_shard(path: str, images: np.ndarray, labels: np.ndarray, start: int, 
 
 def _shard_entry(name: str, records: int, blob: bytes) -> dict:
     """The manifest's line for one shard; crc32c lets readers check a whole shard in ~1 ms."""
-    return {"file": name, "records": records, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
-            "crc32c": crc32c(blob)}
+    return {
+        "file": name,
+        "records": records,
+        "bytes": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "crc32c": crc32c(blob),
+    }
 
 
 def _intact(path: Path, records: int, compression: str) -> bool:
@@ -110,7 +139,9 @@ def to_tfrecord(
         raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
     compress_level = int(compress_level)
     if compression not in COMPRESSIONS:
-        raise ConvertError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
+        raise ConvertError(
+            f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}"
+        )
     out = Path(out)
     splits = requested_splits(splits)
     check_summary_path(out, json_path)
@@ -118,19 +149,46 @@ def to_tfrecord(
     check_workers(workers)
     for _, labels in arrays.values():  # refuse impossible sharding before anything is written
         shard_bounds(len(labels), shards, shard_size)
-    shards, shard_size = (None if n is None else int(n) for n in (shards, shard_size))  # NumPy's too
-    options = {"encoding": encoding, "compression": compression, "shards": shards, "shard_size": shard_size,
-               "compress_level": compress_level if encoding == "png" else None, "splits": list(splits)}
+    shards, shard_size = (
+        None if n is None else int(n) for n in (shards, shard_size)
+    )  # NumPy's too
+    options = {
+        "encoding": encoding,
+        "compression": compression,
+        "shards": shards,
+        "shard_size": shard_size,
+        "compress_level": compress_level if encoding == "png" else None,
+        "splits": list(splits),
+    }
     identity = {"kind": "tfrecord", "source": describe_source(source, splits), "options": options}
-    manifest = {"format": "tfrecord", "version": 1, "source": identity["source"], "options": options,
-                "encoding": encoding, "compression": compression,
-                "image": image_size(source, arrays),
-                "feature_spec": FEATURE_SPEC, "splits": {}}
+    manifest = {
+        "format": "tfrecord",
+        "version": 1,
+        "source": identity["source"],
+        "options": options,
+        "encoding": encoding,
+        "compression": compression,
+        "image": image_size(source, arrays),
+        "feature_spec": FEATURE_SPEC,
+        "splits": {},
+    }
     with claimed_output(out, identity, overwrite), worker_pool(workers) as pool:
         summary = RunSummary("to-tfrecord", str(out))
         for split, (images, labels) in arrays.items():
-            manifest["splits"][split] = _convert_split(pool, out, split, images, labels, shards, shard_size,
-                                                       encoding, compression, compress_level, progress, summary)
+            manifest["splits"][split] = _convert_split(
+                pool,
+                out,
+                split,
+                images,
+                labels,
+                shards,
+                shard_size,
+                encoding,
+                compression,
+                compress_level,
+                progress,
+                summary,
+            )
         result = summary.finish()
         publish_manifest(out, manifest, result, json_path)
     return result
@@ -146,8 +204,20 @@ def _published_checksums(out: Path, split: str) -> dict[str, str]:
     return {shard["file"]: shard["sha256"] for shard in shards}
 
 
-def _convert_split(pool, out, split, images, labels, shards, shard_size, encoding, compression, compress_level,
-                   progress, summary) -> dict:
+def _convert_split(
+    pool,
+    out,
+    split,
+    images,
+    labels,
+    shards,
+    shard_size,
+    encoding,
+    compression,
+    compress_level,
+    progress,
+    summary,
+) -> dict:
     from tqdm import tqdm
 
     bounds = shard_bounds(len(labels), shards, shard_size)
@@ -157,15 +227,31 @@ def _convert_split(pool, out, split, images, labels, shards, shard_size, encodin
     published = _published_checksums(out, split)
     for name, (start, stop) in zip(names, bounds):
         path = out / name
-        kept = _shard_entry(name, stop - start, path.read_bytes()) if _intact(path, stop - start, compression) else None
-        if kept and published.get(name, kept["sha256"]) == kept["sha256"]:  # ours, unless damaged or replaced since
+        kept = (
+            _shard_entry(name, stop - start, path.read_bytes())
+            if _intact(path, stop - start, compression)
+            else None
+        )
+        if (
+            kept and published.get(name, kept["sha256"]) == kept["sha256"]
+        ):  # ours, unless damaged or replaced since
             entries[name] = kept
             summary.resumed_files += 1
             summary.resumed_examples += stop - start
         else:
-            pending[name] = pool.submit(_write_shard, str(path), images[start:stop], labels[start:stop], start,
-                                        encoding, compression, compress_level)
-    with tqdm(total=len(labels), desc=f"to-tfrecord {split}", unit="ex", disable=not progress, leave=False) as bar:
+            pending[name] = pool.submit(
+                _write_shard,
+                str(path),
+                images[start:stop],
+                labels[start:stop],
+                start,
+                encoding,
+                compression,
+                compress_level,
+            )
+    with tqdm(
+        total=len(labels), desc=f"to-tfrecord {split}", unit="ex", disable=not progress, leave=False
+    ) as bar:
         bar.update(sum(e["records"] for e in entries.values()))
         for name, future in pending.items():
             entries[name] = future.result()

@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from google_crc32c import value as crc32c
@@ -52,17 +52,23 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
     directory = Path(directory)
     manifest = read_manifest(directory)
     if manifest.get("format") != "tfrecord" or manifest.get("encoding") != "raw":
-        raise DatasetError(f"{directory}: not a raw-encoded TFRecord directory written by to-tfrecord")
+        raise DatasetError(
+            f"{directory}: not a raw-encoded TFRecord directory written by to-tfrecord"
+        )
     if split not in manifest.get("splits", {}):
-        raise DatasetError(f"{directory}: no split {split!r} in manifest.json "
-                           f"(has {', '.join(manifest.get('splits', {}))})")
+        raise DatasetError(
+            f"{directory}: no split {split!r} in manifest.json "
+            f"(has {', '.join(manifest.get('splits', {}))})"
+        )
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     shards = manifest["splits"][split]["shards"]
     ratio = MAX_DEFLATE_RATIO if manifest.get("compression") == "gzip" else 1
     for shard in shards:  # checked before the split is allocated from these counts
         if shard["records"] * height * width > shard["bytes"] * ratio:
-            raise DatasetError(f"{directory / shard['file']}: manifest.json says {shard['records']} records, "
-                               f"more than its {shard['bytes']} bytes can hold")
+            raise DatasetError(
+                f"{directory / shard['file']}: manifest.json says {shard['records']} records, "
+                f"more than its {shard['bytes']} bytes can hold"
+            )
     starts = np.cumsum([0] + [shard["records"] for shard in shards]).tolist()
     total = starts[-1]
     images = aligned_empty((total, height, width))
@@ -78,22 +84,29 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
             if index.min() < 0 or index.max() >= total:
                 raise DatasetError(f"{path}: record index outside 0..{total - 1}")
             rows: slice | np.ndarray = index  # anywhere; the writer's order is a plain copy:
-            if index[0] == position and index[-1] == position + len(index) - 1 and \
-                    np.array_equal(index, np.arange(position, position + len(index))):
+            if (
+                index[0] == position
+                and index[-1] == position + len(index) - 1
+                and np.array_equal(index, np.arange(position, position + len(index)))
+            ):
                 rows = slice(position, position + len(index))
             images[rows] = pixels.reshape(-1, height, width)
             labels[rows] = run_labels
             seen[rows] = True
             position += len(index)
         if position - starts[number] != shard["records"]:
-            raise DatasetError(f"{path}: {position - starts[number]} records, "
-                               f"manifest.json says {shard['records']}")
+            raise DatasetError(
+                f"{path}: {position - starts[number]} records, "
+                f"manifest.json says {shard['records']}"
+            )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(read_one, range(len(shards))))
     if not seen.all():
-        raise DatasetError(f"{directory}: split {split!r} lacks the records of index "
-                           f"{int(np.flatnonzero(~seen)[0])} (an index appears twice)")
+        raise DatasetError(
+            f"{directory}: split {split!r} lacks the records of index "
+            f"{int(np.flatnonzero(~seen)[0])} (an index appears twice)"
+        )
     return images, labels
 
 
@@ -106,7 +119,9 @@ def check_shard_files(directory: str | Path, split: str) -> None:
         _checked_bytes(directory / shard["file"], shard, gzipped=False)
 
 
-def aligned_empty(shape: tuple[int, ...], dtype: type = np.uint8, alignment: int = 4096) -> np.ndarray:
+def aligned_empty(
+    shape: tuple[int, ...], dtype: type = np.uint8, alignment: int = 4096
+) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on an `alignment` boundary.
 
     Why: TensorFlow can then adopt the buffer without copying it (via DLPack).
@@ -114,7 +129,7 @@ def aligned_empty(shape: tuple[int, ...], dtype: type = np.uint8, alignment: int
     size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     raw = np.empty(size + alignment, np.uint8)
     skip = -raw.ctypes.data % alignment
-    return raw[skip:skip + size].view(dtype).reshape(shape)
+    return raw[skip : skip + size].view(dtype).reshape(shape)
 
 
 def _checked_bytes(path: Path, shard: dict, gzipped: bool) -> np.ndarray:
@@ -125,28 +140,36 @@ def _checked_bytes(path: Path, shard: dict, gzipped: bool) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            data = np.frombuffer(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ), np.uint8) \
-                if size else np.zeros(0, np.uint8)
+            data = (
+                np.frombuffer(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+                if size
+                else np.zeros(0, np.uint8)
+            )
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if size != shard["bytes"]:
-        raise DatasetError(f"{path}: size {size} bytes, manifest.json says {shard['bytes']} "
-                           "(cut short, damaged or replaced)")
+        raise DatasetError(
+            f"{path}: size {size} bytes, manifest.json says {shard['bytes']} "
+            "(cut short, damaged or replaced)"
+        )
     if "crc32c" in shard:
         ok = crc32c(data) == shard["crc32c"]
     else:
         ok = hashlib.sha256(data).hexdigest() == shard.get("sha256")
     if not ok:
-        raise DatasetError(f"{path}: contents differ from the checksum in manifest.json "
-                           "(damaged or replaced; `mnist-data verify` names the record)")
+        raise DatasetError(
+            f"{path}: contents differ from the checksum in manifest.json "
+            "(damaged or replaced; `mnist-data verify` names the record)"
+        )
     if not gzipped:
         return data
     inflated = inflate_exact(data.tobytes(), int(data[-4:].view("<u4")[0]), str(path))
     return np.frombuffer(inflated, np.uint8)
 
 
-def decode_raw_runs(data: np.ndarray, pixels: int, name: str
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def decode_raw_runs(
+    data: np.ndarray, pixels: int, name: str
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per run of equal-length records in `data`: pixels uint8 [n, pixels] (a view), labels
     int64 [n] and indices int64 [n]."""
     for first, rows in _runs(data, name):
@@ -158,38 +181,47 @@ def _runs(data: np.ndarray, name: str) -> Iterator[tuple[int, np.ndarray]]:
     position = record = 0
     while position < len(data):
         if len(data) - position < FRAME:
-            raise DatasetError(f"{name}: record {record} (byte {position}): truncated record header")
-        length = int(data[position:position + HEADER.size].view("<u8")[0])
+            raise DatasetError(
+                f"{name}: record {record} (byte {position}): truncated record header"
+            )
+        length = int(data[position : position + HEADER.size].view("<u8")[0])
         stride = length + FRAME
         fits = (len(data) - position) // stride
         if fits == 0:
-            raise DatasetError(f"{name}: record {record} (byte {position}): truncated record: "
-                               f"expected {length} payload bytes")
+            raise DatasetError(
+                f"{name}: record {record} (byte {position}): truncated record: "
+                f"expected {length} payload bytes"
+            )
         headers = np.ndarray((fits,), "<u8", data, position, (stride,))
         mismatch = np.flatnonzero(headers != length)
         count = int(mismatch[0]) if len(mismatch) else fits
-        yield record, data[position:position + count * stride].reshape(count, stride)
+        yield record, data[position : position + count * stride].reshape(count, stride)
         position += count * stride
         record += count
 
 
-def _decode_run(rows: np.ndarray, first: int, pixels: int, name: str
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    header = rows[0, :HEADER.size].tobytes()
-    if int(rows[0, HEADER.size:PAYLOAD].view("<u4")[0]) != masked_crc(header):
+def _decode_run(
+    rows: np.ndarray, first: int, pixels: int, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    header = rows[0, : HEADER.size].tobytes()
+    if int(rows[0, HEADER.size : PAYLOAD].view("<u4")[0]) != masked_crc(header):
         raise DatasetError(f"{name}: record {first}: length CRC mismatch")
-    layout = parse_layout(rows[0, PAYLOAD:-CRC.size].tobytes(), pixels, f"{name}: record {first}")
-    cuts = [0] + [edge for span in sorted([layout.image, layout.index, layout.label]) for edge in span]
+    layout = parse_layout(rows[0, PAYLOAD : -CRC.size].tobytes(), pixels, f"{name}: record {first}")
+    cuts = [0] + [
+        edge for span in sorted([layout.image, layout.index, layout.label]) for edge in span
+    ]
     cuts.append(rows.shape[1] - CRC.size)  # the data CRC differs too; the shard checksum covers it
     for start, stop in zip(cuts[0::2], cuts[1::2]):  # every column but the variable ones
         block = rows[:, start:stop]
         if (block != block[0]).any():
             differs = int(np.flatnonzero((block != block[0]).any(axis=1))[0])
-            raise DatasetError(f"{name}: record {first + differs} is not laid out like record {first} "
-                               "(not a raw record written by to-tfrecord)")
-    image = rows[:, layout.image[0]:layout.image[1]]
-    index = _varints(rows[:, layout.index[0]:layout.index[1]], first, name)
-    label = _varints(rows[:, layout.label[0]:layout.label[1]], first, name)
+            raise DatasetError(
+                f"{name}: record {first + differs} is not laid out like record {first} "
+                "(not a raw record written by to-tfrecord)"
+            )
+    image = rows[:, layout.image[0] : layout.image[1]]
+    index = _varints(rows[:, layout.index[0] : layout.index[1]], first, name)
+    label = _varints(rows[:, layout.label[0] : layout.label[1]], first, name)
     return image, label, index
 
 
@@ -223,8 +255,12 @@ def parse_layout(payload: bytes, pixels: int, where: str) -> Layout:
     if sorted(spans) != sorted(FEATURES):
         raise DatasetError(f"{where}: features {sorted(spans)}, expected {list(FEATURES)}")
     if spans["image"][1] - spans["image"][0] != pixels:
-        raise DatasetError(f"{where}: image of {spans['image'][1] - spans['image'][0]} bytes, expected {pixels}")
-    return Layout(**{key: (start + PAYLOAD, stop + PAYLOAD) for key, (start, stop) in spans.items()})
+        raise DatasetError(
+            f"{where}: image of {spans['image'][1] - spans['image'][0]} bytes, expected {pixels}"
+        )
+    return Layout(
+        **{key: (start + PAYLOAD, stop + PAYLOAD) for key, (start, stop) in spans.items()}
+    )
 
 
 def _map_entry(buffer: bytes, start: int, stop: int, where: str) -> tuple[str, tuple[int, int]]:
@@ -234,11 +270,15 @@ def _map_entry(buffer: bytes, start: int, stop: int, where: str) -> tuple[str, t
     return buffer[slice(*fields[1])].decode("utf-8", "replace"), fields[2]
 
 
-def _single_value(buffer: bytes, span: tuple[int, int], where: str, key: str, kind: int) -> tuple[int, int]:
+def _single_value(
+    buffer: bytes, span: tuple[int, int], where: str, key: str, kind: int
+) -> tuple[int, int]:
     """The span of the one value of a Feature holding a bytes list (kind 1) or int64 list (kind 3)."""
     lists = list(_fields(buffer, *span, where))
     if len(lists) != 1 or lists[0][0] != kind:
-        raise DatasetError(f"{where}: feature {key!r} is not a single {'bytes' if kind == 1 else 'int64'} value")
+        raise DatasetError(
+            f"{where}: feature {key!r} is not a single {'bytes' if kind == 1 else 'int64'} value"
+        )
     values = list(_fields(buffer, lists[0][1], lists[0][2], where, packed_varints=kind == 3))
     if len(values) != 1 or values[0][0] != 1:
         raise DatasetError(f"{where}: feature {key!r} holds {len(values)} values, expected 1")

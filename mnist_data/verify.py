@@ -46,16 +46,22 @@ def verify(out: str | os.PathLike) -> VerifyReport:
         raise ConvertError(f"{out}: not a directory; verify takes the OUT of to-tfrecord or to-png")
     if not (out / MANIFEST).exists():
         if (out / RUN_FILE).exists():
-            raise ConvertError(f"{out}: an unfinished conversion (no {MANIFEST} yet); run the same command "
-                               "again to complete it")
-        raise ConvertError(f"{out}: no {MANIFEST}: not a directory written by to-tfrecord or to-png")
+            raise ConvertError(
+                f"{out}: an unfinished conversion (no {MANIFEST} yet); run the same command "
+                "again to complete it"
+            )
+        raise ConvertError(
+            f"{out}: no {MANIFEST}: not a directory written by to-tfrecord or to-png"
+        )
     try:
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise ConvertError(f"{out / MANIFEST}: cannot read the manifest: {exc}") from None
     splits = manifest.get("splits") if isinstance(manifest, dict) else None
     if not isinstance(splits, dict):
-        raise ConvertError(f"{out / MANIFEST}: not a manifest written by mnist-data (no 'splits' table)")
+        raise ConvertError(
+            f"{out / MANIFEST}: not a manifest written by mnist-data (no 'splits' table)"
+        )
     report = VerifyReport(str(out), manifest.get("format", "?"))
     check = {"tfrecord": _verify_tfrecords, "png": _verify_png_tree}.get(report.format)
     if check is None:
@@ -78,7 +84,9 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
                 continue
             size = path.stat().st_size
             if size != shard["bytes"]:
-                report.problems.append(f"{shard['file']}: size {size} bytes, manifest says {shard['bytes']}")
+                report.problems.append(
+                    f"{shard['file']}: size {size} bytes, manifest says {shard['bytes']}"
+                )
             if sha256_of(path) != shard["sha256"]:
                 report.problems.append(f"{shard['file']}: SHA-256 differs from the manifest")
             elif "crc32c" in shard and crc32c(path.read_bytes()) != shard["crc32c"]:
@@ -88,7 +96,9 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
                 report.problems.append(f"{path.name}: {problem}")
             report.records += count
             if count != shard["records"]:
-                report.problems.append(f"{shard['file']}: {count} valid records, manifest says {shard['records']}")
+                report.problems.append(
+                    f"{shard['file']}: {count} valid records, manifest says {shard['records']}"
+                )
 
 
 def _unlisted_files(out: Path, split: str, rows: list[dict], listing: str) -> list[str]:
@@ -108,41 +118,67 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
         try:
             with open(listing, newline="") as handle:
                 reader = csv.DictReader(handle)
-                numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
+                numbered = [
+                    (reader.line_num, row) for row in reader
+                ]  # blank lines are skipped, not counted
                 rows = [row for _, row in numbered]
         except OSError as exc:
             report.problems.append(f"{listing.name}: cannot read: {exc.strerror}")
             continue
         if len(rows) != entry["records"]:
-            report.problems.append(f"{listing.name}: {len(rows)} rows, manifest says {entry['records']}")
-        missing = [column for column in ("file", "label", "index") if column not in (rows[0] if rows else {})]
+            report.problems.append(
+                f"{listing.name}: {len(rows)} rows, manifest says {entry['records']}"
+            )
+        missing = [
+            column
+            for column in ("file", "label", "index")
+            if column not in (rows[0] if rows else {})
+        ]
         if rows and missing:
-            report.problems.append(f"{listing.name}: no column {', '.join(map(repr, missing))} in its header")
+            report.problems.append(
+                f"{listing.name}: no column {', '.join(map(repr, missing))} in its header"
+            )
             continue
         report.problems += _unlisted_files(out, split, rows, listing.name)
         classes = manifest.get("classes", [])
         for line_number, row in numbered:
             report.files += 1
             try:
-                label, folder, _ = int(row["label"]), Path(row["file"]).parent.name, int(row["index"])
+                label, folder, _ = (
+                    int(row["label"]),
+                    Path(row["file"]).parent.name,
+                    int(row["index"]),
+                )
                 crc = int(row["pixels_crc32"], 16) if row.get("pixels_crc32") is not None else None
             except (TypeError, ValueError):
                 report.problems.append(f"{listing.name}: line {line_number}: bad row {row}")
                 continue
             if classes and not 0 <= label < len(classes):
-                report.problems.append(f"{listing.name}: line {line_number}: label {label} is not one of the "
-                                       f"{len(classes)} classes of the manifest")
+                report.problems.append(
+                    f"{listing.name}: line {line_number}: label {label} is not one of the "
+                    f"{len(classes)} classes of the manifest"
+                )
             elif classes and folder != classes[label]:
-                report.problems.append(f"{row['file']}: in folder {folder!r}, but its label {label} is {classes[label]!r}")
+                report.problems.append(
+                    f"{row['file']}: in folder {folder!r}, but its label {label} is {classes[label]!r}"
+                )
             try:
                 with Image.open(out / row["file"]) as image:
                     image.load()
                     if image.mode != "L":
-                        report.problems.append(f"{row['file']}: mode {image.mode}, expected 8-bit grayscale (L)")
+                        report.problems.append(
+                            f"{row['file']}: mode {image.mode}, expected 8-bit grayscale (L)"
+                        )
                     if image.size != size:
-                        report.problems.append(f"{row['file']}: {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}")
-                    elif image.mode == "L" and crc is not None and zlib.crc32(image.tobytes()) != crc:
-                        report.problems.append(f"{row['file']}: its pixels differ from the image the listing records")
+                        report.problems.append(
+                            f"{row['file']}: {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}"
+                        )
+                    elif (
+                        image.mode == "L" and crc is not None and zlib.crc32(image.tobytes()) != crc
+                    ):
+                        report.problems.append(
+                            f"{row['file']}: its pixels differ from the image the listing records"
+                        )
             except (OSError, ValueError, SyntaxError) as exc:
                 report.problems.append(f"{row['file']}: {exc}")
                 continue

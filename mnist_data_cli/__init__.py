@@ -10,24 +10,28 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import mnist_data
 import mnist_data.cli
+import pipelines.cli
 from mnist_data.atomic import final_name_of
 from mnist_data.checks import summary_clash
 from mnist_data.conversion import check_summary_path
 from mnist_data.manifest import MANIFEST
-import pipelines.cli
+from mnist_data_cli.quiet_start import start_tensorflow_quietly
 from pipelines.config import TrainError
 from pipelines.train import CONFIG, RUN_FILES, run_data
-from mnist_data_cli.quiet_start import start_tensorflow_quietly
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-data", description=mnist_data.__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"mnist-data {mnist_data.__version__}")
+    parser = argparse.ArgumentParser(
+        prog="mnist-data", description=mnist_data.__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"mnist-data {mnist_data.__version__}"
+    )
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mnist_data.cli.register(commands)
@@ -101,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = str(exc).strip()
-        if isinstance(exc, OSError) and exc.filename:  # the output a user asked for, not its temporary
+        if (
+            isinstance(exc, OSError) and exc.filename
+        ):  # the output a user asked for, not its temporary
             message = f"{final_name_of(exc.filename)}: {exc.strerror or message}"
         print(f"mnist-data: error: {message}", file=sys.stderr)
         return 1
@@ -112,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         tf = sys.modules.get("tensorflow")
         if args.debug or tf is None or not isinstance(exc, tf.errors.OpError):
             raise
-        from pipelines.file_readers import tf_reason  # an op that failed: a full disk while saving, say
+        from pipelines.file_readers import (
+            tf_reason,
+        )  # an op that failed: a full disk while saving, say
 
         print(f"mnist-data: error: {tf_reason(exc)}", file=sys.stderr)
         return 1

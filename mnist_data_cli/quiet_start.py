@@ -11,10 +11,16 @@ import sys
 def _is_start_up_chatter(line: str) -> bool:
     """TensorFlow's start-up lines: INFO and WARNING records, absl's notice, and CUDA's absence on
     a machine without a GPU (the run goes on on the CPU and says so)."""
-    return (re.match(r"[IW]\d{4} \d\d:\d\d:\d\d", line) is not None
-            or line.startswith(("WARNING: All log messages before absl::InitializeLog()",
-                                "To enable the following instructions:"))
-            or (re.match(r"E\d{4} ", line) is not None and "failed call to cuInit" in line))
+    return (
+        re.match(r"[IW]\d{4} \d\d:\d\d:\d\d", line) is not None
+        or line.startswith(
+            (
+                "WARNING: All log messages before absl::InitializeLog()",
+                "To enable the following instructions:",
+            )
+        )
+        or (re.match(r"E\d{4} ", line) is not None and "failed call to cuInit" in line)
+    )
 
 
 def start_tensorflow_quietly() -> None:

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-FORMATS = ("idx", "tfrecord", "png")  # what make_dataset reads: IDX files, or to_tfrecord/to_png output
+FORMATS = (
+    "idx",
+    "tfrecord",
+    "png",
+)  # what make_dataset reads: IDX files, or to_tfrecord/to_png output
 
 
 def make_dataset(*args: Any, **kwargs: Any):

@@ -16,7 +16,8 @@ import gc
 import math
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mnist_data.checks import is_whole
 from pipelines.config import TrainError, get_config
@@ -45,11 +46,16 @@ def _keras_fit(trainer: Trainer, dataset: Any) -> Callable[[int], Any]:
 
     config = trainer.config
     model = build_model(config.model, config.preset, dtype=trainer.dtype)
-    model.compile(optimizer=make_optimizer(config, trainer.steps_per_epoch),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=make_optimizer(config, trainer.steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
     def run(steps: int) -> None:
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)  # the stream shuffles
+        model.fit(
+            dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False
+        )  # the stream shuffles
 
     return run
 
@@ -59,7 +65,11 @@ def _resident_steps(resident: Trainer, chunked: Callable) -> Callable[[int], Any
     advances from call to call, as training walks an epoch's permutation."""
     import tensorflow as tf
 
-    count, size, per_call = int(resident.train_images.shape[0]), resident.global_batch, resident.config.steps_per_call
+    count, size, per_call = (
+        int(resident.train_images.shape[0]),
+        resident.global_batch,
+        resident.config.steps_per_call,
+    )
     batches = max(1, count // size)
     order = tf.argsort(tf.random.stateless_uniform([count], seed=[resident.config.seed, 0]))
     order = tf.tile(order, [1 + math.ceil(per_call * size / count)])  # a call may run past the end
@@ -72,30 +82,62 @@ def _resident_steps(resident: Trainer, chunked: Callable) -> Callable[[int], Any
     return chunked(run)
 
 
-def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_size: int = 128,
-                steps: int = 400, repeat: int = 3, format: str | None = None, xla: bool | None = None) -> dict:
+def bench_train(
+    model: str,
+    data: str | os.PathLike = "mnist-sample",
+    *,
+    batch_size: int = 128,
+    steps: int = 400,
+    repeat: int = 3,
+    format: str | None = None,
+    xla: bool | None = None,
+) -> dict:
     """Images/s of (a) pipeline, (b) synthetic, (b') synthetic fresh, (c) Keras fit, (d) resident,
     with the modern preset's step (`xla` overrides its XLA choice; Keras fit picks its own)."""
-    import pipelines
     import tensorflow as tf
+
+    import pipelines
 
     for name, value in (("steps", steps), ("repeat", repeat)):
         if not is_whole(value, 1):
             raise TrainError(f"{name} must be a whole number >= 1, got {value!r}")
-    config = get_config(model, "modern", batch_size=batch_size, resident=False, steps_per_call=min(steps, 96),
-                        xla=xla)
+    config = get_config(
+        model,
+        "modern",
+        batch_size=batch_size,
+        resident=False,
+        steps_per_call=min(steps, 96),
+        xla=xla,
+    )
     trainer = Trainer(config, data, format)
 
     def stream(fetch: int = 1) -> Any:
-        return pipelines.make_dataset(data, "train", batch_size * fetch, format=format, epochs=None, shuffle=True,
-                                      seed=config.seed, drop_remainder=True)
+        return pipelines.make_dataset(
+            data,
+            "train",
+            batch_size * fetch,
+            format=format,
+            epochs=None,
+            shuffle=True,
+            seed=config.seed,
+            drop_remainder=True,
+        )
 
     iterator = iter(stream(trainer.fetch))  # the batches our loop takes at once, as in training
-    synthetic = (tf.random.uniform([batch_size, 28, 28, 1]), tf.random.uniform([batch_size], 0, 10, tf.int32))
-    on_synthetic = tf.function(lambda n: tf.foldl(lambda acc, _: acc + trainer.one_step(*synthetic)[0],
-                                                  tf.range(n), tf.constant(0.0)))
+    synthetic = (
+        tf.random.uniform([batch_size, 28, 28, 1]),
+        tf.random.uniform([batch_size], 0, 10, tf.int32),
+    )
+    on_synthetic = tf.function(
+        lambda n: tf.foldl(
+            lambda acc, _: acc + trainer.one_step(*synthetic)[0], tf.range(n), tf.constant(0.0)
+        )
+    )
     ring = max(2, FRESH_BYTES // (batch_size * 784 * 4))
-    fresh = (tf.random.uniform([ring * batch_size, 28, 28, 1]), tf.random.uniform([ring * batch_size], 0, 10, tf.int32))
+    fresh = (
+        tf.random.uniform([ring * batch_size, 28, 28, 1]),
+        tf.random.uniform([ring * batch_size], 0, 10, tf.int32),
+    )
 
     def fresh_step(acc: Any, i: Any) -> Any:
         rows = slice((i % ring) * batch_size, (i % ring + 1) * batch_size)
@@ -107,17 +149,25 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
         def run(n: int) -> None:
             for start in range(0, n, config.steps_per_call):
                 float(call(min(config.steps_per_call, n - start)))  # float() waits for the result
+
         return run
 
     methods: dict[str, Callable[[int], Any]] = {
-        "pipeline": chunked(lambda k: trainer.run_steps(iterator, tf.constant(-(-k // trainer.fetch)),
-                                                        tf.constant(k), tf.constant(k))[1]),
+        "pipeline": chunked(
+            lambda k: trainer.run_steps(
+                iterator, tf.constant(-(-k // trainer.fetch)), tf.constant(k), tf.constant(k)
+            )[1]
+        ),
         "synthetic": chunked(lambda k: on_synthetic(tf.constant(k))),
         "synthetic_fresh": chunked(lambda k: on_fresh(tf.constant(k))),
         "keras_fit": _keras_fit(trainer, stream()),
     }
-    if trainer.strategy.num_replicas_in_sync == 1:  # several replicas take their batches from tf.data
-        methods["resident"] = _resident_steps(Trainer(config.replace(resident=True), data, format), chunked)
+    if (
+        trainer.strategy.num_replicas_in_sync == 1
+    ):  # several replicas take their batches from tf.data
+        methods["resident"] = _resident_steps(
+            Trainer(config.replace(resident=True), data, format), chunked
+        )
     for run in methods.values():  # compile and warm up every method first
         run(min(steps, config.steps_per_call))
     best = {name: math.inf for name in methods}
@@ -125,24 +175,35 @@ def bench_train(model: str, data: str | os.PathLike = "mnist-sample", *, batch_s
         for name, run in methods.items():
             gc.collect()  # untimed: frees fit's finished iterators, whose prefetch threads steal cores
             best[name] = min(best[name], _timed(run, steps))
-    result: dict[str, Any] = {"model": model, "data": str(data), "batch_size": batch_size, "steps": steps,
-                              "repeat": repeat, "xla": config.xla, "device": trainer.device}
+    result: dict[str, Any] = {
+        "model": model,
+        "data": str(data),
+        "batch_size": batch_size,
+        "steps": steps,
+        "repeat": repeat,
+        "xla": config.xla,
+        "device": trainer.device,
+    }
     for name, seconds in best.items():
         result[f"{name}_images_per_second"] = steps * batch_size / seconds
     ours = result["pipeline_images_per_second"]
     for name in [name for name in methods if name != "pipeline"]:
         result[f"pipeline_vs_{name}"] = ours / result[f"{name}_images_per_second"]
     targets = {**TARGETS, "keras_fit": KERAS_FIT_TARGETS[model]}  # (a)/(b) has none: see above
-    result["headline_targets"] = {f"pipeline_vs_{name}": target for name, target in targets.items()
-                                  if name in methods}
+    result["headline_targets"] = {
+        f"pipeline_vs_{name}": target for name, target in targets.items() if name in methods
+    }
     return result
 
 
 def format_report(result: dict) -> str:
     """Human-readable lines: images/s per method, the headline ratios against their targets, and
     (a)/(b) apart, for reference."""
-    lines = [f"{result['model']}, batch {result['batch_size']}, {result['steps']} steps x best of "
-             f"{result['repeat']}, {result['data']}, {result['device']}" + (", XLA" if result.get("xla") else "")]
+    lines = [
+        f"{result['model']}, batch {result['batch_size']}, {result['steps']} steps x best of "
+        f"{result['repeat']}, {result['data']}, {result['device']}"
+        + (", XLA" if result.get("xla") else "")
+    ]
     for name in ("pipeline", "synthetic", "synthetic_fresh", "keras_fit", "resident"):
         key = f"{name}_images_per_second"
         if key in result:

@@ -29,7 +29,9 @@ def cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatasetError(f"{folder}: cannot make the cache folder: {exc.strerror or exc}") from None
+        raise DatasetError(
+            f"{folder}: cannot make the cache folder: {exc.strerror or exc}"
+        ) from None
     manifest, files = split_shards(source, split)
     if fmt == "png":
         listing = source / f"{split}.csv"
@@ -52,13 +54,19 @@ def writable_cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> s
 
     A process keeps the lock until it ends: tf.data says nothing when it stops writing."""
     prefix = cache_prefix(folder, source, split, fmt)
-    if prefix in _HELD or os.path.exists(prefix + ".index"):  # ours, or complete: any number may read
+    if prefix in _HELD or os.path.exists(
+        prefix + ".index"
+    ):  # ours, or complete: any number may read
         return prefix
     try:
         held = os.open(prefix + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise DatasetError(f"{folder}: cannot write in the cache folder: {exc.strerror or exc}") from None
-    leftovers = list(Path(folder).glob(Path(prefix).name + "_*"))  # tf.data's lockfile and partial files
+        raise DatasetError(
+            f"{folder}: cannot write in the cache folder: {exc.strerror or exc}"
+        ) from None
+    leftovers = list(
+        Path(folder).glob(Path(prefix).name + "_*")
+    )  # tf.data's lockfile and partial files
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:  # held by a live process: writing now if tf.data's lockfile is there

@@ -51,16 +51,32 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse settings no run can use, with the setting's name, before anything is written."""
-        problems = [f"{name} must be >= {low}, got {value}" for name, value, low in (
-            ("batch_size", self.batch_size, 1), ("epochs", self.epochs, 1), ("steps_per_call", self.steps_per_call, 1),
-            ("batches_per_fetch", self.batches_per_fetch, 1), ("eval_batch_size", self.eval_batch_size, 1),
-            ("max_steps", self.max_steps, 1), ("op_threads", self.op_threads, 0))
-            if value is not None and value < low]
-        problems += [f"{name} must be <= {high}, got {value}" for name, value, high in (
-            ("epochs", self.epochs, 10**6), ("op_threads", self.op_threads, 1024)) if value is not None and value > high]
-        for name, value, bad in (("learning_rate", self.learning_rate, not self.learning_rate > 0),
-                                 ("decay_rate", self.decay_rate, not self.decay_rate > 0),
-                                 ("l2", self.l2, not self.l2 >= 0)):
+        problems = [
+            f"{name} must be >= {low}, got {value}"
+            for name, value, low in (
+                ("batch_size", self.batch_size, 1),
+                ("epochs", self.epochs, 1),
+                ("steps_per_call", self.steps_per_call, 1),
+                ("batches_per_fetch", self.batches_per_fetch, 1),
+                ("eval_batch_size", self.eval_batch_size, 1),
+                ("max_steps", self.max_steps, 1),
+                ("op_threads", self.op_threads, 0),
+            )
+            if value is not None and value < low
+        ]
+        problems += [
+            f"{name} must be <= {high}, got {value}"
+            for name, value, high in (
+                ("epochs", self.epochs, 10**6),
+                ("op_threads", self.op_threads, 1024),
+            )
+            if value is not None and value > high
+        ]
+        for name, value, bad in (
+            ("learning_rate", self.learning_rate, not self.learning_rate > 0),
+            ("decay_rate", self.decay_rate, not self.decay_rate > 0),
+            ("l2", self.l2, not self.l2 >= 0),
+        ):
             bad = bad or not math.isfinite(value)
             if bad:
                 problems.append(f"{name} must be {'>= 0' if name == 'l2' else '> 0'}, got {value}")
@@ -71,11 +87,13 @@ class TrainConfig:
         if self.optimizer not in ("sgd", "adam"):
             problems.append(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("constant", "staircase", "cosine"):
-            problems.append(f"schedule must be 'constant', 'staircase' or 'cosine', got {self.schedule!r}")
+            problems.append(
+                f"schedule must be 'constant', 'staircase' or 'cosine', got {self.schedule!r}"
+            )
         if problems:
             raise TrainError(f"{self.model}/{self.preset}: " + "; ".join(problems))
 
-    def replace(self, **changes: object) -> "TrainConfig":
+    def replace(self, **changes: object) -> TrainConfig:
         """A copy with the non-None `changes` applied (so CLI defaults of None mean 'preset')."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -84,31 +102,79 @@ _TABLE: dict[tuple[str, str], TrainConfig] = {
     # Softmax regression's step is ~100 tiny ops: on one thread it runs faster than spread over
     # two (1.1-1.7x with its pipeline here), and the other cores are left to the input pipeline.
     # A widely copied TF1 softmax-regression example: W ~ N(0, 1), plain SGD 0.01, batch 100 (0.83 at 25 epochs).
-    ("softmax", "seed"): TrainConfig("softmax", "seed", batch_size=100, epochs=25, optimizer="sgd",
-                                     learning_rate=0.01, op_threads=1),
-    ("softmax", "modern"): TrainConfig("softmax", "modern", batch_size=128, epochs=10, optimizer="adam",
-                                       learning_rate=0.003, schedule="cosine", op_threads=1),
+    ("softmax", "seed"): TrainConfig(
+        "softmax",
+        "seed",
+        batch_size=100,
+        epochs=25,
+        optimizer="sgd",
+        learning_rate=0.01,
+        op_threads=1,
+    ),
+    ("softmax", "modern"): TrainConfig(
+        "softmax",
+        "modern",
+        batch_size=128,
+        epochs=10,
+        optimizer="adam",
+        learning_rate=0.003,
+        schedule="cosine",
+        op_threads=1,
+    ),
     # 784-500-10 with L2, staircase decay x0.99 per epoch, EMA of the weights; 10,000 steps of 200.
-    ("mlp", "seed"): TrainConfig("mlp", "seed", batch_size=200, epochs=34, optimizer="sgd", learning_rate=0.1,
-                                 schedule="staircase", decay_rate=0.99, l2=1e-4, ema_decay=0.99,
-                                 max_steps=10_000),
+    ("mlp", "seed"): TrainConfig(
+        "mlp",
+        "seed",
+        batch_size=200,
+        epochs=34,
+        optimizer="sgd",
+        learning_rate=0.1,
+        schedule="staircase",
+        decay_rate=0.99,
+        l2=1e-4,
+        ema_decay=0.99,
+        max_steps=10_000,
+    ),
     # XLA fuses Adam's and the moving average's element-wise passes: 1.4x here on a 2-core CPU
     # (it slows the convolutions of LeNet down 3x, and softmax 1.5x, so only here).
-    ("mlp", "modern"): TrainConfig("mlp", "modern", batch_size=128, epochs=15, optimizer="adam",
-                                   learning_rate=0.001, schedule="cosine", l2=1e-5, ema_decay=0.999, xla=True),
-    ("lenet", "seed"): TrainConfig("lenet", "seed", batch_size=64, epochs=10, optimizer="sgd", learning_rate=0.1),
+    ("mlp", "modern"): TrainConfig(
+        "mlp",
+        "modern",
+        batch_size=128,
+        epochs=15,
+        optimizer="adam",
+        learning_rate=0.001,
+        schedule="cosine",
+        l2=1e-5,
+        ema_decay=0.999,
+        xla=True,
+    ),
+    ("lenet", "seed"): TrainConfig(
+        "lenet", "seed", batch_size=64, epochs=10, optimizer="sgd", learning_rate=0.1
+    ),
     # L2 1e-4 on the kernels: Fashion-MNIST 0.9135 against 0.9099 without (20 epochs, same machine);
     # more dropout, batch 64, a higher rate or 30 epochs did no better.
-    ("lenet", "modern"): TrainConfig("lenet", "modern", batch_size=128, epochs=20, optimizer="adam",
-                                     learning_rate=0.002, schedule="cosine", l2=1e-4, ema_decay=0.999),
+    ("lenet", "modern"): TrainConfig(
+        "lenet",
+        "modern",
+        batch_size=128,
+        epochs=20,
+        optimizer="adam",
+        learning_rate=0.002,
+        schedule="cosine",
+        l2=1e-4,
+        ema_decay=0.999,
+    ),
 }
 
 
 def get_config(model: str, preset: str = "modern", **overrides: object) -> TrainConfig:
     """The preset for `model`, with the non-None `overrides` applied."""
     if (model, preset) not in _TABLE:
-        raise TrainError(f"unknown model/preset {model!r}/{preset!r}: expected a model in {MODELS} "
-                         f"and a preset in {PRESETS}")
+        raise TrainError(
+            f"unknown model/preset {model!r}/{preset!r}: expected a model in {MODELS} "
+            f"and a preset in {PRESETS}"
+        )
     return _TABLE[model, preset].replace(**overrides)
 
 

@@ -20,8 +20,9 @@ PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk that ends ev
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 
 
-def file_chunks(directory: Path, split: str, fmt: str, options: PipelineOptions,
-                records: int | None = None) -> tf.data.Dataset:
+def file_chunks(
+    directory: Path, split: str, fmt: str, options: PipelineOptions, records: int | None = None
+) -> tf.data.Dataset:
     """Decoded (images, labels, index) chunks of a split. With `records`, a pass that yields any
     other number of examples ends in an error instead of its end, so a damaged split is never
     taken for a whole one (nor finalised as such in a tf.data cache downstream)."""
@@ -35,8 +36,12 @@ def file_chunks(directory: Path, split: str, fmt: str, options: PipelineOptions,
 def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
     manifest = read_manifest(directory)
     if split not in manifest.get("splits", {}):
-        raise DatasetError(f"{directory}: no split {split!r} in manifest.json (has {', '.join(manifest.get('splits', {}))})")
-    return manifest, [str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])]
+        raise DatasetError(
+            f"{directory}: no split {split!r} in manifest.json (has {', '.join(manifest.get('splits', {}))})"
+        )
+    return manifest, [
+        str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])
+    ]
 
 
 def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
@@ -48,14 +53,19 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     png = manifest.get("encoding") == "png"
-    spec = {name: tf.io.FixedLenFeature([], tf.string if name == "image" else tf.int64)
-            for name in ("image", "label", "index")}
+    spec = {
+        name: tf.io.FixedLenFeature([], tf.string if name == "image" else tf.int64)
+        for name in ("image", "label", "index")
+    }
 
     def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         parsed = tf.io.parse_example(records, spec)
         if png:
-            images = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1)[..., 0], parsed["image"],
-                               fn_output_signature=tf.TensorSpec([height, width], tf.uint8))
+            images = tf.map_fn(
+                lambda b: tf.io.decode_png(b, channels=1)[..., 0],
+                parsed["image"],
+                fn_output_signature=tf.TensorSpec([height, width], tf.uint8),
+            )
         else:
             images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
         return images, parsed["label"], parsed["index"]
@@ -63,18 +73,27 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
     shards = tf.data.Dataset.from_tensor_slices(files)
     records = shards.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
-        cycle_length=options.interleave_cycle, block_length=max(1, -(-longest // PARSE_CHUNK)),
-        num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
-    return records.map(parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+        cycle_length=options.interleave_cycle,
+        block_length=max(1, -(-longest // PARSE_CHUNK)),
+        num_parallel_calls=options.parallel_calls,
+        deterministic=options.deterministic,
+    )
+    return records.map(
+        parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic
+    )
 
 
-def png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+def png_listing(
+    directory: Path, split: str, manifest: dict
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
     listing = directory / f"{split}.csv"
     try:
         with open(listing, newline="") as handle:
             reader = csv.DictReader(handle)
-            numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
+            numbered = [
+                (reader.line_num, row) for row in reader
+            ]  # blank lines are skipped, not counted
     except OSError as exc:
         raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
     expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
@@ -86,10 +105,14 @@ def png_listing(directory: Path, split: str, manifest: dict) -> tuple[list[str],
             files.append(str(directory / row["file"]))
             labels[i], index[i] = int(row["label"]), int(row["index"])
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise DatasetError(f"{listing}: line {line}: not a row of file, label and index: {row}") from None
+            raise DatasetError(
+                f"{listing}: line {line}: not a row of file, label and index: {row}"
+            ) from None
         if not 0 <= labels[i] < classes:
-            raise DatasetError(f"{listing}: line {line}: label {labels[i]} is not one of the "
-                               f"{classes} classes of the manifest")
+            raise DatasetError(
+                f"{listing}: line {line}: label {labels[i]} is not one of the "
+                f"{classes} classes of the manifest"
+            )
     _check_indices(np.sort(index), str(listing))
     return files, labels, index
 
@@ -110,20 +133,25 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
         # none), not lost in a batch op; a file cut short lacks the IEND chunk at its end.
         blob = tf.io.read_file(path)
         tail = tf.maximum(tf.strings.length(blob) - len(PNG_END), 0)
-        whole = tf.logical_and(tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
-                               tf.equal(tf.strings.substr(blob, tail, len(PNG_END)), PNG_END))
+        whole = tf.logical_and(
+            tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
+            tf.equal(tf.strings.substr(blob, tail, len(PNG_END)), PNG_END),
+        )
         whole = tf.debugging.Assert(whole, ["not a PNG file, or one cut short:", path])
         with tf.control_dependencies([whole]):
             pixels = tf.io.decode_png(blob, channels=1)[..., 0]
-        right_size = tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(pixels), size)),
-                                         ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)])
+        right_size = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(tf.shape(pixels), size)),
+            ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)],
+        )
         with tf.control_dependencies([right_size]):
             pixels = tf.identity(pixels)
         pixels.set_shape(static)  # checked above; later stages (flatten, Keras) need it known
         return pixels, label, position
 
     examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
-        decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+        decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic
+    )
     return examples.batch(PARSE_CHUNK)
 
 

@@ -38,10 +38,14 @@ def _checked_format(source: str | os.PathLike, format: str | None) -> str:
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt != "idx" and not (Path(source) / MANIFEST).is_file():
-        raise DatasetError(f"{source}: format {fmt!r} reads a directory written by to-{fmt} "
-                           "(with its manifest.json); for a dataset name or IDX files use format 'idx'")
+        raise DatasetError(
+            f"{source}: format {fmt!r} reads a directory written by to-{fmt} "
+            "(with its manifest.json); for a dataset name or IDX files use format 'idx'"
+        )
     if format and fmt != "idx" and detect_format(source) != fmt:
-        raise DatasetError(f"{source}: holds {detect_format(source)} output, not {fmt} (see its manifest.json)")
+        raise DatasetError(
+            f"{source}: holds {detect_format(source)} output, not {fmt} (see its manifest.json)"
+        )
     return fmt
 
 
@@ -97,47 +101,93 @@ def make_dataset(
         from pipelines.service import dispatcher_target, with_deadline
 
         if not isinstance(cache, bool):  # a folder, as str or Path
-            raise DatasetError(f"{source}: cache={cache!r} does not combine with service=: use cache=True "
-                               "(the split travels to the workers in the graph) or cache=False (they stream the files)")
+            raise DatasetError(
+                f"{source}: cache={cache!r} does not combine with service=: use cache=True "
+                "(the split travels to the workers in the graph) or cache=False (they stream the files)"
+            )
         service = dispatcher_target(service, service_timeout)
         # Workers produce uint8 batches (4x fewer bytes on the wire); the consumer finishes them.
-        if fmt == "idx" or cache is True:  # the split travels inside the graph: workers need no files
+        if (
+            fmt == "idx" or cache is True
+        ):  # the split travels inside the graph: workers need no files
             images, labels = read_arrays(source, split, format=fmt, options=options)
-            batches = _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
-                                           _as_uint8, options)
+            batches = _batches_from_arrays(
+                images,
+                labels,
+                batch_size,
+                epochs,
+                shuffle,
+                seed,
+                drop_remainder,
+                _as_uint8,
+                options,
+            )
         else:
             # No count check: under distributed_epoch each worker reads only some of the shards.
-            batches = _batches_from_stream(file_chunks(Path(source), split, fmt, options), batch_size,
-                                           epochs, shuffle, seed, drop_remainder)
+            batches = _batches_from_stream(
+                file_chunks(Path(source), split, fmt, options),
+                batch_size,
+                epochs,
+                shuffle,
+                seed,
+                drop_remainder,
+            )
         batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, service))
         if service_timeout is not None:
             batches = with_deadline(batches, service, service_timeout)
         return _finish(batches, options, finish)
     if fmt == "idx" or cache is True:
         images, labels = read_arrays(source, split, format=fmt, options=options)
-        return dataset_from_arrays(images, labels, batch_size, epochs=epochs, shuffle=shuffle, seed=seed,
-                                   drop_remainder=drop_remainder, flatten=flatten, one_hot=one_hot,
-                                   num_classes=num_classes, normalize=normalize, options=options)
+        return dataset_from_arrays(
+            images,
+            labels,
+            batch_size,
+            epochs=epochs,
+            shuffle=shuffle,
+            seed=seed,
+            drop_remainder=drop_remainder,
+            flatten=flatten,
+            one_hot=one_hot,
+            num_classes=num_classes,
+            normalize=normalize,
+            options=options,
+        )
     records = split_shards(Path(source), split)[0]["splits"][split]["records"]
     if drop_remainder and 0 < records < batch_size:
-        raise DatasetError(f"{source}: batch_size {batch_size} with drop_remainder exceeds the {records} "
-                           f"{split} examples: no batch would come out")
+        raise DatasetError(
+            f"{source}: batch_size {batch_size} with drop_remainder exceeds the {records} "
+            f"{split} examples: no batch would come out"
+        )
     chunks = file_chunks(Path(source), split, fmt, options, records=records)
     if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
         prefix = writable_cache_prefix(Path(cache), Path(source), split, fmt)
         if prefix is None:
-            warnings.warn(f"{cache}: another process is writing the {split} split's cache there; "
-                          "this one reads the files directly", stacklevel=2)
+            warnings.warn(
+                f"{cache}: another process is writing the {split} split's cache there; "
+                "this one reads the files directly",
+                stacklevel=2,
+            )
         else:
             chunks = chunks.cache(prefix)
     batches = _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder)
     return _finish(batches, options, finish)
 
 
-def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int = 256, *, epochs: int | None = 1,
-                        shuffle: bool = True, seed: int = 0, drop_remainder: bool = False, flatten: bool = False,
-                        one_hot: bool = False, num_classes: int = 10, normalize: bool = True,
-                        options: PipelineOptions = PipelineOptions()) -> tf.data.Dataset:
+def dataset_from_arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = 256,
+    *,
+    epochs: int | None = 1,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_remainder: bool = False,
+    flatten: bool = False,
+    one_hot: bool = False,
+    num_classes: int = 10,
+    normalize: bool = True,
+    options: PipelineOptions = PipelineOptions(),
+) -> tf.data.Dataset:
     """`make_dataset`'s batches over a split already in memory (e.g. from `read_arrays`).
 
     Why: a trainer reads its split once and builds each epoch's dataset from it, rather than
@@ -145,13 +195,21 @@ def dataset_from_arrays(images: np.ndarray, labels: np.ndarray, batch_size: int 
     """
     _check_batching(batch_size, epochs)
     if drop_remainder and 0 < len(labels) < batch_size:
-        raise DatasetError(f"batch_size {batch_size} with drop_remainder exceeds the {len(labels)} examples: "
-                           "no batch would come out")
+        raise DatasetError(
+            f"batch_size {batch_size} with drop_remainder exceeds the {len(labels)} examples: "
+            "no batch would come out"
+        )
     if one_hot and len(labels) and int(np.max(labels)) >= num_classes:
-        raise DatasetError(f"labels go up to {int(np.max(labels))}, but one_hot has num_classes={num_classes}")
+        raise DatasetError(
+            f"labels go up to {int(np.max(labels))}, but one_hot has num_classes={num_classes}"
+        )
     finish = make_finisher(flatten, one_hot, num_classes, normalize)
-    return _finish(_batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder,
-                                        finish, options), options)
+    return _finish(
+        _batches_from_arrays(
+            images, labels, batch_size, epochs, shuffle, seed, drop_remainder, finish, options
+        ),
+        options,
+    )
 
 
 def _check_batching(batch_size: int, epochs: int | None) -> None:
@@ -161,8 +219,13 @@ def _check_batching(batch_size: int, epochs: int | None) -> None:
         raise DatasetError(f"epochs must be a whole number >= 0 or None (forever), got {epochs!r}")
 
 
-def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str | None = None,
-                options: PipelineOptions = PipelineOptions()) -> tuple[np.ndarray, np.ndarray]:
+def read_arrays(
+    source: str | os.PathLike,
+    split: str = "train",
+    *,
+    format: str | None = None,
+    options: PipelineOptions = PipelineOptions(),
+) -> tuple[np.ndarray, np.ndarray]:
     """The whole split in memory, in source order: uint8 images [N, 28, 28] and integer labels [N].
 
     This is the cache: raw TFRecords are decoded by mnist_data without TensorFlow; PNG-encoded
@@ -176,21 +239,29 @@ def read_arrays(source: str | os.PathLike, split: str = "train", *, format: str 
     if fmt == "tfrecord":
         split_shards(Path(source), split)  # a split the manifest lacks is named as such
         check_shard_files(source, split)
-    chunks = file_chunks(Path(source), split, fmt, dataclasses.replace(options, deterministic=False))
+    chunks = file_chunks(
+        Path(source), split, fmt, dataclasses.replace(options, deterministic=False)
+    )
     try:
         images, labels = materialize(chunks, f"{source}: the {split} split")
     except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
         raise DatasetError(unreadable(Path(source), split, fmt, tf_reason(exc))) from None
     expected = read_manifest(Path(source))["splits"][split]["records"]
     if len(labels) != expected:  # shards cut at a record boundary read without error
-        raise DatasetError(unreadable(Path(source), split, fmt, f"{len(labels)} examples, manifest says {expected}"))
+        raise DatasetError(
+            unreadable(
+                Path(source), split, fmt, f"{len(labels)} examples, manifest says {expected}"
+            )
+        )
     return images, labels
 
 
 def _finish(batches: tf.data.Dataset, options: PipelineOptions, finish=None) -> tf.data.Dataset:
     """The common tail: the per-batch `finish` map (unless already fused), prefetch, options."""
     if finish is not None:
-        batches = batches.map(finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic)
+        batches = batches.map(
+            finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic
+        )
     return batches.prefetch(options.prefetch).with_options(tf_options(options))
 
 
@@ -211,8 +282,13 @@ def make_finisher(flatten: bool, one_hot: bool, num_classes: int = 10, normalize
             images = tf.expand_dims(images, -1)
         labels = tf.cast(labels, tf.int32)
         if one_hot:  # a label past the columns would become a row of zeros: stop instead
-            fits = tf.debugging.Assert(tf.reduce_all(labels < num_classes), [
-                f"a label does not fit one_hot with num_classes={num_classes}:", tf.reduce_max(labels)])
+            fits = tf.debugging.Assert(
+                tf.reduce_all(labels < num_classes),
+                [
+                    f"a label does not fit one_hot with num_classes={num_classes}:",
+                    tf.reduce_max(labels),
+                ],
+            )
             with tf.control_dependencies([fits]):
                 labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
         return images, labels
@@ -226,7 +302,12 @@ def host_tensor(array: np.ndarray) -> tf.Tensor:
     Why: copying a 47 MB split costs 20-150 ms of page faults on a VM; DLPack hands TensorFlow
     the buffer instead (it must be writable, C-contiguous and 64-byte aligned).
     """
-    if array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % 64 == 0 and array.size:
+    if (
+        array.flags.c_contiguous
+        and array.flags.writeable
+        and array.ctypes.data % 64 == 0
+        and array.size
+    ):
         try:
             return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
         except (BufferError, TypeError, ValueError, tf.errors.OpError):
@@ -234,7 +315,9 @@ def host_tensor(array: np.ndarray) -> tf.Tensor:
     return tf.constant(array)
 
 
-def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop_remainder, finish, options):
+def _batches_from_arrays(
+    images, labels, batch_size, epochs, shuffle, seed, drop_remainder, finish, options
+):
     """Batch number `step` of the stream, computed from `step` alone.
 
     Its epoch's permutation comes from `index_shuffle` (a stateless bijection of 0..N-1 per
@@ -251,7 +334,9 @@ def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop
         epoch, position = step // per_epoch, step % per_epoch
         picked = tf.range(position * batch_size, tf.minimum((position + 1) * batch_size, count))
         if shuffle:
-            picked = tf.random.experimental.index_shuffle(picked, tf.stack([seed_t, epoch]), count - 1)
+            picked = tf.random.experimental.index_shuffle(
+                picked, tf.stack([seed_t, epoch]), count - 1
+            )
         return finish(tf.gather(images_t, picked), tf.gather(labels_t, picked))
 
     if per_epoch == 0:
@@ -261,8 +346,11 @@ def _batches_from_arrays(images, labels, batch_size, epochs, shuffle, seed, drop
     else:
         steps = tf.data.Dataset.range(per_epoch * epochs)
     # Nothing in batch_at needs AutoGraph; converting it would cost ~40 ms on the first call.
-    return steps.map(tf.autograph.experimental.do_not_convert(batch_at), num_parallel_calls=options.parallel_calls,
-                     deterministic=options.deterministic)
+    return steps.map(
+        tf.autograph.experimental.do_not_convert(batch_at),
+        num_parallel_calls=options.parallel_calls,
+        deterministic=options.deterministic,
+    )
 
 
 def _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remainder):
@@ -274,7 +362,9 @@ def _batches_from_stream(chunks, batch_size, epochs, shuffle, seed, drop_remaind
     return batches.repeat(epochs) if epochs is not None else batches.repeat()
 
 
-def to_device(dataset: tf.data.Dataset, device: str | None = None, buffer: int = 2) -> tf.data.Dataset:
+def to_device(
+    dataset: tf.data.Dataset, device: str | None = None, buffer: int = 2
+) -> tf.data.Dataset:
     """Copy batches onto `device` (default: the first GPU, else the CPU) ahead of the consumer.
 
     Why: with batches already resident, the training step never waits on a host-to-device copy.

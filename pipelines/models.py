@@ -28,22 +28,50 @@ def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
     seed = preset == "seed"
     if model == "softmax":
         init = initializers.RandomNormal(0.0, 1.0) if seed else "zeros"
-        body = [layers.Flatten(dtype=dtype), layers.Dense(CLASSES, kernel_initializer=init, bias_initializer="zeros")]
+        body = [
+            layers.Flatten(dtype=dtype),
+            layers.Dense(CLASSES, kernel_initializer=init, bias_initializer="zeros"),
+        ]
     elif model == "mlp" and seed:
-        trunc = dict(kernel_initializer=initializers.TruncatedNormal(stddev=0.1),
-                     bias_initializer=initializers.Constant(0.1))
-        body = [layers.Flatten(dtype=dtype), dense(500, "relu", **trunc),
-                layers.Dense(CLASSES, **trunc)]
+        trunc = dict(
+            kernel_initializer=initializers.TruncatedNormal(stddev=0.1),
+            bias_initializer=initializers.Constant(0.1),
+        )
+        body = [
+            layers.Flatten(dtype=dtype),
+            dense(500, "relu", **trunc),
+            layers.Dense(CLASSES, **trunc),
+        ]
     elif model == "mlp":
-        body = [layers.Flatten(dtype=dtype), dense(500, "relu", kernel_initializer="he_normal"), layers.Dense(CLASSES)]
+        body = [
+            layers.Flatten(dtype=dtype),
+            dense(500, "relu", kernel_initializer="he_normal"),
+            layers.Dense(CLASSES),
+        ]
     elif model == "lenet" and seed:
-        body = [conv(6, None), layers.AveragePooling2D(2, dtype=dtype), layers.Activation("sigmoid", dtype=dtype),
-                conv(16, None), layers.MaxPooling2D(2, dtype=dtype), conv(120, None),
-                layers.Flatten(dtype=dtype), dense(84, "sigmoid"), layers.Dense(CLASSES)]
+        body = [
+            conv(6, None),
+            layers.AveragePooling2D(2, dtype=dtype),
+            layers.Activation("sigmoid", dtype=dtype),
+            conv(16, None),
+            layers.MaxPooling2D(2, dtype=dtype),
+            conv(120, None),
+            layers.Flatten(dtype=dtype),
+            dense(84, "sigmoid"),
+            layers.Dense(CLASSES),
+        ]
     elif model == "lenet":
-        body = [conv(6, "relu"), layers.MaxPooling2D(2, dtype=dtype), conv(16, "relu", "valid"),
-                layers.MaxPooling2D(2, dtype=dtype), layers.Flatten(dtype=dtype),
-                dense(120, "relu"), layers.Dropout(0.25, dtype=dtype), dense(84, "relu"), layers.Dense(CLASSES)]
+        body = [
+            conv(6, "relu"),
+            layers.MaxPooling2D(2, dtype=dtype),
+            conv(16, "relu", "valid"),
+            layers.MaxPooling2D(2, dtype=dtype),
+            layers.Flatten(dtype=dtype),
+            dense(120, "relu"),
+            layers.Dropout(0.25, dtype=dtype),
+            dense(84, "relu"),
+            layers.Dense(CLASSES),
+        ]
     else:
         from pipelines.config import MODELS, TrainError
 

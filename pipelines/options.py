@@ -27,10 +27,17 @@ class PipelineOptions:
         from mnist_data.checks import is_whole
         from mnist_data.errors import DatasetError
 
-        for name, low, tunable in (("parallel_calls", 1, True), ("prefetch", 0, True), ("interleave_cycle", 1, True),
-                                   ("private_threadpool", 0, False)):
+        for name, low, tunable in (
+            ("parallel_calls", 1, True),
+            ("prefetch", 0, True),
+            ("interleave_cycle", 1, True),
+            ("private_threadpool", 0, False),
+        ):
             value = getattr(self, name)
-            if not (is_whole(value, low) or (tunable and is_whole(value, AUTOTUNE) and value == AUTOTUNE)):
+            if not (
+                is_whole(value, low)
+                or (tunable and is_whole(value, AUTOTUNE) and value == AUTOTUNE)
+            ):
                 allowed = f"a whole number >= {low}" + (" or AUTOTUNE (-1)" if tunable else "")
                 raise DatasetError(f"PipelineOptions.{name} must be {allowed}, got {value!r}")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,14 +56,21 @@ def curves_figure(history: list[dict], title: str = "") -> Figure:
 
 def caption(true: int, predicted: int, names: Sequence[str] | None = None) -> str:
     """Two caption lines saying which class is the model's answer and which the label."""
+
     def name(c: int) -> str:
         return names[c] if names and 0 <= c < len(names) else str(c)
 
     return f"pred: {name(predicted)}\ntrue: {name(true)}"
 
 
-def predictions_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
-                       names: Sequence[str] | None = None, *, columns: int = 8) -> Figure:
+def predictions_figure(
+    images: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    names: Sequence[str] | None = None,
+    *,
+    columns: int = 8,
+) -> Figure:
     """The images as the data holds them (0 black, 255 white), each captioned with the predicted
     and true class (by name when `names` are given); mistakes are captioned and framed in red."""
     from matplotlib.figure import Figure
@@ -72,16 +80,18 @@ def predictions_figure(images: np.ndarray, labels: np.ndarray, predicted: np.nda
     mistakes = int(np.sum(np.asarray(labels) != np.asarray(predicted)))
     figure = Figure(figsize=(1.3 * columns, 1.65 * rows + 0.4), dpi=100, layout="constrained")
     figure.suptitle(f"{len(images)} test images: {mistakes} predicted wrong (in red)")
-    for ax, pixels, true, guess in zip(figure.subplots(rows, columns, squeeze=False).flat,
-                                       images, labels, predicted):
+    for ax, pixels, true, guess in zip(
+        figure.subplots(rows, columns, squeeze=False).flat, images, labels, predicted
+    ):
         ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         wrong = true != guess
-        ax.set_title(caption(int(true), int(guess), names), fontsize=8,
-                     color=WRONG if wrong else "black")
+        ax.set_title(
+            caption(int(true), int(guess), names), fontsize=8, color=WRONG if wrong else "black"
+        )
         ax.set(xticks=[], yticks=[])
         for spine in ax.spines.values():
             spine.set(color=WRONG if wrong else "black", linewidth=2.5 if wrong else 0.5)
-    for ax in figure.axes[len(images):]:
+    for ax in figure.axes[len(images) :]:
         ax.set_axis_off()
     return figure
 
@@ -104,8 +114,13 @@ def _serving_module(model: Any) -> Any:
 
             # An empty batch gets an empty answer: TensorFlow's CPU convolution fails on none.
             classes = int(self.net.outputs[0].shape[-1])
-            return {"probabilities": tf.cond(tf.shape(images)[0] > 0, probabilities,
-                                             lambda: tf.zeros([0, classes], tf.float32))}
+            return {
+                "probabilities": tf.cond(
+                    tf.shape(images)[0] > 0,
+                    probabilities,
+                    lambda: tf.zeros([0, classes], tf.float32),
+                )
+            }
 
     return Serving(model)
 
@@ -154,7 +169,9 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            gray = _ink(ImageOps.exif_transpose(image))  # a phone photo as its viewer shows it, upright
+            gray = _ink(
+                ImageOps.exif_transpose(image)
+            )  # a phone photo as its viewer shows it, upright
     except Image.DecompressionBombError as exc:
         raise TrainError(f"{path}: too large to read safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -163,7 +180,9 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
     if np.median(gray) > 0.5 and np.median(border) > 0.5:
         gray = 1.0 - gray
     if gray.shape != (28, 28):
-        gray = np.asarray(Image.fromarray(gray.astype(np.float32), "F").resize((28, 28), Image.BILINEAR))
+        gray = np.asarray(
+            Image.fromarray(gray.astype(np.float32), "F").resize((28, 28), Image.BILINEAR)
+        )
     return np.round(np.clip(gray, 0.0, 1.0) * 255).astype(np.uint8)
 
 
@@ -173,12 +192,17 @@ def _ink(image: Any) -> np.ndarray:
     (a card on a transparent margin)."""
     if image.mode in ("F", "I") or image.mode.startswith("I;"):
         values = np.asarray(image, np.float64)
-        if not np.isfinite(values).all():  # a NaN or infinite pixel: no ink there, and no peak from it
+        if not np.isfinite(
+            values
+        ).all():  # a NaN or infinite pixel: no ink there, and no peak from it
             values = np.where(np.isfinite(values), values, 0.0)
         top = values.max(initial=0.0)
         # The usual bit depths; beyond 16 bits no depth is usual, so the image's own peak is white.
-        full = 1.0 if top <= 1.0 and image.mode == "F" else next(
-            (2.0**bits - 1 for bits in (8, 10, 12, 16) if top <= 2.0**bits - 1), top)
+        full = (
+            1.0
+            if top <= 1.0 and image.mode == "F"
+            else next((2.0**bits - 1 for bits in (8, 10, 12, 16) if top <= 2.0**bits - 1), top)
+        )
         return np.clip(values / full, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")

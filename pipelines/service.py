@@ -14,8 +14,9 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from mnist_data.errors import DatasetError
 
@@ -29,14 +30,23 @@ def dispatcher_target(address: str, timeout_s: float | None) -> str:
     what it waits for and gives up after `timeout_s` (None: does not wait), naming the address."""
     host_port = address.removeprefix("grpc://")
     if not _host_port(host_port):
-        raise DatasetError(f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
-                           "(a port 1..65535; an IPv6 host in brackets: [::1]:5050)")
+        raise DatasetError(
+            f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
+            "(a port 1..65535; an IPv6 host in brackets: [::1]:5050)"
+        )
     if timeout_s is None:
         return f"grpc://{host_port}"
-    if _wait(lambda seconds: _workers_reply(host_port, seconds), timeout_s,
-             f"the tf.data service dispatcher at {host_port}") is None:
-        raise DatasetError(f"no tf.data service dispatcher answers at {host_port} "
-                           f"(waited {timeout_s:g} s)")
+    if (
+        _wait(
+            lambda seconds: _workers_reply(host_port, seconds),
+            timeout_s,
+            f"the tf.data service dispatcher at {host_port}",
+        )
+        is None
+    ):
+        raise DatasetError(
+            f"no tf.data service dispatcher answers at {host_port} (waited {timeout_s:g} s)"
+        )
     return f"grpc://{host_port}"
 
 
@@ -52,8 +62,10 @@ def _workers_reply(host_port: str, timeout_s: float) -> bytes | None:
         except grpc.RpcError as exc:
             if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
                 return None
-            raise DatasetError(f"{host_port} answers, but not as a tf.data service dispatcher "
-                               f"({exc.code().name}): a wrong port?") from None
+            raise DatasetError(
+                f"{host_port} answers, but not as a tf.data service dispatcher "
+                f"({exc.code().name}): a wrong port?"
+            ) from None
 
 
 def _wait(attempt: Callable[[float], T | None], timeout_s: float, awaited: str) -> T | None:
@@ -84,12 +96,17 @@ def with_deadline(batches: Any, target: str, timeout_s: float) -> Any:
         try:
             while True:
                 asks.put(True)
-                answer = _wait(lambda seconds: _get(answers, seconds), timeout_s,
-                               f"a batch from the tf.data service at {target}")
+                answer = _wait(
+                    lambda seconds: _get(answers, seconds),
+                    timeout_s,
+                    f"a batch from the tf.data service at {target}",
+                )
                 if answer is None:
                     missing = _missing(target.removeprefix("grpc://"))
-                    raise DatasetError(f"no batch from the tf.data service at {target} in "
-                                       f"{timeout_s:g} s: {missing}")
+                    raise DatasetError(
+                        f"no batch from the tf.data service at {target} in "
+                        f"{timeout_s:g} s: {missing}"
+                    )
                 batch, error = answer
                 if error is not None:
                     raise error
@@ -127,8 +144,10 @@ def _missing(host_port: str) -> str:
         return "its dispatcher no longer answers"
     if not reply:
         return "no worker is registered with its dispatcher"
-    return ("workers are registered, but none sent a batch (one may have died holding part of "
-            "the epoch, or be unreachable at its --worker-address)")
+    return (
+        "workers are registered, but none sent a batch (one may have died holding part of "
+        "the epoch, or be unreachable at its --worker-address)"
+    )
 
 
 def _host_port(text: str, template: bool = False) -> bool:
@@ -154,24 +173,33 @@ def check_port_free(port: int) -> None:
     except OSError:  # IPv6 is off on this machine
         probe, host = socket.socket(socket.AF_INET, socket.SOCK_STREAM), "0.0.0.0"
     with probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
+        probe.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # a closed server's TIME_WAIT is no owner
         try:
             probe.bind((host, port))
         except OSError as exc:
             taken = exc.errno == errno.EADDRINUSE
-            raise DatasetError(f"port {port} is in use (another dispatcher, worker or program listens there)" if taken
-                               else f"cannot listen on port {port}: {exc.strerror or exc}") from None
+            raise DatasetError(
+                f"port {port} is in use (another dispatcher, worker or program listens there)"
+                if taken
+                else f"cannot listen on port {port}: {exc.strerror or exc}"
+            ) from None
 
 
 def _work_dir(path: str | os.PathLike) -> str:
     """The dispatcher's journal directory, made if missing; DatasetError if it cannot be one."""
     directory = Path(path)
     if directory.exists() and not directory.is_dir():
-        raise DatasetError(f"{directory}: exists and is not a directory, so it cannot hold the dispatcher's journal")
+        raise DatasetError(
+            f"{directory}: exists and is not a directory, so it cannot hold the dispatcher's journal"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatasetError(f"{directory}: cannot make the dispatcher's journal directory: {exc.strerror or exc}") from None
+        raise DatasetError(
+            f"{directory}: cannot make the dispatcher's journal directory: {exc.strerror or exc}"
+        ) from None
     return os.fspath(directory)
 
 
@@ -181,8 +209,9 @@ def dispatcher_checks(port: int, work_dir: str | os.PathLike | None) -> str | No
     return _work_dir(work_dir) if work_dir else None
 
 
-def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None,
-                     worker_timeout_ms: int = 0) -> None:
+def serve_dispatcher(
+    port: int, *, work_dir: str | os.PathLike | None = None, worker_timeout_ms: int = 0
+) -> None:
     """Start a dispatcher on `port` and serve until interrupted; `work_dir` keeps its state
     across restarts.
 
@@ -193,8 +222,11 @@ def serve_dispatcher(port: int, *, work_dir: str | os.PathLike | None = None,
 
     work_dir = dispatcher_checks(port, work_dir)
     config = tf.data.experimental.service.DispatcherConfig(
-        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir),
-        worker_timeout_ms=worker_timeout_ms or None)
+        port=port,
+        work_dir=work_dir,
+        fault_tolerant_mode=bool(work_dir),
+        worker_timeout_ms=worker_timeout_ms or None,
+    )
     server = tf.data.experimental.service.DispatchServer(config)
     print(f"dispatcher listening on {server.target}", flush=True)
     _serve_until_interrupted(server)
@@ -204,14 +236,22 @@ def worker_checks(dispatcher: str, port: int, address: str | None, timeout_s: fl
     """What serve_worker checks before TensorFlow starts, waiting up to `timeout_s` for the
     dispatcher; its HOST:PORT."""
     if address is not None and not _host_port(address, template=True):
-        raise DatasetError(f"worker address {address!r}: expected HOST:PORT (a port 1..65535) or "
-                           "HOST:%port% (an IPv6 host in brackets: [::1]:%port%)")
+        raise DatasetError(
+            f"worker address {address!r}: expected HOST:PORT (a port 1..65535) or "
+            "HOST:%port% (an IPv6 host in brackets: [::1]:%port%)"
+        )
     check_port_free(port)
     return dispatcher_target(dispatcher, timeout_s).removeprefix("grpc://")
 
 
-def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None,
-                 heartbeat_interval_ms: int = 0, timeout_s: float = 30.0) -> None:
+def serve_worker(
+    dispatcher: str,
+    *,
+    port: int = 0,
+    address: str | None = None,
+    heartbeat_interval_ms: int = 0,
+    timeout_s: float = 30.0,
+) -> None:
     """Start a worker registered with `dispatcher` (HOST:PORT) and serve until interrupted;
     `address` is how consumers reach it (HOST:PORT, where PORT may be %port% for the port it
     serves on). A dispatcher that does not answer within `timeout_s` is a DatasetError."""
@@ -219,8 +259,11 @@ def serve_worker(dispatcher: str, *, port: int = 0, address: str | None = None,
 
     dispatcher = worker_checks(dispatcher, port, address, timeout_s)
     config = tf.data.experimental.service.WorkerConfig(
-        dispatcher_address=dispatcher, port=port, worker_address=address,
-        heartbeat_interval_ms=heartbeat_interval_ms or None)
+        dispatcher_address=dispatcher,
+        port=port,
+        worker_address=address,
+        heartbeat_interval_ms=heartbeat_interval_ms or None,
+    )
     server = tf.data.experimental.service.WorkerServer(config)
     served_on = server._address.rsplit(":", 1)[-1]
     print(f"worker on port {served_on} registered with {dispatcher}", flush=True)

@@ -12,11 +12,17 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from mnist_data.atomic import (first_missing_folder, is_temp_name, remove_empty_folders, write_bytes_atomic,
-                               write_json_atomic)
+from mnist_data.atomic import (
+    first_missing_folder,
+    is_temp_name,
+    remove_empty_folders,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from mnist_data.checks import summary_clash
 from pipelines.config import TrainConfig, TrainError, config_from_dict, get_config
 from pipelines.trainer_parts import Trainer, use_op_threads
@@ -24,14 +30,46 @@ from pipelines.trainer_parts import Trainer, use_op_threads
 CHECKPOINTS = "checkpoints"
 LOCK_FILE = ".mnist-data-train.lock"
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.json", "summary.json"
-CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL = "curves.png", "predictions.png", "tensorboard", "saved_model"
-EPOCH_KEYS = {"epoch", "step", "loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "examples_per_second"}
-RUN_FILES = (CONFIG, METRICS, SUMMARY, CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL, CHECKPOINTS, LOCK_FILE)
+CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL = (
+    "curves.png",
+    "predictions.png",
+    "tensorboard",
+    "saved_model",
+)
+EPOCH_KEYS = {
+    "epoch",
+    "step",
+    "loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "seconds",
+    "examples_per_second",
+}
+RUN_FILES = (
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    CURVES,
+    PREDICTIONS,
+    TENSORBOARD,
+    SAVED_MODEL,
+    CHECKPOINTS,
+    LOCK_FILE,
+)
 
 
-def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None,
-          resume: bool = False, json_path: str | os.PathLike | None = None, progress: bool = True,
-          on_epoch: Callable[[dict], Any] | None = None) -> dict:
+def train(
+    config: TrainConfig,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    format: str | None = None,
+    resume: bool = False,
+    json_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict], Any] | None = None,
+) -> dict:
     """Train `config` on `data` into run directory `out`; return the final summary.
 
     Writes RUN_DIR/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png, predictions.png,
@@ -45,9 +83,14 @@ def train(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, 
     clash = summary_clash(json_path, out, RUN_FILES)
     if clash:
         raise TrainError(clash)
-    if out.is_dir() and not (out / CONFIG).is_file() and any(
-            not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
-        raise TrainError(f"{out} holds other files but no training run; choose a new or empty directory")
+    if (
+        out.is_dir()
+        and not (out / CONFIG).is_file()
+        and any(not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir())
+    ):
+        raise TrainError(
+            f"{out} holds other files but no training run; choose a new or empty directory"
+        )
     created = first_missing_folder(out)  # the first folder this run makes
     out.mkdir(parents=True, exist_ok=True)
     with _run_lock(out):
@@ -67,9 +110,16 @@ def _remove_failed_start(out: Path, created: Path) -> None:
     remove_empty_folders(out.parent, created)
 
 
-def resolve_run(out: str | os.PathLike, model: str, preset: str | None = None, *, resume: bool = False,
-                data: str | os.PathLike | None = None, format: str | None = None,
-                **overrides: Any) -> tuple[TrainConfig, str | os.PathLike, str | None]:
+def resolve_run(
+    out: str | os.PathLike,
+    model: str,
+    preset: str | None = None,
+    *,
+    resume: bool = False,
+    data: str | os.PathLike | None = None,
+    format: str | None = None,
+    **overrides: Any,
+) -> tuple[TrainConfig, str | os.PathLike, str | None]:
     """The config, data and format a run into `out` trains with: on `resume` of a recorded run,
     the run's own settings and data; else the preset's (modern by default). Non-None
     `overrides` (epochs, batch_size, seed, ...), `preset`, `data` and `format` win either way."""
@@ -81,7 +131,9 @@ def resolve_run(out: str | os.PathLike, model: str, preset: str | None = None, *
     else:
         config = get_config(model, preset or "modern", **overrides)
     if data is None:
-        raise TrainError("--data is required (on --resume of a recorded run it defaults to the run's)")
+        raise TrainError(
+            "--data is required (on --resume of a recorded run it defaults to the run's)"
+        )
     return config, data, format
 
 
@@ -99,8 +151,16 @@ def _run_lock(out: Path) -> Iterator[None]:
         yield
 
 
-def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str | None, resume: bool,
-           json_path: str | os.PathLike | None, progress: bool, on_epoch: Callable[[dict], Any] | None) -> dict:
+def _train(
+    config: TrainConfig,
+    data: str | os.PathLike,
+    out: Path,
+    format: str | None,
+    resume: bool,
+    json_path: str | os.PathLike | None,
+    progress: bool,
+    on_epoch: Callable[[dict], Any] | None,
+) -> dict:
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -110,14 +170,20 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     _check_resumed_data(out, data, format, resume)
     use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     trainer = Trainer(config, data, format)
-    recorded = {**dataclasses.asdict(config), "data": _portable(data), "format": format,  # evaluate's default
-                "data_fingerprint": data_fingerprint(data)}
+    recorded = {
+        **dataclasses.asdict(config),
+        "data": _portable(data),
+        "format": format,  # evaluate's default
+        "data_fingerprint": data_fingerprint(data),
+    }
     write_bytes_atomic(out / CONFIG, json.dumps(recorded, indent=1).encode())
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
     history: list[dict] = []
     if resume and not manager.latest_checkpoint and list((out / CHECKPOINTS).glob("ckpt-*.index")):
-        raise TrainError(f"{out / CHECKPOINTS / 'checkpoint'}: missing or damaged, so the run's checkpoints "
-                         "cannot be found; starting over would overwrite them (train into another --out)")
+        raise TrainError(
+            f"{out / CHECKPOINTS / 'checkpoint'}: missing or damaged, so the run's checkpoints "
+            "cannot be found; starting over would overwrite them (train into another --out)"
+        )
     if resume and manager.latest_checkpoint:
         _restore(trainer, manager.latest_checkpoint, partial=False)
         # metrics.json is written just before each checkpoint: drop an epoch it has ahead of it
@@ -125,30 +191,51 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
         try:
             history = json.loads((out / METRICS).read_text())["epochs"][:done]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise TrainError(f"{out / METRICS}: not readable as this run's metrics ({exc})") from None
-        if len(history) != done or not all(isinstance(r, dict) and EPOCH_KEYS <= r.keys() for r in history):
-            raise TrainError(f"{out / METRICS}: does not hold the {done} epochs the checkpoint has done, each with "
-                             f"{', '.join(sorted(EPOCH_KEYS))}")
+            raise TrainError(
+                f"{out / METRICS}: not readable as this run's metrics ({exc})"
+            ) from None
+        if len(history) != done or not all(
+            isinstance(r, dict) and EPOCH_KEYS <= r.keys() for r in history
+        ):
+            raise TrainError(
+                f"{out / METRICS}: does not hold the {done} epochs the checkpoint has done, each with "
+                f"{', '.join(sorted(EPOCH_KEYS))}"
+            )
     writer = tf.summary.create_file_writer(str(out / TENSORBOARD))
     while int(trainer.epoch.numpy()) < config.epochs and not trainer.finished():
         epoch = int(trainer.epoch.numpy())
-        bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
-                   disable=not progress, leave=False)
+        bar = tqdm(
+            total=trainer.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="step",
+            disable=not progress,
+            leave=False,
+        )
         started = time.perf_counter()
         loss, train_acc, examples = trainer.train_epoch(epoch, bar.update)
         seconds = time.perf_counter() - started
         bar.close()
         test_loss, test_acc = trainer.evaluate()
-        record = {"epoch": epoch + 1, "step": int(trainer.optimizer.iterations.numpy()), "loss": loss,
-                  "train_accuracy": train_acc, "test_loss": test_loss, "test_accuracy": test_acc,
-                  "seconds": seconds, "examples_per_second": examples / seconds}
+        record = {
+            "epoch": epoch + 1,
+            "step": int(trainer.optimizer.iterations.numpy()),
+            "loss": loss,
+            "train_accuracy": train_acc,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+            "seconds": seconds,
+            "examples_per_second": examples / seconds,
+        }
         history.append(record)
         _summarise(writer, record)
         trainer.epoch.assign(epoch + 1)
         write_bytes_atomic(out / METRICS, json.dumps({"epochs": history}, indent=1).encode())
         manager.save(checkpoint_number=epoch + 1)
-        print(f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
-              f"{seconds:6.1f} s  {record['examples_per_second']:9.0f} ex/s", flush=True)
+        print(
+            f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
+            f"{seconds:6.1f} s  {record['examples_per_second']:9.0f} ex/s",
+            flush=True,
+        )
         if on_epoch is not None:
             on_epoch(record)
     writer.close()
@@ -156,8 +243,12 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     images, labels, probabilities = trainer.sample_predictions(64)
     title = f"{config.model} / {config.preset}"
     reports.save_png(reports.curves_figure(history, title), out / CURVES)
-    reports.save_png(reports.predictions_figure(images, labels, probabilities.argmax(-1),
-                                                class_names_of_run(out)), out / PREDICTIONS)
+    reports.save_png(
+        reports.predictions_figure(
+            images, labels, probabilities.argmax(-1), class_names_of_run(out)
+        ),
+        out / PREDICTIONS,
+    )
     reports.export_saved_model(trainer.eval_model, out / SAVED_MODEL)
     write_bytes_atomic(out / SUMMARY, json.dumps(summary, indent=1).encode())
     if json_path:
@@ -165,7 +256,9 @@ def _train(config: TrainConfig, data: str | os.PathLike, out: Path, format: str 
     return summary
 
 
-def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, format: str | None = None) -> dict:
+def evaluate(
+    run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, format: str | None = None
+) -> dict:
     """Restore RUN_DIR's latest checkpoint and measure test accuracy as training did, on `data`
     (default: the data the run was trained on)."""
     import tensorflow as tf
@@ -182,12 +275,22 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     trainer = Trainer(config, data, format, need_train=False)
     _restore(trainer, latest, partial=True)
     test_loss, test_acc = trainer.evaluate()
-    return {"run_dir": str(run_dir), "data": _portable(data), "model": config.model, "preset": config.preset,
-            "epochs": int(trainer.epoch.numpy()), "checkpoint": latest, "test_loss": test_loss, "test_accuracy": test_acc,
-            "device": trainer.device}
+    return {
+        "run_dir": str(run_dir),
+        "data": _portable(data),
+        "model": config.model,
+        "preset": config.preset,
+        "epochs": int(trainer.epoch.numpy()),
+        "checkpoint": latest,
+        "test_loss": test_loss,
+        "test_accuracy": test_acc,
+        "device": trainer.device,
+    }
 
 
-def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike], top: int = 1) -> list[dict]:
+def predict(
+    run_dir: str | os.PathLike, images: list[str | os.PathLike], top: int = 1
+) -> list[dict]:
     """Per image file, in the order given: `{"image", "predictions": [{"class", "probability",
     "name"?}]}` with its `top` likeliest classes (named for a dataset with class names), or
     `{"image", "error"}` for a file that cannot be read, so one bad file costs no other answers."""
@@ -206,8 +309,14 @@ def predict(run_dir: str | os.PathLike, images: list[str | os.PathLike], top: in
     for answer in answers:
         if "error" not in answer:
             chances = next(readable)
-            answer["predictions"] = [{"class": int(c), "probability": float(chances[c]),
-                                      **({"name": names[c]} if names else {})} for c in chances.argsort()[::-1][:top]]
+            answer["predictions"] = [
+                {
+                    "class": int(c),
+                    "probability": float(chances[c]),
+                    **({"name": names[c]} if names else {}),
+                }
+                for c in chances.argsort()[::-1][:top]
+            ]
     return answers
 
 
@@ -227,12 +336,16 @@ def _serving(run_dir: str | os.PathLike) -> Any:
     path = Path(run_dir) / SAVED_MODEL
     if not path.is_dir():
         if tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINTS)):
-            raise TrainError(f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
-                             f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`")
+            raise TrainError(
+                f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
+                f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`"
+            )
         raise TrainError(f"{path}: no SavedModel (train first)")
     try:
         return tf.saved_model.load(str(path)).signatures["serving_default"]
-    except Exception as exc:  # TensorFlow's errors for a damaged model are of many kinds, none names it
+    except (
+        Exception
+    ) as exc:  # TensorFlow's errors for a damaged model are of many kinds, none names it
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainError(f"{path}: not a readable SavedModel (damaged?): {detail}") from None
 
@@ -241,7 +354,9 @@ def _probabilities(serve: Any, digits: list) -> Any:
     import numpy as np
     import tensorflow as tf
 
-    batch = np.stack(digits) if digits else np.zeros((0, 28, 28), np.uint8)  # the model answers an empty batch
+    batch = (
+        np.stack(digits) if digits else np.zeros((0, 28, 28), np.uint8)
+    )  # the model answers an empty batch
     return serve(images=tf.constant(batch))["probabilities"].numpy()
 
 
@@ -288,8 +403,10 @@ def _restore(trainer: Trainer, checkpoint: str, *, partial: bool) -> None:
         status.expect_partial() if partial else status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
         reason = " ".join(str(getattr(exc, "message", exc)).split())[:300]
-        raise TrainError(f"{checkpoint}: cannot restore this run's checkpoint, damaged or another model's "
-                         f"({reason})") from None
+        raise TrainError(
+            f"{checkpoint}: cannot restore this run's checkpoint, damaged or another model's "
+            f"({reason})"
+        ) from None
 
 
 def _recorded(run_dir: Path) -> dict:
@@ -300,7 +417,8 @@ def _recorded(run_dir: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise TrainError(f"{path}: not readable ({exc})") from None
     if not isinstance(recorded, dict) or not all(
-            isinstance(recorded.get(key), (str, type(None))) for key in ("data", "format")):
+        isinstance(recorded.get(key), (str, type(None))) for key in ("data", "format")
+    ):
         raise TrainError(f"{path}: not a run configuration mnist-data wrote")
     return recorded
 
@@ -311,7 +429,9 @@ def run_data(run_dir: Path) -> tuple[str, str | None]:
     if not recorded.get("data"):
         raise TrainError(f"{run_dir / CONFIG}: the run does not record its data; give --data")
     if not _data_exists(recorded["data"]):
-        raise TrainError(f"{run_dir}: the run's data {recorded['data']} is no longer there; give --data")
+        raise TrainError(
+            f"{run_dir}: the run's data {recorded['data']} is no longer there; give --data"
+        )
     return recorded["data"], recorded.get("format")
 
 
@@ -339,22 +459,33 @@ def _settle_run_dir(config: TrainConfig, out: Path, resume: bool) -> TrainConfig
     continue it: only the run's length may change, and not under a schedule that spans it."""
     saved = out / CONFIG
     if saved.is_file() and not resume:
-        raise TrainError(f"{out}: already holds a training run; pass --resume or choose another --out")
+        raise TrainError(
+            f"{out}: already holds a training run; pass --resume or choose another --out"
+        )
     if not (resume and saved.is_file()):
         return config
     previous = load_run_config(out)
     done = _epochs_checkpointed(out)
     if config.epochs < done:
-        raise TrainError(f"{out}: {done} epochs are done already; --epochs {config.epochs} would end the run "
-                         "before its checkpoint")
-    changed = [field.name for field in dataclasses.fields(TrainConfig)
-               if getattr(previous, field.name) != getattr(config, field.name)]
+        raise TrainError(
+            f"{out}: {done} epochs are done already; --epochs {config.epochs} would end the run "
+            "before its checkpoint"
+        )
+    changed = [
+        field.name
+        for field in dataclasses.fields(TrainConfig)
+        if getattr(previous, field.name) != getattr(config, field.name)
+    ]
     length_only = set(changed) <= {"epochs", "max_steps"}
     if changed and (not length_only or previous.schedule == "cosine"):
-        described = "; ".join(f"{name} {getattr(previous, name)!r} -> {getattr(config, name)!r}" for name in changed)
-        raise TrainError(f"{out}: resuming would not continue its run ({described}"
-                         f"{', under a cosine schedule that spans the planned run' * length_only}); "
-                         "resume with the run's own settings or choose another --out")
+        described = "; ".join(
+            f"{name} {getattr(previous, name)!r} -> {getattr(config, name)!r}" for name in changed
+        )
+        raise TrainError(
+            f"{out}: resuming would not continue its run ({described}"
+            f"{', under a cosine schedule that spans the planned run' * length_only}); "
+            "resume with the run's own settings or choose another --out"
+        )
     return config
 
 
@@ -384,10 +515,14 @@ def _check_unchanged(run_dir: Path, data: str | os.PathLike, advice: str) -> Non
     """TrainError if the run's recorded data no longer holds what it held when the run started."""
     recorded = _recorded(run_dir).get("data_fingerprint")
     if recorded and recorded != data_fingerprint(data):
-        raise TrainError(f"{data}: its files changed since the run in {run_dir} started on them; {advice}")
+        raise TrainError(
+            f"{data}: its files changed since the run in {run_dir} started on them; {advice}"
+        )
 
 
-def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, resume: bool) -> None:
+def _check_resumed_data(
+    out: Path, data: str | os.PathLike, format: str | None, resume: bool
+) -> None:
     """A resumed run goes on with the data it started on (runs from before data was recorded
     are taken at their word)."""
     if not (resume and (out / CONFIG).is_file()):
@@ -400,9 +535,11 @@ def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None, 
     now = (_portable(data), format or detect_format(data))
     before = (recorded["data"], recorded.get("format") or detect_format(recorded["data"]))
     if now != before:
-        raise TrainError(f"{out}: resuming would not continue its run (data {before[0]!r} -> {now[0]!r}"
-                         f"{f', format {before[1]!r} -> {now[1]!r}' if before[1] != now[1] else ''}); "
-                         "resume with the run's data or choose another --out")
+        raise TrainError(
+            f"{out}: resuming would not continue its run (data {before[0]!r} -> {now[0]!r}"
+            f"{f', format {before[1]!r} -> {now[1]!r}' if before[1] != now[1] else ''}); "
+            "resume with the run's data or choose another --out"
+        )
     _check_unchanged(out, data, "resuming would train on other examples: choose another --out")
 
 
@@ -412,10 +549,14 @@ def _summarise(writer: Any, record: dict) -> None:
     import tensorflow as tf
     from tensorflow.core.framework import summary_pb2
 
-    scalars = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    scalars = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+    )
     with writer.as_default(step=record["epoch"]):
         for name in ("loss", "train_accuracy", "test_loss", "test_accuracy", "examples_per_second"):
-            tf.summary.write(name, tf.constant(record[name], tf.float32), metadata=scalars.SerializeToString())
+            tf.summary.write(
+                name, tf.constant(record[name], tf.float32), metadata=scalars.SerializeToString()
+            )
     writer.flush()
 
 
@@ -423,9 +564,18 @@ def _summary(config: TrainConfig, history: list[dict], device: str) -> dict:
     last = history[-1] if history else {}
     seconds = sum(r["seconds"] for r in history)
     examples = sum(r["examples_per_second"] * r["seconds"] for r in history)
-    return {"model": config.model, "preset": config.preset, "epochs": len(history),
-            "steps": last.get("step", 0), "batch_size": config.batch_size,
-            "test_accuracy": last.get("test_accuracy"), "train_accuracy": last.get("train_accuracy"),
-            "loss": last.get("loss"), "train_seconds": seconds,
-            "examples_per_second": examples / seconds if seconds else None, "device": device,
-            "xla": config.xla, "seed": config.seed}
+    return {
+        "model": config.model,
+        "preset": config.preset,
+        "epochs": len(history),
+        "steps": last.get("step", 0),
+        "batch_size": config.batch_size,
+        "test_accuracy": last.get("test_accuracy"),
+        "train_accuracy": last.get("train_accuracy"),
+        "loss": last.get("loss"),
+        "train_seconds": seconds,
+        "examples_per_second": examples / seconds if seconds else None,
+        "device": device,
+        "xla": config.xla,
+        "seed": config.seed,
+    }

@@ -6,7 +6,8 @@ Kept apart from train.py so that the benchmark drives exactly the loop training 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,11 @@ def use_op_threads(count: int | None) -> bool:
     threading = tf.config.threading
     if not count:
         return False
-    if threading.get_inter_op_parallelism_threads() == threading.get_intra_op_parallelism_threads() == count:
+    if (
+        threading.get_inter_op_parallelism_threads()
+        == threading.get_intra_op_parallelism_threads()
+        == count
+    ):
         return True
     try:
         threading.set_inter_op_parallelism_threads(count)
@@ -43,7 +48,9 @@ def local_devices() -> tuple[Any, str]:
     import tensorflow as tf
 
     threads = tf.config.threading.get_intra_op_parallelism_threads()
-    host = f"{os.cpu_count()} cores" + (f", ops on {threads} thread{'s' * (threads > 1)}" if threads else "")
+    host = f"{os.cpu_count()} cores" + (
+        f", ops on {threads} thread{'s' * (threads > 1)}" if threads else ""
+    )
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return tf.distribute.get_strategy(), f"CPU ({host})"
@@ -83,8 +90,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
     total = config.max_steps or config.epochs * steps_per_epoch
     rate: Any = config.learning_rate
     if config.schedule == "staircase":
-        rate = keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch,
-                                                           config.decay_rate, staircase=True)
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, steps_per_epoch, config.decay_rate, staircase=True
+        )
     elif config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(total, 1))
     if config.optimizer == "adam":
@@ -94,8 +102,10 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
 
 def _check_digit_shape(data: Any, split: str, shape: tuple) -> None:
     if tuple(shape) != (28, 28):
-        raise DatasetError(f"{data}: {split} images are {'x'.join(map(str, shape))}; "
-                           "the reference models take 28x28")
+        raise DatasetError(
+            f"{data}: {split} images are {'x'.join(map(str, shape))}; "
+            "the reference models take 28x28"
+        )
 
 
 def _check_classes(data: Any, split: str, labels: Any) -> None:
@@ -103,15 +113,23 @@ def _check_classes(data: Any, split: str, labels: Any) -> None:
     converted with --num-classes): they would train on NaN losses, not fail."""
     top = int(np.max(labels)) if len(labels) else 0
     if top >= CLASSES:
-        raise DatasetError(f"{data}: {split} labels go up to {top}; the reference models have {CLASSES} outputs "
-                           f"(classes 0..{CLASSES - 1})")
+        raise DatasetError(
+            f"{data}: {split} labels go up to {top}; the reference models have {CLASSES} outputs "
+            f"(classes 0..{CLASSES - 1})"
+        )
 
 
 class Trainer:
     """Model, optimizer, averaged weights and epoch counter of a run, plus its compiled loops."""
 
-    def __init__(self, config: TrainConfig, data: str | os.PathLike, format: str | None = None,
-                 *, need_train: bool = True) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: str | os.PathLike,
+        format: str | None = None,
+        *,
+        need_train: bool = True,
+    ) -> None:
         import keras
         import tensorflow as tf
 
@@ -126,17 +144,25 @@ class Trainer:
         self.resident = single and (on_gpu if config.resident is None else config.resident)
         self.global_batch = config.batch_size
         # Stacked batches are sliced on one replica only; several replicas take one batch a time.
-        self.fetch = max(1, min(config.batches_per_fetch, config.steps_per_call)) \
-            if self.strategy.num_replicas_in_sync == 1 else 1
-        self.test_images, self.test_labels = as_tensors(pipelines.make_dataset(
-            data, "test", config.eval_batch_size, format=format, shuffle=False),
-            f"{data}: the test split, on which a run reports its accuracy,")
+        self.fetch = (
+            max(1, min(config.batches_per_fetch, config.steps_per_call))
+            if self.strategy.num_replicas_in_sync == 1
+            else 1
+        )
+        self.test_images, self.test_labels = as_tensors(
+            pipelines.make_dataset(
+                data, "test", config.eval_batch_size, format=format, shuffle=False
+            ),
+            f"{data}: the test split, on which a run reports its accuracy,",
+        )
         _check_digit_shape(data, "test", tuple(self.test_images.shape[1:3]))
         _check_classes(data, "test", self.test_labels.numpy())
         self.steps_per_epoch = 1
         if need_train:
             self._prepare_train_data()
-            self.fetch = min(self.fetch, max(1, self.steps_per_epoch))  # every epoch fills an element
+            self.fetch = min(
+                self.fetch, max(1, self.steps_per_epoch)
+            )  # every epoch fills an element
         with self.strategy.scope():
             self.model = build_model(config.model, config.preset, dtype=dtype)
             self.eval_model = build_model(config.model, config.preset, dtype=dtype)
@@ -146,8 +172,13 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         # Keras does not track dropout's seed-generator state for tf.train.Checkpoint; without it a
         # resumed run would draw different dropout masks than an uninterrupted one.
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
-                                              epoch=self.epoch, state=list(self.model.non_trainable_variables))
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            ema=self.ema,
+            epoch=self.epoch,
+            state=list(self.model.non_trainable_variables),
+        )
         self._step = tf.function(self._replica_step, jit_compile=config.xla)
         self._eval = tf.function(self._eval_batch, jit_compile=config.xla)
         self.run_steps = tf.function(self._steps_from_iterator)
@@ -159,8 +190,13 @@ class Trainer:
         and a remainder); the seed depends on the epoch so a resumed run sees the same order."""
         from pipelines.input import dataset_from_arrays
 
-        return dataset_from_arrays(*self.train_arrays, self.global_batch * self.fetch, shuffle=True,
-                                   seed=self.config.seed * 1009 + epoch, drop_remainder=self.fetch == 1)
+        return dataset_from_arrays(
+            *self.train_arrays,
+            self.global_batch * self.fetch,
+            shuffle=True,
+            seed=self.config.seed * 1009 + epoch,
+            drop_remainder=self.fetch == 1,
+        )
 
     def _prepare_train_data(self) -> None:
         """Read the train split once; every epoch's dataset is built from these arrays."""
@@ -172,10 +208,13 @@ class Trainer:
         _check_classes(self.data, "train", self.train_arrays[1])
         self.steps_per_epoch = count // self.global_batch
         if self.steps_per_epoch == 0:
-            raise TrainError(f"{self.data}: batch size {self.global_batch} exceeds the {count} training examples")
+            raise TrainError(
+                f"{self.data}: batch size {self.global_batch} exceeds the {count} training examples"
+            )
         if self.resident:
             self.train_images, self.train_labels = as_tensors(
-                dataset_from_arrays(*self.train_arrays, 10_000, shuffle=False))
+                dataset_from_arrays(*self.train_arrays, 10_000, shuffle=False)
+            )
 
     def _replica_step(self, images: Any, labels: Any) -> tuple[Any, Any]:
         import tensorflow as tf
@@ -183,10 +222,14 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(images, training=True), tf.float32)
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=logits
+            )
             loss = tf.reduce_sum(per_example) / self.global_batch
             if self.config.l2:
-                penalty = tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels(self.model)])
+                penalty = tf.add_n(
+                    [tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels(self.model)]
+                )
                 loss += self.config.l2 * penalty / self.strategy.num_replicas_in_sync
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         if self.strategy.num_replicas_in_sync == 1:  # inside the compiled step, where XLA fuses it
@@ -216,7 +259,9 @@ class Trainer:
         for average, value in zip(self.ema, self.model.trainable_variables):
             average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
 
-    def _steps_from_iterator(self, iterator: Any, fetches: Any, room: Any, limit: Any) -> tuple[Any, Any, Any]:
+    def _steps_from_iterator(
+        self, iterator: Any, fetches: Any, room: Any, limit: Any
+    ) -> tuple[Any, Any, Any]:
         """Train on the batches of `fetches` pipeline elements, at most `limit` steps.
 
         Each element stacks `self.fetch` batches; `room` is how many full batches the epoch
@@ -234,7 +279,9 @@ class Trainer:
                 done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
             else:
                 for j in tf.range(tf.minimum(self.fetch, tf.minimum(room, limit) - done)):
-                    loss, hits = self.one_step(images[j * size:(j + 1) * size], labels[j * size:(j + 1) * size])
+                    loss, hits = self.one_step(
+                        images[j * size : (j + 1) * size], labels[j * size : (j + 1) * size]
+                    )
                     done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
         return done, loss_sum, hit_sum
 
@@ -244,8 +291,10 @@ class Trainer:
         done, loss_sum, hit_sum = tf.constant(0), tf.constant(0.0), tf.constant(0.0)
         size = self.global_batch
         for i in tf.range(first, first + steps):
-            index = order[i * size:(i + 1) * size]
-            loss, hits = self.one_step(tf.gather(self.train_images, index), tf.gather(self.train_labels, index))
+            index = order[i * size : (i + 1) * size]
+            loss, hits = self.one_step(
+                tf.gather(self.train_images, index), tf.gather(self.train_labels, index)
+            )
             done, loss_sum, hit_sum = done + 1, loss_sum + loss, hit_sum + hits
         return done, loss_sum, hit_sum
 
@@ -258,7 +307,9 @@ class Trainer:
         left = self.config.max_steps - step if self.config.max_steps else 1 << 30
         return max(0, min(self.config.steps_per_call, left))
 
-    def train_epoch(self, epoch: int, on_steps: Callable[[int], Any] = lambda n: None) -> tuple[float, float, int]:
+    def train_epoch(
+        self, epoch: int, on_steps: Callable[[int], Any] = lambda n: None
+    ) -> tuple[float, float, int]:
         """Run one epoch (or until max_steps); return mean loss, train accuracy, examples seen."""
         import tensorflow as tf
 
@@ -269,17 +320,35 @@ class Trainer:
             order = tf.argsort(keys)
             while steps < self.steps_per_epoch and self._chunk():
                 k = min(self._chunk(), self.steps_per_epoch - int(steps))
-                done, loss, hits = self.run_resident_steps(order, tf.constant(int(steps)), tf.constant(k))
-                steps, loss_sum, hit_sum = steps + int(done), loss_sum + float(loss), hit_sum + float(hits)
+                done, loss, hits = self.run_resident_steps(
+                    order, tf.constant(int(steps)), tf.constant(k)
+                )
+                steps, loss_sum, hit_sum = (
+                    steps + int(done),
+                    loss_sum + float(loss),
+                    hit_sum + float(hits),
+                )
                 on_steps(int(done))
         else:
-            iterator = iter(self.strategy.experimental_distribute_dataset(self.train_dataset(epoch)))
-            per_call = max(self.fetch, self.config.steps_per_call // self.fetch * self.fetch)  # whole elements
+            iterator = iter(
+                self.strategy.experimental_distribute_dataset(self.train_dataset(epoch))
+            )
+            per_call = max(
+                self.fetch, self.config.steps_per_call // self.fetch * self.fetch
+            )  # whole elements
             while steps < self.steps_per_epoch and self._chunk():
                 k = min(per_call, self._chunk(), self.steps_per_epoch - int(steps))
-                done, loss, hits = self.run_steps(iterator, tf.constant(-(-k // self.fetch)),
-                                                  tf.constant(self.steps_per_epoch - int(steps)), tf.constant(k))
-                steps, loss_sum, hit_sum = steps + int(done), loss_sum + float(loss), hit_sum + float(hits)
+                done, loss, hits = self.run_steps(
+                    iterator,
+                    tf.constant(-(-k // self.fetch)),
+                    tf.constant(self.steps_per_epoch - int(steps)),
+                    tf.constant(k),
+                )
+                steps, loss_sum, hit_sum = (
+                    steps + int(done),
+                    loss_sum + float(loss),
+                    hit_sum + float(hits),
+                )
                 on_steps(int(done))
         examples = int(steps) * self.global_batch
         return loss_sum / max(examples, 1), hit_sum / max(examples, 1), examples
@@ -305,7 +374,9 @@ class Trainer:
         n, size = int(self.test_images.shape[0]), self.config.eval_batch_size
         loss_sum = hit_sum = 0.0
         for start in range(0, n, size):
-            loss, hits = self._eval(self.test_images[start:start + size], self.test_labels[start:start + size])
+            loss, hits = self._eval(
+                self.test_images[start : start + size], self.test_labels[start : start + size]
+            )
             loss_sum, hit_sum = loss_sum + float(loss), hit_sum + float(hits)
         return loss_sum / n, hit_sum / n
 

@@ -6,8 +6,8 @@ import contextlib
 import http.server
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -23,7 +23,9 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own user cache dir and no MNIST_DATA_DIR from the caller."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("MNIST_DATA_CACHE", str(cache))
@@ -47,9 +49,14 @@ def large_idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("large-idx")
     rng = np.random.default_rng(0)
     for prefix, count in (("train", 30_000), ("t10k", 10_000)):
-        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28), np.uint8),
-                  compresslevel=1)
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, count, np.uint8))
+        write_idx(
+            directory / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (count, 28, 28), np.uint8),
+            compresslevel=1,
+        )
+        write_idx(
+            directory / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, count, np.uint8)
+        )
     return directory
 
 
@@ -116,7 +123,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         start = 0
         ranged = self.headers.get("Range")
-        if ranged and mode == "misrange":  # a resume answered from byte 0 as if it had been asked for
+        if (
+            ranged and mode == "misrange"
+        ):  # a resume answered from byte 0 as if it had been asked for
             self.send_response(206)
             self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
             self.send_header("Content-Length", str(len(body)))

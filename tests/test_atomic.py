@@ -36,7 +36,10 @@ def test_stale_temporaries_are_swept_from_subfolders_only_when_asked(tmp_path: P
     kept = [tmp_path / "3" / "00001.png", tmp_path / ".hidden-but-ours"]
     for path in kept:
         path.write_bytes(b"x")
-    top, nested = temp_name_for(tmp_path / "manifest.json"), temp_name_for(tmp_path / "3" / "00002.png")
+    top, nested = (
+        temp_name_for(tmp_path / "manifest.json"),
+        temp_name_for(tmp_path / "3" / "00002.png"),
+    )
     folder = temp_name_for(tmp_path / "model")
     top.write_bytes(b"half")
     nested.write_bytes(b"half")

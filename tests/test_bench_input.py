@@ -36,22 +36,35 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
     (tmp_path / "scratch").mkdir()
     idx = bench_input._as_idx(source, "png", images, labels, tmp_path / "scratch")
     mnist_data.to_tfrecord(idx, tmp_path / "tfr", splits=["train"], progress=False)
-    mnist_data.to_tfrecord(idx, tmp_path / "tfr-gz", splits=["train"], compression="gzip", encoding="png",
-                           progress=False)
+    mnist_data.to_tfrecord(
+        idx,
+        tmp_path / "tfr-gz",
+        splits=["train"],
+        compression="gzip",
+        encoding="png",
+        progress=False,
+    )
 
     def examples(batches) -> list[str]:
         found = []
         for x, y in batches:
             pixels = np.rint(np.asarray(x) * 255).astype(np.uint8).reshape(len(x), -1)
             classes = np.asarray(y).argmax(-1) if np.asarray(y).ndim == 2 else np.asarray(y)
-            found += [hashlib.md5(p.tobytes() + bytes([c])).hexdigest() for p, c in zip(pixels, classes)]
+            found += [
+                hashlib.md5(p.tobytes() + bytes([c])).hexdigest() for p, c in zip(pixels, classes)
+            ]
         return sorted(found)
 
-    expected = sorted(hashlib.md5(p.tobytes() + bytes([c])).hexdigest()
-                      for p, c in zip(images.reshape(len(images), -1), labels))
-    builders = {"tutorial": bench_input.tutorial(images, labels), "tfds-like": bench_input.tfds_like(tmp_path / "tfr", 100),
-                "tfds-like, gzip png": bench_input.tfds_like(tmp_path / "tfr-gz", 100),
-                "ours": bench_input.ours(source, "png", 100, None, PipelineOptions(), len(labels))}
+    expected = sorted(
+        hashlib.md5(p.tobytes() + bytes([c])).hexdigest()
+        for p, c in zip(images.reshape(len(images), -1), labels)
+    )
+    builders = {
+        "tutorial": bench_input.tutorial(images, labels),
+        "tfds-like": bench_input.tfds_like(tmp_path / "tfr", 100),
+        "tfds-like, gzip png": bench_input.tfds_like(tmp_path / "tfr-gz", 100),
+        "ours": bench_input.ours(source, "png", 100, None, PipelineOptions(), len(labels)),
+    }
     for name, build in builders.items():
         for epoch in build(2):
             assert examples(epoch) == expected, name
@@ -68,13 +81,23 @@ def test_every_pipeline_counts_the_split_once_per_epoch_and_an_empty_split_is_re
     import numpy as np
     import pytest
 
-    report = bench_pipeline("mnist-sample", batch_size=300, epochs=2, compare=True, repeat=1)  # 1600 = 5 x 300 + 100
+    report = bench_pipeline(
+        "mnist-sample", batch_size=300, epochs=2, compare=True, repeat=1
+    )  # 1600 = 5 x 300 + 100
     assert {row["name"].split()[0]: row["epoch_examples"] for row in report["results"]} == {
-        "tutorial": [1600, 1600], "tfds-like": [1600, 1600], "ceiling": [1600, 1600], "ours": [1600, 1600]}
+        "tutorial": [1600, 1600],
+        "tfds-like": [1600, 1600],
+        "ceiling": [1600, 1600],
+        "ours": [1600, 1600],
+    }
     empty = tmp_path / "empty"
     empty.mkdir()
     for prefix in ("train", "t10k"):
-        mnist_data.write_idx(empty / f"{prefix}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+        mnist_data.write_idx(
+            empty / f"{prefix}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8)
+        )
         mnist_data.write_idx(empty / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
-    with pytest.raises(mnist_data.DatasetError, match="the train split holds no examples to measure"):
+    with pytest.raises(
+        mnist_data.DatasetError, match="the train split holds no examples to measure"
+    ):
         bench_pipeline(str(empty), compare=True, repeat=1)

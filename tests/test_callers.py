@@ -32,20 +32,25 @@ def script(tensorflow_first: bool = True, guarded: bool = False) -> str:
 def tree_digest(root: Path) -> dict[str, str]:
     """SHA-256 of every file the two conversions wrote under `root`, by relative path."""
     files = [p for out in ("tfr", "png") for p in sorted((root / out).rglob("*")) if p.is_file()]
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    }
 
 
 def python(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return done
 
 
 def by_cli(cwd: Path) -> None:
     command = [sys.executable, "-m", "mnist_data_cli"]
-    for args in (["to-tfrecord", SOURCE, "tfr", "--splits", "test", "--shard-size", "2000"],
-                 ["to-png", SOURCE, "png", "--splits", "test"]):
+    for args in (
+        ["to-tfrecord", SOURCE, "tfr", "--splits", "test", "--shard-size", "2000"],
+        ["to-png", SOURCE, "png", "--splits", "test"],
+    ):
         subprocess.run([*command, *args, "--quiet"], cwd=cwd, check=True, capture_output=True)
 
 
@@ -103,12 +108,20 @@ def test_every_caller_converts_once_to_the_bytes_of_the_cli(caller, reference, t
 
 def test_converting_adds_no_lines_to_the_callers_terminal(tmp_path: Path) -> None:
     """Nothing is printed by the conversion itself (no worker re-starting TensorFlow, say)."""
-    text = script().replace("import mnist_data\n", "import mnist_data\nimport sys\n"
-                            "print('ready', file=sys.stderr, flush=True)\n")
+    text = script().replace(
+        "import mnist_data\n",
+        "import mnist_data\nimport sys\nprint('ready', file=sys.stderr, flush=True)\n",
+    )
     (tmp_path / "convert.py").write_text(text)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
-    done = subprocess.run([sys.executable, "convert.py"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "convert.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.split("ready\n", 1)[1] == ""
 
@@ -120,7 +133,8 @@ def test_reading_and_caching_a_png_tree_work_from_a_script_without_a_guard(tmp_p
         "mnist_data.to_png('mnist-sample', 'png', progress=False)\n"
         "for cache in (False, 'cache', 'cache'):\n"
         "    batches = pipelines.make_dataset('png', 'test', 100, cache=cache, shuffle=False)\n"
-        "    print('read', sum(len(labels) for _, labels in batches), flush=True)\n")
+        "    print('read', sum(len(labels) for _, labels in batches), flush=True)\n"
+    )
     printed = python("read.py", cwd=tmp_path).stdout
     assert printed.splitlines() == ["read 400"] * 3
     assert any((tmp_path / "cache").iterdir())

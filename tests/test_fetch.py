@@ -23,12 +23,16 @@ def served_catalog(monkeypatch: pytest.MonkeyPatch, sample_dir: Path, tmp_path: 
     root.mkdir()
     for name in NAMES:
         shutil.copy(sample_dir / name, root / name)
-    entry = dataclasses.replace(catalog.CATALOG["mnist"], files=catalog.CATALOG["mnist-sample"].files)
+    entry = dataclasses.replace(
+        catalog.CATALOG["mnist"], files=catalog.CATALOG["mnist-sample"].files
+    )
     monkeypatch.setitem(catalog.CATALOG, "mnist", entry)
     return root
 
 
-def test_fetches_verifies_and_skips_present(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_fetches_verifies_and_skips_present(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     target = tmp_path / "data"
     fetch("mnist", target, mirrors=[server.url], progress=False)
@@ -40,7 +44,9 @@ def test_fetches_verifies_and_skips_present(served_catalog: Path, file_server, t
     assert len(server.requests) == asked  # all present and valid: nothing downloaded
 
 
-def test_falls_over_to_next_mirror_on_404_and_corruption(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_falls_over_to_next_mirror_on_404_and_corruption(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     missing = file_server(tmp_path)  # serves nothing: every file 404s
     corrupt = file_server(served_catalog)
     corrupt.behaviour = {name: "corrupt" for name in NAMES}
@@ -51,14 +57,20 @@ def test_falls_over_to_next_mirror_on_404_and_corruption(served_catalog: Path, f
     assert len(missing.requests) == 4 and len(corrupt.requests) == 4
 
 
-def test_all_mirrors_failing_names_files_and_directory(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_all_mirrors_failing_names_files_and_directory(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     corrupt = file_server(served_catalog)
     corrupt.behaviour = {name: "corrupt" for name in NAMES}
     target = tmp_path / "data"
     with pytest.raises(FetchError) as info:
         fetch("mnist", target, mirrors=[corrupt.url, "http://127.0.0.1:9/"], progress=False)
     message = str(info.value)
-    assert "checksum mismatch" in message and "train-images-idx3-ubyte.gz" in message and str(target) in message
+    assert (
+        "checksum mismatch" in message
+        and "train-images-idx3-ubyte.gz" in message
+        and str(target) in message
+    )
     assert not target.exists()  # the folder the failed fetch made is gone with it
     target.mkdir()
     (target / "train-images-idx3-ubyte.gz").write_bytes(b"a copy recompressed elsewhere")
@@ -66,10 +78,14 @@ def test_all_mirrors_failing_names_files_and_directory(served_catalog: Path, fil
         fetch("mnist", target, mirrors=[corrupt.url], progress=False)
     message = str(info.value)
     assert f"{target / 'train-images-idx3-ubyte.gz'} is there but its md5 is " in message
-    assert "Offline?" not in message  # the mirror answered: the advice to place the files would mislead
+    assert (
+        "Offline?" not in message
+    )  # the mirror answered: the advice to place the files would mislead
 
 
-def test_dropped_connection_resumes_with_range(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_dropped_connection_resumes_with_range(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     server.behaviour = {"train-images-idx3-ubyte.gz": "drop-once"}
     target = tmp_path / "data"
@@ -77,10 +93,14 @@ def test_dropped_connection_resumes_with_range(served_catalog: Path, file_server
     image_requests = [r for r in server.requests if r[0] == "train-images-idx3-ubyte.gz"]
     assert image_requests[0][1] is None
     assert image_requests[1][1] is not None and image_requests[1][1].startswith("bytes=")
-    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == (served_catalog / "train-images-idx3-ubyte.gz").read_bytes()
+    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == (
+        served_catalog / "train-images-idx3-ubyte.gz"
+    ).read_bytes()
 
 
-def test_part_file_from_an_earlier_run_is_resumed(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_part_file_from_an_earlier_run_is_resumed(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     target = tmp_path / "data"
     target.mkdir()
@@ -92,8 +112,9 @@ def test_part_file_from_an_earlier_run_is_resumed(served_catalog: Path, file_ser
     assert (target / name).read_bytes() == body
 
 
-def test_a_foreign_part_file_is_dropped_and_the_file_fetched_whole(served_catalog: Path, file_server,
-                                                                  tmp_path: Path) -> None:
+def test_a_foreign_part_file_is_dropped_and_the_file_fetched_whole(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     target = tmp_path / "data"
     target.mkdir()
@@ -104,8 +125,9 @@ def test_a_foreign_part_file_is_dropped_and_the_file_fetched_whole(served_catalo
     assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
 
 
-def test_a_second_fetcher_waits_and_takes_the_first_ones_file(served_catalog: Path, file_server,
-                                                             tmp_path: Path, capsys) -> None:
+def test_a_second_fetcher_waits_and_takes_the_first_ones_file(
+    served_catalog: Path, file_server, tmp_path: Path, capsys
+) -> None:
     import fcntl
     import os
     import threading
@@ -115,8 +137,11 @@ def test_a_second_fetcher_waits_and_takes_the_first_ones_file(served_catalog: Pa
     target.mkdir()
     held = os.open(target, os.O_RDONLY | os.O_DIRECTORY)  # as a fetch in another process holds it
     fcntl.flock(held, fcntl.LOCK_EX)
-    second = threading.Thread(target=fetch, args=("mnist", target), kwargs=dict(
-        mirrors=[server.url], splits=["test"], progress=False))
+    second = threading.Thread(
+        target=fetch,
+        args=("mnist", target),
+        kwargs=dict(mirrors=[server.url], splits=["test"], progress=False),
+    )
     second.start()
     second.join(0.5)
     assert second.is_alive() and server.requests == []  # waiting, not downloading alongside
@@ -128,7 +153,9 @@ def test_a_second_fetcher_waits_and_takes_the_first_ones_file(served_catalog: Pa
     assert f"mnist-data: waiting for another download into {target}" in capsys.readouterr().err
 
 
-def test_bad_mirror_urls_and_redirect_loops_are_one_line(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_bad_mirror_urls_and_redirect_loops_are_one_line(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     with pytest.raises(FetchError, match=r"mirror 'http://\[::1': not a URL"):
         fetch("mnist", tmp_path / "data", mirrors=["http://[::1"], progress=False)
     server = file_server(served_catalog)
@@ -138,7 +165,9 @@ def test_bad_mirror_urls_and_redirect_loops_are_one_line(served_catalog: Path, f
     assert "\n" not in str(failed.value)
 
 
-def test_server_ignoring_range_restarts_from_zero(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_server_ignoring_range_restarts_from_zero(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     server.honour_range = False
     target = tmp_path / "data"
@@ -150,16 +179,33 @@ def test_server_ignoring_range_restarts_from_zero(served_catalog: Path, file_ser
 
 
 def test_cli_offline_prints_one_clear_line(served_catalog: Path, tmp_path: Path, capsys) -> None:
-    code = main(["fetch", "--dataset", "mnist", "--data-dir", str(tmp_path / "d"), "--mirror", "http://127.0.0.1:9/", "--quiet"])
+    code = main(
+        [
+            "fetch",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--mirror",
+            "http://127.0.0.1:9/",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert err.startswith("mnist-data: error: could not download") and err.count("\n") == 1
-    assert "Traceback" not in err and str(tmp_path / "d") in err and "Offline? Place the published files" in err
+    assert (
+        "Traceback" not in err
+        and str(tmp_path / "d") in err
+        and "Offline? Place the published files" in err
+    )
     with pytest.raises(FetchError, match="mirror 'example.invalid/x': expected a URL"):
         fetch("mnist", tmp_path / "e", mirrors=["example.invalid/x"], progress=False)
 
 
-def test_a_damaged_file_already_there_is_downloaded_again(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_a_damaged_file_already_there_is_downloaded_again(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     target = tmp_path / "data"
     target.mkdir()
@@ -170,36 +216,46 @@ def test_a_damaged_file_already_there_is_downloaded_again(served_catalog: Path, 
     assert (name, None) in server.requests
 
 
-def test_a_whole_part_file_is_published_after_the_server_says_416(served_catalog: Path, file_server,
-                                                                   tmp_path: Path) -> None:
+def test_a_whole_part_file_is_published_after_the_server_says_416(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     target = tmp_path / "data"
     target.mkdir()
     name = "t10k-labels-idx1-ubyte.gz"
     body = (served_catalog / name).read_bytes()
-    part_path(target / name).write_bytes(body)  # a run killed after the last byte, before the rename
+    part_path(target / name).write_bytes(
+        body
+    )  # a run killed after the last byte, before the rename
     fetch("mnist", target, mirrors=[server.url], splits=["test"], progress=False)
     assert (name, f"bytes={len(body)}-") in server.requests
     assert (target / name).read_bytes() == body and not part_path(target / name).exists()
 
 
-def test_load_downloads_a_missing_catalog_dataset(served_catalog: Path, file_server, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_downloads_a_missing_catalog_dataset(
+    served_catalog: Path, file_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mnist_data
 
     server = file_server(served_catalog)
-    monkeypatch.setitem(catalog.CATALOG, "mnist", dataclasses.replace(catalog.CATALOG["mnist"], mirrors=(server.url,)))
+    monkeypatch.setitem(
+        catalog.CATALOG,
+        "mnist",
+        dataclasses.replace(catalog.CATALOG["mnist"], mirrors=(server.url,)),
+    )
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("MNIST_DATA_CACHE", str(tmp_path / "cache"))
     images, labels = mnist_data.load("mnist", "test")
     expected = mnist_data.load("mnist-sample", "test")
     assert (images == expected[0]).all() and (labels == expected[1]).all()
-    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir() if p.suffix == ".gz") == [
-        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert sorted(
+        p.name for p in (tmp_path / "cache" / "mnist").iterdir() if p.suffix == ".gz"
+    ) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
-def test_a_download_that_cannot_be_stored_says_so_without_offline_advice(served_catalog: Path, file_server,
-                                                                          tmp_path: Path) -> None:
+def test_a_download_that_cannot_be_stored_says_so_without_offline_advice(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     target = tmp_path / "data"
     target.mkdir()
@@ -207,10 +263,14 @@ def test_a_download_that_cannot_be_stored_says_so_without_offline_advice(served_
     blocked.mkdir()  # the partial download's name is taken by a folder
     with pytest.raises(FetchError) as info:
         fetch("mnist", target, mirrors=[server.url, server.url], splits=["test"], progress=False)
-    assert str(info.value).startswith(f"{blocked}: cannot write: ") and "Offline?" not in str(info.value)
+    assert str(info.value).startswith(f"{blocked}: cannot write: ") and "Offline?" not in str(
+        info.value
+    )
 
 
-def test_a_download_waiting_on_one_that_failed_and_removed_its_folder_goes_on(tmp_path: Path) -> None:
+def test_a_download_waiting_on_one_that_failed_and_removed_its_folder_goes_on(
+    tmp_path: Path,
+) -> None:
     import fcntl
     import os
     import threading
@@ -239,10 +299,14 @@ def test_a_download_waiting_on_one_that_failed_and_removed_its_folder_goes_on(tm
     assert entered == [True] and (folder / "part").exists()
 
 
-def test_a_mirror_that_sends_too_much_or_an_unusable_length_gives_way_to_the_next(served_catalog: Path, file_server,
-                                                                                   tmp_path: Path) -> None:
+def test_a_mirror_that_sends_too_much_or_an_unusable_length_gives_way_to_the_next(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     good = file_server(served_catalog)
-    for mode, says in (("endless", "sent more than the"), ("bad-length", "unusable Content-Length header 'a lot'")):
+    for mode, says in (
+        ("endless", "sent more than the"),
+        ("bad-length", "unusable Content-Length header 'a lot'"),
+    ):
         bad = file_server(served_catalog)
         bad.behaviour = {name: mode for name in NAMES}
         target = tmp_path / mode
@@ -254,19 +318,25 @@ def test_a_mirror_that_sends_too_much_or_an_unusable_length_gives_way_to_the_nex
             assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
 
 
-def test_a_resume_answered_from_another_byte_starts_over(served_catalog: Path, file_server, tmp_path: Path) -> None:
+def test_a_resume_answered_from_another_byte_starts_over(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     server.behaviour = {"train-images-idx3-ubyte.gz": "drop-then-misrange"}
     target = tmp_path / "data"
     fetch("mnist", target, mirrors=[server.url], progress=False, splits=["train"])
     asked = [ranged for name, ranged in server.requests if name == "train-images-idx3-ubyte.gz"]
-    assert asked[0] is None and asked[1].startswith("bytes=") and asked[2] is None  # dropped, misresumed, whole
-    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == \
-        (served_catalog / "train-images-idx3-ubyte.gz").read_bytes()
+    assert (
+        asked[0] is None and asked[1].startswith("bytes=") and asked[2] is None
+    )  # dropped, misresumed, whole
+    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == (
+        served_catalog / "train-images-idx3-ubyte.gz"
+    ).read_bytes()
 
 
-def test_a_part_file_planted_as_a_symlink_never_writes_through_it(served_catalog: Path, file_server,
-                                                                   tmp_path: Path) -> None:
+def test_a_part_file_planted_as_a_symlink_never_writes_through_it(
+    served_catalog: Path, file_server, tmp_path: Path
+) -> None:
     server = file_server(served_catalog)
     victim = tmp_path / "victim.txt"
     victim.write_text("a user's file")
@@ -276,8 +346,10 @@ def test_a_part_file_planted_as_a_symlink_never_writes_through_it(served_catalog
     fetch("mnist", target, mirrors=[server.url], progress=False)
     assert victim.read_text() == "a user's file"
     published = target / "train-images-idx3-ubyte.gz"
-    assert not published.is_symlink() and published.read_bytes() == \
-        (served_catalog / "train-images-idx3-ubyte.gz").read_bytes()
+    assert (
+        not published.is_symlink()
+        and published.read_bytes() == (served_catalog / "train-images-idx3-ubyte.gz").read_bytes()
+    )
 
 
 def test_a_download_folder_that_cannot_be_made_is_a_fetch_error(tmp_path: Path) -> None:

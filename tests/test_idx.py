@@ -64,13 +64,24 @@ def test_reads_bytes_and_multi_member_gzip() -> None:
     blob = encode_idx(np.arange(1000, dtype=np.int32))
     two_members = gzip.compress(blob[:500], mtime=0) + gzip.compress(blob[500:], mtime=0)
     np.testing.assert_array_equal(read_idx(two_members), np.arange(1000, dtype=np.int32))
-    header_split = gzip.compress(b"", mtime=0) + gzip.compress(blob[:3], mtime=0) + gzip.compress(blob[3:], mtime=0)
+    header_split = (
+        gzip.compress(b"", mtime=0)
+        + gzip.compress(blob[:3], mtime=0)
+        + gzip.compress(blob[3:], mtime=0)
+    )
     np.testing.assert_array_equal(read_idx(header_split), np.arange(1000, dtype=np.int32))
     np.testing.assert_array_equal(read_idx(blob), np.arange(1000, dtype=np.int32))
 
 
-@pytest.mark.parametrize("name", ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ],
+)
 def test_real_sample_files_reencode_exactly(sample_dir: Path, name: str) -> None:
     path = sample_dir / name
     decoded = read_idx(path)
@@ -103,7 +114,10 @@ def corrupt_cases() -> dict[str, tuple[bytes, str]]:
         "short header": (GOOD[:6], "truncated IDX header"),
         "payload short": (GOOD[:-1], "needs 40 bytes, found 39"),
         "payload long": (GOOD + b"\0", "needs 40 bytes, found 41"),
-        "gzip payload long": (gzip_compress(GOOD + b"\0"), "inflates to more than the 40 bytes its IDX header"),
+        "gzip payload long": (
+            gzip_compress(GOOD + b"\0"),
+            "inflates to more than the 40 bytes its IDX header",
+        ),
         "huge claim raw": (huge + b"\0" * 10, "needs 1000000000016 bytes"),
         "huge claim gzip": (gzip_compress(huge + b"\0" * 1000), "more than a"),
         "gzip truncated": (gz[: len(gz) // 2], "truncated gzip"),
@@ -143,15 +157,24 @@ def test_a_claim_past_free_memory_is_an_idx_error(tmp_path: Path) -> None:
 
     count = 3_000_000  # 2.35 GB of pixels, within what a 2.5 MB stream could inflate to
     payload = np.random.default_rng(0).integers(0, 256, 2_500_000, np.uint8).tobytes()
-    blob = bytearray(gzip.compress(b"\x00\x00\x08\x03" + np.array([count, 28, 28], ">u4").tobytes() + payload, 0))
-    blob[-4:] = ((16 + count * 784) % 2**32).to_bytes(4, "little")  # the trailer agrees with the header
+    blob = bytearray(
+        gzip.compress(b"\x00\x00\x08\x03" + np.array([count, 28, 28], ">u4").tobytes() + payload, 0)
+    )
+    blob[-4:] = ((16 + count * 784) % 2**32).to_bytes(
+        4, "little"
+    )  # the trailer agrees with the header
     path = tmp_path / "forged-idx3-ubyte.gz"
     path.write_bytes(bytes(blob))
     limit = 1 << 31  # address space: less than the claim
-    info = subprocess.run([sys.executable, "-m", "mnist_data_cli", "info", str(path)], capture_output=True,
-                          text=True, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    info = subprocess.run(
+        [sys.executable, "-m", "mnist_data_cli", "info", str(path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )
     assert info.returncode == 1 and info.stderr.strip().splitlines()[-1] == (
-        f"mnist-data: error: {path}: IDX header declares shape ({count}, 28, 28), 2.2 GiB: more memory than is free")
+        f"mnist-data: error: {path}: IDX header declares shape ({count}, 28, 28), 2.2 GiB: more memory than is free"
+    )
 
 
 def test_directory_and_unwritable_dtype(tmp_path: Path) -> None:
@@ -176,7 +199,7 @@ def test_fuzz_mutated_files_only_raise_idx_error(data: st.DataObject, compress: 
             i = data.draw(st.integers(0, len(blob) - 1))
             blob[i] ^= data.draw(st.integers(1, 255))
         elif action == "truncate":
-            del blob[data.draw(st.integers(0, len(blob))):]
+            del blob[data.draw(st.integers(0, len(blob))) :]
         elif action == "append":
             blob += data.draw(st.binary(min_size=1, max_size=16))
         elif action == "set" and len(blob) > 8:
@@ -198,7 +221,9 @@ def test_zlib_error_is_not_leaked_for_bad_deflate_block() -> None:
 
 
 @pytest.mark.parametrize("backend", ["libdeflate-into-array", "deflate-api", "zlib"])
-def test_every_inflate_backend_decodes_and_checks(backend: str, monkeypatch, sample_dir: Path) -> None:
+def test_every_inflate_backend_decodes_and_checks(
+    backend: str, monkeypatch, sample_dir: Path
+) -> None:
     import mnist_data.inflate as inflate
 
     if backend != "libdeflate-into-array":
@@ -228,15 +253,21 @@ def test_more_dimensions_than_an_array_can_have_is_an_idx_error(tmp_path) -> Non
     from mnist_data.idx import MAX_NDIM
 
     path = tmp_path / "deep-idx"
-    path.write_bytes(bytes([0, 0, 0x08, MAX_NDIM + 1]) + bytes([0, 0, 0, 1]) * (MAX_NDIM + 1) + b"\x00")
-    with pytest.raises(IdxError, match=f"{MAX_NDIM + 1} dimensions: at most {MAX_NDIM} can be read"):
+    path.write_bytes(
+        bytes([0, 0, 0x08, MAX_NDIM + 1]) + bytes([0, 0, 0, 1]) * (MAX_NDIM + 1) + b"\x00"
+    )
+    with pytest.raises(
+        IdxError, match=f"{MAX_NDIM + 1} dimensions: at most {MAX_NDIM} can be read"
+    ):
         read_idx(path)
 
 
 def test_a_huge_file_is_judged_by_its_header_before_it_is_read(tmp_path) -> None:
     huge = 64 << 30  # sparse: more than this machine could read into memory
-    for name, start, says in (("foreign", b"NOTIDX", "bad IDX magic"),
-                              ("lying-idx1-ubyte", bytes([0, 0, 0x08, 1, 0, 0, 0, 5]), "needs 13 bytes, found")):
+    for name, start, says in (
+        ("foreign", b"NOTIDX", "bad IDX magic"),
+        ("lying-idx1-ubyte", bytes([0, 0, 0x08, 1, 0, 0, 0, 5]), "needs 13 bytes, found"),
+    ):
         path = tmp_path / name
         with open(path, "wb") as handle:
             handle.write(start)
@@ -254,8 +285,10 @@ def test_many_small_gzip_members_across_input_windows(tmp_path) -> None:
 
     values = (np.arange(6000) * 7 % 256).astype(np.uint8)
     raw = encode_idx(values)
-    path = tmp_path / "members-idx1-ubyte.gz"  # a member per byte: about 130 KB, past two 64 KiB windows
-    path.write_bytes(member(raw[:5]) + b"".join(member(raw[i:i + 1]) for i in range(5, len(raw))))
+    path = (
+        tmp_path / "members-idx1-ubyte.gz"
+    )  # a member per byte: about 130 KB, past two 64 KiB windows
+    path.write_bytes(member(raw[:5]) + b"".join(member(raw[i : i + 1]) for i in range(5, len(raw))))
     np.testing.assert_array_equal(read_idx(path), values)
     path.write_bytes(path.read_bytes()[:-7])  # the last member cut short
     with pytest.raises(IdxError, match="truncated gzip stream|corrupt gzip stream"):

@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 import mnist_data
-from mnist_data.describe import describe
 import pipelines
 import pipelines.file_readers
 import pipelines.input
+from mnist_data.describe import describe
 
 
 def collect(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -26,13 +26,17 @@ def as_uint8(images: np.ndarray) -> np.ndarray:
     return np.rint(images.reshape(len(images), 28, 28) * 255).astype(np.uint8)
 
 
-def assert_same_examples(images: np.ndarray, labels: np.ndarray, source: str = "mnist-sample", split: str = "test") -> None:
+def assert_same_examples(
+    images: np.ndarray, labels: np.ndarray, source: str = "mnist-sample", split: str = "test"
+) -> None:
     """Same multiset of (pixels, label) pairs as load(): each example exactly once."""
     want_images, want_labels = mnist_data.load(source, split)
     assert len(images) == len(want_images)
 
     def keyed(imgs, labs):
-        rows = np.concatenate([imgs.reshape(len(imgs), -1), labs.reshape(-1, 1).astype(np.uint8)], axis=1)
+        rows = np.concatenate(
+            [imgs.reshape(len(imgs), -1), labs.reshape(-1, 1).astype(np.uint8)], axis=1
+        )
         return rows[np.lexsort(rows.T[::-1])]
 
     np.testing.assert_array_equal(keyed(as_uint8(images), labels), keyed(want_images, want_labels))
@@ -59,7 +63,9 @@ def test_shuffled_epochs_are_distinct_permutations_and_seeded() -> None:
 
 
 def test_flatten_one_hot_and_drop_remainder() -> None:
-    dataset = pipelines.make_dataset("mnist-sample", "test", 128, flatten=True, one_hot=True, drop_remainder=True)
+    dataset = pipelines.make_dataset(
+        "mnist-sample", "test", 128, flatten=True, one_hot=True, drop_remainder=True
+    )
     shapes = [(x.shape, y.shape) for x, y in dataset]
     assert shapes == [((128, 784), (128, 10))] * 3
     assert dataset.element_spec[0].shape.as_list()[1:] == [784]  # static: a Keras Input can take it
@@ -71,11 +77,17 @@ def test_flatten_takes_the_images_own_size(tmp_path) -> None:
     images = np.arange(6 * 32 * 20, dtype=np.uint32).astype(np.uint8).reshape(6, 32, 20)
     for prefix in ("train", "t10k"):
         mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", images)
-        mnist_data.write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", np.arange(6, dtype=np.uint8))
+        mnist_data.write_idx(
+            source / f"{prefix}-labels-idx1-ubyte.gz", np.arange(6, dtype=np.uint8)
+        )
     mnist_data.to_png(source, tmp_path / "png", progress=False)
     for data, cache in ((source, True), (tmp_path / "png", True), (tmp_path / "png", False)):
-        dataset = pipelines.make_dataset(data, "test", 4, shuffle=False, cache=cache, flatten=True, normalize=False)
-        assert dataset.element_spec[0].shape.as_list()[1:] == [640]  # static, streamed too: Keras can build on it
+        dataset = pipelines.make_dataset(
+            data, "test", 4, shuffle=False, cache=cache, flatten=True, normalize=False
+        )
+        assert dataset.element_spec[0].shape.as_list()[1:] == [
+            640
+        ]  # static, streamed too: Keras can build on it
         flat, labels = collect(dataset)
         np.testing.assert_array_equal(flat, images.reshape(6, 640))  # in source order, streamed too
 
@@ -86,14 +98,22 @@ def test_forever_repeats() -> None:
 
 
 def test_batches_that_cannot_be_made_are_refused(converted) -> None:
-    with pytest.raises(mnist_data.DatasetError, match="labels go up to 9, but one_hot has num_classes=5"):
+    with pytest.raises(
+        mnist_data.DatasetError, match="labels go up to 9, but one_hot has num_classes=5"
+    ):
         pipelines.make_dataset("mnist-sample", one_hot=True, num_classes=5)
-    with pytest.raises(mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600"):
+    with pytest.raises(
+        mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600"
+    ):
         pipelines.make_dataset("mnist-sample", batch_size=5000, drop_remainder=True)
     streamed = pipelines.make_dataset(converted["raw"], one_hot=True, num_classes=5, cache=False)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="does not fit one_hot with num_classes=5"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="does not fit one_hot with num_classes=5"
+    ):
         collect(streamed)
-    with pytest.raises(mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600 train"):
+    with pytest.raises(
+        mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600 train"
+    ):
         pipelines.make_dataset(converted["raw"], batch_size=5000, drop_remainder=True, cache=False)
 
 
@@ -106,7 +126,9 @@ def test_unknown_format_is_a_clear_error() -> None:
 def converted(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("converted")
     mnist_data.to_tfrecord("mnist-sample", root / "raw", shards=3, progress=False)
-    mnist_data.to_tfrecord("mnist-sample", root / "pnggz", encoding="png", compression="gzip", shards=2, progress=False)
+    mnist_data.to_tfrecord(
+        "mnist-sample", root / "pnggz", encoding="png", compression="gzip", shards=2, progress=False
+    )
     mnist_data.to_png("mnist-sample", root / "png", progress=False)
     return {name: str(root / name) for name in ("raw", "pnggz", "png")}
 
@@ -127,22 +149,34 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
     streamed = collect(pipelines.make_dataset(source, "test", 64, epochs=2, cache=False, seed=3))
     assert_same_examples(streamed[0][:400], streamed[1][:400])
     assert_same_examples(streamed[0][400:], streamed[1][400:])
-    serial = pipelines.input.PipelineOptions(parallel_calls=1, prefetch=1, private_threadpool=1, interleave_cycle=1)
+    serial = pipelines.input.PipelineOptions(
+        parallel_calls=1, prefetch=1, private_threadpool=1, interleave_cycle=1
+    )
     for cache in (True, False):  # every stage run one at a time gives the same examples
-        assert_same_examples(*collect(pipelines.make_dataset(source, "test", 64, cache=cache, options=serial)))
+        assert_same_examples(
+            *collect(pipelines.make_dataset(source, "test", 64, cache=cache, options=serial))
+        )
 
 
 def test_uint8_batches_without_normalize_are_the_raw_pixels() -> None:
-    images, labels = collect(pipelines.make_dataset("mnist-sample", "test", 100, shuffle=False, normalize=False))
+    images, labels = collect(
+        pipelines.make_dataset("mnist-sample", "test", 100, shuffle=False, normalize=False)
+    )
     assert images.dtype == np.uint8 and images.shape == (400, 28, 28, 1)
     np.testing.assert_array_equal(images[..., 0], mnist_data.load("mnist-sample", "test")[0])
-    flat = next(iter(pipelines.make_dataset("mnist-sample", "test", 10, normalize=False, flatten=True)))[0]
+    flat = next(
+        iter(pipelines.make_dataset("mnist-sample", "test", 10, normalize=False, flatten=True))
+    )[0]
     assert flat.dtype == tf.uint8 and flat.shape == (10, 784)
 
 
-def test_a_cache_path_with_the_service_is_refused_before_any_connection(converted, tmp_path) -> None:
+def test_a_cache_path_with_the_service_is_refused_before_any_connection(
+    converted, tmp_path
+) -> None:
     with pytest.raises(mnist_data.DatasetError, match="does not combine with service="):
-        pipelines.make_dataset(converted["raw"], "test", cache=str(tmp_path / "cache"), service="grpc://127.0.0.1:1")
+        pipelines.make_dataset(
+            converted["raw"], "test", cache=str(tmp_path / "cache"), service="grpc://127.0.0.1:1"
+        )
     for address in ("localhost", "::1:5050"):
         with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT or grpc://HOST:PORT"):
             pipelines.make_dataset(converted["raw"], "test", service=address)
@@ -153,7 +187,10 @@ def test_missing_split_in_manifest_is_clear(converted) -> None:
         pipelines.make_dataset(converted["raw"], "valid")
     with pytest.raises(mnist_data.DatasetError, match="no split 'valid'"):
         pipelines.make_dataset(converted["png"], "valid")
-    with pytest.raises(mnist_data.DatasetError, match="mnist-sample: format 'tfrecord' reads a directory written by"):
+    with pytest.raises(
+        mnist_data.DatasetError,
+        match="mnist-sample: format 'tfrecord' reads a directory written by",
+    ):
         pipelines.make_dataset("mnist-sample", format="tfrecord")
     with pytest.raises(mnist_data.DatasetError, match="holds png output, not tfrecord"):
         pipelines.make_dataset(converted["png"], format="tfrecord")
@@ -179,22 +216,32 @@ def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
     first = collect(pipelines.make_dataset(source, "test", 100, epochs=2, seed=4, cache=str(cache)))
     assert_same_examples(first[0][:400], first[1][:400])
     assert_same_examples(first[0][400:], first[1][400:])
-    for shard in source.glob("test-*"):  # garbage of the same size and time: only the cache can serve the split
+    for shard in source.glob(
+        "test-*"
+    ):  # garbage of the same size and time: only the cache can serve the split
         state = shard.stat()
         shard.write_bytes(bytes(state.st_size))
         os.utime(shard, ns=(state.st_atime_ns, state.st_mtime_ns))
     again = collect(pipelines.make_dataset(source, "test", 100, seed=4, cache=str(cache)))
     np.testing.assert_array_equal(again[1], first[1][:400])  # same seed, same order, from the cache
-    assert all(p.parent == cache for p in cache.parent.rglob("*") if p.is_file())  # inside the folder given
+    assert all(
+        p.parent == cache for p in cache.parent.rglob("*") if p.is_file()
+    )  # inside the folder given
     sets = len(list(cache.glob("test-*.index")))
-    for shard in Path(converted["pnggz"]).glob("test-*"):  # the files written anew: a new set of cache files
+    for shard in Path(converted["pnggz"]).glob(
+        "test-*"
+    ):  # the files written anew: a new set of cache files
         shutil.copyfile(shard, source / shard.name)
     assert_same_examples(*collect(pipelines.make_dataset(source, "test", 100, cache=str(cache))))
     assert len(list(cache.glob("test-*.index"))) == sets + 1
     train = collect(pipelines.make_dataset(source, "train", 100, cache=str(cache)))  # another split
     assert len(train[1]) == 1600
-    other = collect(pipelines.make_dataset(converted["raw"], "test", 100, shuffle=False, cache=str(cache)))
-    np.testing.assert_array_equal(other[1], mnist_data.load("mnist-sample", "test")[1])  # another source
+    other = collect(
+        pipelines.make_dataset(converted["raw"], "test", 100, shuffle=False, cache=str(cache))
+    )
+    np.testing.assert_array_equal(
+        other[1], mnist_data.load("mnist-sample", "test")[1]
+    )  # another source
 
 
 def test_a_short_split_never_fills_a_cache_folder(converted, tmp_path) -> None:
@@ -204,9 +251,18 @@ def test_a_short_split_never_fills_a_cache_folder(converted, tmp_path) -> None:
     shutil.copytree(converted["pnggz"], source)
     shard = source / "test-00001-of-00002.tfrecord.gz"
     whole = shard.read_bytes()
-    mnist_data.to_tfrecord("mnist-sample", tmp_path / "quarter", encoding="png", compression="gzip", shards=4,
-                           splits="test", progress=False)
-    shard.write_bytes((tmp_path / "quarter" / "test-00003-of-00004.tfrecord.gz").read_bytes())  # 100 of 200
+    mnist_data.to_tfrecord(
+        "mnist-sample",
+        tmp_path / "quarter",
+        encoding="png",
+        compression="gzip",
+        shards=4,
+        splits="test",
+        progress=False,
+    )
+    shard.write_bytes(
+        (tmp_path / "quarter" / "test-00003-of-00004.tfrecord.gz").read_bytes()
+    )  # 100 of 200
     with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 400 elements"):
         collect(pipelines.make_dataset(source, "test", 100, cache=str(cache)))
     shard.write_bytes(whole)  # repaired: the cache holds nothing of the short pass
@@ -224,14 +280,20 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     victim.write_bytes(b"not a png at all")
     with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
         pipelines.make_dataset(tree, "test")
-    streamed = pipelines.make_dataset(tree, "test", cache=False)  # TensorFlow raises, but names the file
+    streamed = pipelines.make_dataset(
+        tree, "test", cache=False
+    )  # TensorFlow raises, but names the file
     not_whole = f"not a PNG file, or one cut short:.*{victim}"
     with pytest.raises(tf.errors.InvalidArgumentError, match=not_whole):
         collect(streamed)
     Image.new("RGB", (32, 32), "white").save(victim)
-    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: a 32x32 PNG image, expected a 28x28 PNG"):
+    with pytest.raises(
+        mnist_data.DatasetError, match=f"{victim}: a 32x32 PNG image, expected a 28x28 PNG"
+    ):
         pipelines.make_dataset(tree, "test")
-    with pytest.raises(tf.errors.InvalidArgumentError, match=f"differs from the manifest.*{victim}.*32 32"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=f"differs from the manifest.*{victim}.*32 32"
+    ):
         collect(streamed)
     whole = (Path(converted["png"]) / victim.relative_to(tree)).read_bytes()
     victim.write_bytes(whole[: len(whole) // 2])  # a PNG cut short: its header still reads
@@ -240,27 +302,46 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     with pytest.raises(tf.errors.InvalidArgumentError, match=not_whole):
         collect(streamed)
     victim.unlink()
-    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: listed in .*test.csv but missing"):
+    with pytest.raises(
+        mnist_data.DatasetError, match=f"{victim}: listed in .*test.csv but missing"
+    ):
         pipelines.make_dataset(tree, "test")
 
 
 def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
     out = tmp_path / "tfr"
-    mnist_data.to_tfrecord("mnist-sample", out, encoding="png", shards=2, splits="test", progress=False)
+    mnist_data.to_tfrecord(
+        "mnist-sample", out, encoding="png", shards=2, splits="test", progress=False
+    )
     victim = out / "test-00001-of-00002.tfrecord"
     blob = bytearray(victim.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     victim.write_bytes(bytes(blob))
-    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: contents differ from the checksum in manifest.json"):
+    with pytest.raises(
+        mnist_data.DatasetError,
+        match=f"^{victim}: contents differ from the checksum in manifest.json",
+    ):
         pipelines.make_dataset(out, "test")
-    with pytest.raises(tf.errors.InvalidArgumentError) as raised:  # where verify cannot help: TF's reason, tidied
+    with pytest.raises(
+        tf.errors.InvalidArgumentError
+    ) as raised:  # where verify cannot help: TF's reason, tidied
         tf.io.decode_png(b"not a png")
     assert "{{function_node" in str(raised.value) and "[Op:DecodePng]" in str(raised.value)
-    assert pipelines.file_readers.tf_reason(raised.value) == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
-    assert "{{" not in pipelines.file_readers.tf_reason(raised.value) and "[Op:" not in pipelines.file_readers.tf_reason(raised.value)
-    (out / "manifest.json").write_text((out / "manifest.json").read_text().replace('"sha256"', '"sha-256"'))
-    with pytest.raises(mnist_data.DatasetError, match="manifest.json: not as mnist-data wrote it: split 'test': "
-                                                      "shard test-00000-of-00002.tfrecord has no str 'sha256'"):
+    assert (
+        pipelines.file_readers.tf_reason(raised.value)
+        == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
+    )
+    assert "{{" not in pipelines.file_readers.tf_reason(
+        raised.value
+    ) and "[Op:" not in pipelines.file_readers.tf_reason(raised.value)
+    (out / "manifest.json").write_text(
+        (out / "manifest.json").read_text().replace('"sha256"', '"sha-256"')
+    )
+    with pytest.raises(
+        mnist_data.DatasetError,
+        match="manifest.json: not as mnist-data wrote it: split 'test': "
+        "shard test-00000-of-00002.tfrecord has no str 'sha256'",
+    ):
         pipelines.make_dataset(out, "test")
 
 
@@ -273,9 +354,18 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
     shutil.copytree(converted["pnggz"], out)
     shard = out / "test-00001-of-00002.tfrecord.gz"
     short = tmp_path / "short"
-    mnist_data.to_tfrecord("mnist-sample", short, encoding="png", compression="gzip", shards=4, splits="test",
-                           progress=False)
-    shard.write_bytes((short / "test-00003-of-00004.tfrecord.gz").read_bytes())  # whole, but 100 of 200 records
+    mnist_data.to_tfrecord(
+        "mnist-sample",
+        short,
+        encoding="png",
+        compression="gzip",
+        shards=4,
+        splits="test",
+        progress=False,
+    )
+    shard.write_bytes(
+        (short / "test-00003-of-00004.tfrecord.gz").read_bytes()
+    )  # whole, but 100 of 200 records
     assert count_records(shard, True) == (100, None)
     with pytest.raises(mnist_data.DatasetError, match=f"^{shard}: size .* manifest.json says"):
         pipelines.make_dataset(out, "test")
@@ -288,12 +378,18 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
     listing.write_text("\n".join(lines[:1]) + "\n")  # an emptied listing
     with pytest.raises(mnist_data.DatasetError, match=f"{listing}: 0 rows, manifest says 400"):
         pipelines.make_dataset(tree, "test")
-    listing.write_text("\n".join(lines[:5] + ["", lines[5].replace(",", ",x", 1)] + lines[6:]) + "\n")
-    with pytest.raises(mnist_data.DatasetError, match=f"{listing}: line 7: not a row of file, label and index"):
+    listing.write_text(
+        "\n".join(lines[:5] + ["", lines[5].replace(",", ",x", 1)] + lines[6:]) + "\n"
+    )
+    with pytest.raises(
+        mnist_data.DatasetError, match=f"{listing}: line 7: not a row of file, label and index"
+    ):
         pipelines.make_dataset(tree, "test")
     file, label, rest = lines[5].split(",", 2)
     listing.write_text("\n".join(lines[:5] + [f"{file},300,{rest}"] + lines[6:]) + "\n")
-    with pytest.raises(mnist_data.DatasetError, match="line 6: label 300 is not one of the 10 classes"):
+    with pytest.raises(
+        mnist_data.DatasetError, match="line 6: label 300 is not one of the 10 classes"
+    ):
         pipelines.make_dataset(tree, "test", cache=False)
 
 
@@ -320,50 +416,77 @@ def test_an_empty_split_converts_and_reads_back_empty(tmp_path) -> None:
         assert mnist_data.verify(tmp_path / out).ok
         for cache in (True, False):
             assert list(pipelines.make_dataset(tmp_path / out, "test", 10, cache=cache)) == []
-            assert collect(pipelines.make_dataset(tmp_path / out, "train", 10, cache=cache))[0].shape[0] == 100
+            assert (
+                collect(pipelines.make_dataset(tmp_path / out, "train", 10, cache=cache))[0].shape[
+                    0
+                ]
+                == 100
+            )
 
 
-def test_copied_shards_and_rows_and_relabelled_listings_are_never_read_as_the_split(converted, tmp_path) -> None:
+def test_copied_shards_and_rows_and_relabelled_listings_are_never_read_as_the_split(
+    converted, tmp_path
+) -> None:
     import shutil
 
     out = tmp_path / "tfr"  # PNG-encoded records are decoded by TensorFlow, not by the raw reader
-    mnist_data.to_tfrecord("mnist-sample", out, encoding="png", shard_size=100, splits="test", progress=False)
+    mnist_data.to_tfrecord(
+        "mnist-sample", out, encoding="png", shard_size=100, splits="test", progress=False
+    )
     victim = out / "test-00002-of-00004.tfrecord"
     size = victim.stat().st_size
-    shutil.copyfile(out / "test-00000-of-00004.tfrecord", victim)  # same count, another shard's records
+    shutil.copyfile(
+        out / "test-00000-of-00004.tfrecord", victim
+    )  # same count, another shard's records
     assert victim.stat().st_size > size
-    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: size .* manifest.json says {size} "):
+    with pytest.raises(
+        mnist_data.DatasetError, match=f"^{victim}: size .* manifest.json says {size} "
+    ):
         pipelines.make_dataset(out, "test")
     victim.write_bytes(victim.read_bytes()[:size])  # the same size too
-    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: contents differ from the checksum"):
+    with pytest.raises(
+        mnist_data.DatasetError, match=f"^{victim}: contents differ from the checksum"
+    ):
         pipelines.make_dataset(out, "test")
     tree = tmp_path / "png"
     shutil.copytree(converted["png"], tree)
     listing = tree / "test.csv"
     header, *rows = listing.read_text().splitlines()
     original = "\n".join([header, *rows]) + "\n"
-    listing.write_text("\n".join([header, rows[0], rows[0], *rows[2:]]) + "\n")  # row 0 twice, row 1 gone
+    listing.write_text(
+        "\n".join([header, rows[0], rows[0], *rows[2:]]) + "\n"
+    )  # row 0 twice, row 1 gone
     with pytest.raises(mnist_data.DatasetError, match=f"^{listing} holds source index 0 twice"):
         pipelines.make_dataset(tree, "test")
     listing.write_text(original)
     cache = tmp_path / "cache"
     before = collect(pipelines.make_dataset(tree, "test", 400, shuffle=False, cache=str(cache)))[1]
-    relabelled = [",".join([f, str((int(label) + 1) % 10), *rest]) for f, label, *rest in (r.split(",") for r in rows)]
+    relabelled = [
+        ",".join([f, str((int(label) + 1) % 10), *rest])
+        for f, label, *rest in (r.split(",") for r in rows)
+    ]
     listing.write_text("\n".join([header, *relabelled]) + "\n")  # a label-cleaning pass
     after = collect(pipelines.make_dataset(tree, "test", 400, shuffle=False, cache=str(cache)))[1]
     np.testing.assert_array_equal(after, (before + 1) % 10)  # not the labels cached before
 
 
 def test_unshuffled_streams_come_in_source_order(tmp_path, large_idx_dir) -> None:
-    for name, source, kwargs in (  # more shards than the interleave's cycle; shards of several parse chunks
-            ("raw", "mnist-sample", dict(shard_size=300)),
-            ("pnggz", "mnist-sample", dict(encoding="png", compression="gzip", shard_size=300)),
-            ("long", large_idx_dir, dict(shards=3, splits="test"))):
+    for (
+        name,
+        source,
+        kwargs,
+    ) in (  # more shards than the interleave's cycle; shards of several parse chunks
+        ("raw", "mnist-sample", dict(shard_size=300)),
+        ("pnggz", "mnist-sample", dict(encoding="png", compression="gzip", shard_size=300)),
+        ("long", large_idx_dir, dict(shards=3, splits="test")),
+    ):
         out = tmp_path / name
         mnist_data.to_tfrecord(source, out, progress=False, **kwargs)
         for cache in (False, str(tmp_path / f"cache-{name}")):
             for split in json.loads((out / "manifest.json").read_text())["splits"]:
-                images, labels = collect(pipelines.make_dataset(out, split, 512, shuffle=False, cache=cache))
+                images, labels = collect(
+                    pipelines.make_dataset(out, split, 512, shuffle=False, cache=cache)
+                )
                 want_images, want_labels = mnist_data.load(source, split)
                 np.testing.assert_array_equal(labels, want_labels)
                 np.testing.assert_array_equal(as_uint8(images), want_images)
@@ -383,15 +506,27 @@ def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_p
     import time
 
     cache = tmp_path / "cache"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    writer = subprocess.Popen([sys.executable, "-c", SLOW_CACHE_WRITER, converted["raw"], str(cache)], env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CACHE_WRITER, converted["raw"], str(cache)], env=env
+    )
     try:
         deadline = time.monotonic() + 120
-        while not list(cache.glob("train-*_0.lockfile")):  # tf.data's own lock: the writer has begun
+        while not list(
+            cache.glob("train-*_0.lockfile")
+        ):  # tf.data's own lock: the writer has begun
             assert writer.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
-        with pytest.warns(UserWarning, match="another process is writing the train split's cache there"):
-            live = pipelines.make_dataset(converted["raw"], "train", 400, shuffle=False, cache=str(cache))
+        with pytest.warns(
+            UserWarning, match="another process is writing the train split's cache there"
+        ):
+            live = pipelines.make_dataset(
+                converted["raw"], "train", 400, shuffle=False, cache=str(cache)
+            )
         assert_same_examples(*collect(live), split="train")  # from the files meanwhile
     finally:
         writer.kill()  # as the OS kills a process: its lockfile and partial files stay
@@ -399,26 +534,49 @@ def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_p
     assert list(cache.glob("train-*_0.lockfile"))
     again = pipelines.make_dataset(converted["raw"], "train", 400, shuffle=False, cache=str(cache))
     assert_same_examples(*collect(again), split="train")
-    assert list(cache.glob("train-*.index")) and not list(cache.glob("train-*_0.*"))  # complete, swept
+    assert list(cache.glob("train-*.index")) and not list(
+        cache.glob("train-*_0.*")
+    )  # complete, swept
 
 
 def test_settings_tf_data_would_reject_later_are_named_up_front(converted, tmp_path) -> None:
     from pipelines.options import PipelineOptions
 
-    for field, value in (("parallel_calls", 0), ("interleave_cycle", 0), ("prefetch", -5),
-                         ("private_threadpool", -1), ("parallel_calls", 2.5), ("prefetch", -1.0), ("prefetch", True)):
-        with pytest.raises(mnist_data.DatasetError, match=f"PipelineOptions.{field} must be a whole number"):
+    for field, value in (
+        ("parallel_calls", 0),
+        ("interleave_cycle", 0),
+        ("prefetch", -5),
+        ("private_threadpool", -1),
+        ("parallel_calls", 2.5),
+        ("prefetch", -1.0),
+        ("prefetch", True),
+    ):
+        with pytest.raises(
+            mnist_data.DatasetError, match=f"PipelineOptions.{field} must be a whole number"
+        ):
             PipelineOptions(**{field: value})
-    tuned = PipelineOptions(parallel_calls=tf.data.AUTOTUNE, prefetch=tf.data.AUTOTUNE, interleave_cycle=tf.data.AUTOTUNE)
-    assert_same_examples(*collect(pipelines.make_dataset(converted["raw"], "test", 100, cache=False, options=tuned)))
+    tuned = PipelineOptions(
+        parallel_calls=tf.data.AUTOTUNE,
+        prefetch=tf.data.AUTOTUNE,
+        interleave_cycle=tf.data.AUTOTUNE,
+    )
+    assert_same_examples(
+        *collect(pipelines.make_dataset(converted["raw"], "test", 100, cache=False, options=tuned))
+    )
     for seed in (1.5, "3", -1, 2**63):
-        with pytest.raises(mnist_data.DatasetError, match="seed must be a whole number in 0..2\\*\\*63-1"):
+        with pytest.raises(
+            mnist_data.DatasetError, match="seed must be a whole number in 0..2\\*\\*63-1"
+        ):
             pipelines.make_dataset("mnist-sample", "test", seed=seed)
     with pytest.raises(mnist_data.DatasetError, match="does not combine with service="):
-        pipelines.make_dataset("mnist-sample", "test", cache=tmp_path / "folder", service="localhost:1")
+        pipelines.make_dataset(
+            "mnist-sample", "test", cache=tmp_path / "folder", service="localhost:1"
+        )
 
 
-def test_a_cache_folder_serves_a_source_however_its_path_is_spelled(converted, tmp_path, monkeypatch) -> None:
+def test_a_cache_folder_serves_a_source_however_its_path_is_spelled(
+    converted, tmp_path, monkeypatch
+) -> None:
     import shutil
 
     shutil.copytree(converted["raw"], tmp_path / "tfr")
@@ -429,17 +587,22 @@ def test_a_cache_folder_serves_a_source_however_its_path_is_spelled(converted, t
     assert len(list((tmp_path / "cache").glob("test-*.index"))) == 1
 
 
-def test_without_file_locks_nothing_of_a_cache_set_is_swept(converted, tmp_path, monkeypatch) -> None:
+def test_without_file_locks_nothing_of_a_cache_set_is_swept(
+    converted, tmp_path, monkeypatch
+) -> None:
     import errno
 
     from pipelines import cache_folder
 
     def no_locks(*args) -> None:  # a file system without flock
         raise OSError(errno.ENOLCK, "No locks available")
+
     monkeypatch.setattr(cache_folder.fcntl, "flock", no_locks)
     source, folder = Path(converted["raw"]), tmp_path / "cache"
     prefix = cache_folder.cache_prefix(folder, source, "test", "tfrecord")
-    live = Path(prefix + "_0.lockfile")  # perhaps a live writer's, which only tf.data's lockfile guards
+    live = Path(
+        prefix + "_0.lockfile"
+    )  # perhaps a live writer's, which only tf.data's lockfile guards
     live.write_text("a writer")
     assert cache_folder.writable_cache_prefix(folder, source, "test", "tfrecord") == prefix
     assert live.exists()

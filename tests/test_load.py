@@ -50,7 +50,9 @@ def test_resolution_order_data_dir_then_env(tmp_path: Path, sample_dir: Path, mo
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "root"))
     copy_sample(sample_dir, tmp_path / "root" / "kmnist")
     assert load("kmnist", "test", data_dir=explicit)[1][0] == labels[0]
-    np.testing.assert_array_equal(load("kmnist", "test")[1], read_idx(sample_dir / "t10k-labels-idx1-ubyte.gz"))
+    np.testing.assert_array_equal(
+        load("kmnist", "test")[1], read_idx(sample_dir / "t10k-labels-idx1-ubyte.gz")
+    )
 
 
 def test_missing_dataset_without_network_is_clear(monkeypatch) -> None:
@@ -61,7 +63,9 @@ def test_missing_dataset_without_network_is_clear(monkeypatch) -> None:
 
 
 def test_mnist_falls_back_to_sample_with_warning(monkeypatch) -> None:
-    with pytest.warns(UserWarning, match="not available locally and downloading is off: using the embedded") as caught:
+    with pytest.warns(
+        UserWarning, match="not available locally and downloading is off: using the embedded"
+    ) as caught:
         images, _ = load("mnist", "test", download=False)
     assert len(images) == 400
     assert caught[0].filename == __file__  # the warning names the caller's line, not the package's
@@ -71,7 +75,9 @@ def test_count_mismatch_and_label_range(tmp_path: Path, sample_dir: Path) -> Non
     directory = copy_sample(sample_dir, tmp_path / "d")
     labels = read_idx(sample_dir / "t10k-labels-idx1-ubyte.gz")
     write_idx(directory / "t10k-labels-idx1-ubyte.gz", labels[:-1])
-    with pytest.raises(DatasetError, match="400 images but t10k-labels-idx1-ubyte.gz holds 399 labels"):
+    with pytest.raises(
+        DatasetError, match="400 images but t10k-labels-idx1-ubyte.gz holds 399 labels"
+    ):
         load(directory, "test")
     bad = labels.copy()
     bad[7] = 12
@@ -80,7 +86,9 @@ def test_count_mismatch_and_label_range(tmp_path: Path, sample_dir: Path) -> Non
         load(directory, "test")
 
 
-def test_cache_is_used_then_invalidated_when_source_changes(tmp_path: Path, sample_dir: Path, isolated_cache: Path) -> None:
+def test_cache_is_used_then_invalidated_when_source_changes(
+    tmp_path: Path, sample_dir: Path, isolated_cache: Path
+) -> None:
     directory = copy_sample(sample_dir, tmp_path / "d")
     labels_path = directory / "t10k-labels-idx1-ubyte.gz"
     first = load(directory, "test")[1]
@@ -118,7 +126,6 @@ def test_fashion_mnist_from_system(fashion_dir: Path) -> None:
     assert splits["train"][0].shape == (60000, 28, 28) and splits["test"][1].shape == (10000,)
 
 
-
 def test_converters_can_refuse_the_sample_in_place_of_mnist() -> None:
     from mnist_data.load import resolve
 
@@ -135,13 +142,17 @@ def test_describe_counts_sparse_label_values_without_a_huge_table(tmp_path) -> N
     assert describe_file(path)["per_class"] == {0: 2, 2_000_000_000: 1}
 
 
-def test_mnist_splits_never_mix_real_files_and_the_sample(tmp_path: Path, sample_dir: Path, monkeypatch) -> None:
+def test_mnist_splits_never_mix_real_files_and_the_sample(
+    tmp_path: Path, sample_dir: Path, monkeypatch
+) -> None:
     (tmp_path / "mnist").mkdir()
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):  # only train is here
         shutil.copy(sample_dir / name, tmp_path / "mnist" / name)
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path))
     assert load("mnist", "train", download=False)[1].shape == (1600,)  # found on its own
-    with pytest.warns(UserWarning, match="MNIST's test split is not available locally and downloading is off"):
+    with pytest.warns(
+        UserWarning, match="MNIST's test split is not available locally and downloading is off"
+    ):
         splits = load_splits("mnist", download=False)
     sample = load_splits("mnist-sample")
     for split in ("train", "test"):
@@ -156,7 +167,9 @@ def test_an_unwritable_download_place_falls_back_to_the_sample(tmp_path: Path, m
         assert load("mnist", "test")[1].shape == (400,)
 
 
-def test_a_killed_writers_temporaries_leave_the_decoded_cache(tmp_path: Path, sample_dir: Path, isolated_cache: Path) -> None:
+def test_a_killed_writers_temporaries_leave_the_decoded_cache(
+    tmp_path: Path, sample_dir: Path, isolated_cache: Path
+) -> None:
     import subprocess
     import sys
 
@@ -164,8 +177,12 @@ def test_a_killed_writers_temporaries_leave_the_decoded_cache(tmp_path: Path, sa
     labels_path = directory / "t10k-labels-idx1-ubyte.gz"
     entry, prefix = cache_entry(labels_path, isolated_cache / "decoded")
     entry.parent.mkdir(parents=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    left = entry.parent / f".{entry.name}.tmp-{int(dead.stdout)}-0a1b2c3d"  # a writer killed mid-way
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    left = (
+        entry.parent / f".{entry.name}.tmp-{int(dead.stdout)}-0a1b2c3d"
+    )  # a writer killed mid-way
     live = entry.parent / f".{entry.name}.tmp-{os.getpid()}-0a1b2c3d"  # one writing right now
     left.write_bytes(bytes(1000))
     live.write_bytes(bytes(1000))

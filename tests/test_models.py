@@ -9,28 +9,44 @@ from pipelines.config import get_config
 from pipelines.models import build_model, kernels
 
 
-
 def layer_summary(net) -> list[tuple]:
     rows = []
     for layer in net.layers:
         config = layer.get_config()
-        rows.append((type(layer).__name__, config.get("filters") or config.get("units") or config.get("pool_size"),
-                     config.get("padding"), config.get("activation")))
+        rows.append(
+            (
+                type(layer).__name__,
+                config.get("filters") or config.get("units") or config.get("pool_size"),
+                config.get("padding"),
+                config.get("activation"),
+            )
+        )
     return rows
 
 
 def test_lenet_seed_is_the_tutorial_network():
     assert layer_summary(build_model("lenet", "seed")) == [
-        ("Conv2D", 6, "same", "linear"), ("AveragePooling2D", (2, 2), "valid", None),
-        ("Activation", None, None, "sigmoid"), ("Conv2D", 16, "same", "linear"),
-        ("MaxPooling2D", (2, 2), "valid", None), ("Conv2D", 120, "same", "linear"),
-        ("Flatten", None, None, None), ("Dense", 84, None, "sigmoid"), ("Dense", 10, None, "linear")]
+        ("Conv2D", 6, "same", "linear"),
+        ("AveragePooling2D", (2, 2), "valid", None),
+        ("Activation", None, None, "sigmoid"),
+        ("Conv2D", 16, "same", "linear"),
+        ("MaxPooling2D", (2, 2), "valid", None),
+        ("Conv2D", 120, "same", "linear"),
+        ("Flatten", None, None, None),
+        ("Dense", 84, None, "sigmoid"),
+        ("Dense", 10, None, "linear"),
+    ]
 
 
 def test_mlp_is_784_500_10_relu_and_softmax_is_one_dense_layer():
     for preset in ("seed", "modern"):
         mlp = build_model("mlp", preset)
-        assert [tuple(v.shape) for v in mlp.trainable_variables] == [(784, 500), (500,), (500, 10), (10,)]
+        assert [tuple(v.shape) for v in mlp.trainable_variables] == [
+            (784, 500),
+            (500,),
+            (500, 10),
+            (10,),
+        ]
         assert layer_summary(mlp)[1] == ("Dense", 500, None, "relu")
         softmax = build_model("softmax", preset)
         assert [tuple(v.shape) for v in softmax.trainable_variables] == [(784, 10), (10,)]
@@ -42,7 +58,9 @@ def test_seed_initialisers_are_the_tutorials():
     assert abs(weights.std() - 1.0) < 0.03 and abs(weights.mean()) < 0.03  # W ~ N(0, 1)
     assert not build_model("softmax", "modern").trainable_variables[0].numpy().any()  # zeros
     kernel, bias = (v.numpy() for v in build_model("mlp", "seed").trainable_variables[:2])
-    assert np.abs(kernel).max() <= 0.2 + 1e-6 and 0.08 < kernel.std() < 0.1  # truncated at 2 stddev of 0.1
+    assert (
+        np.abs(kernel).max() <= 0.2 + 1e-6 and 0.08 < kernel.std() < 0.1
+    )  # truncated at 2 stddev of 0.1
     np.testing.assert_allclose(bias, 0.1)
 
 

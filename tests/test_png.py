@@ -20,7 +20,12 @@ def test_keras_reads_the_tree_with_the_right_labels(tmp_path: Path) -> None:
 
     to_png("mnist-sample", tmp_path / "png", splits=["test"], progress=False)
     dataset = keras.utils.image_dataset_from_directory(
-        tmp_path / "png" / "test", color_mode="grayscale", image_size=(28, 28), shuffle=False, batch_size=400)
+        tmp_path / "png" / "test",
+        color_mode="grayscale",
+        image_size=(28, 28),
+        shuffle=False,
+        batch_size=400,
+    )
     images, labels = next(iter(dataset))
     assert dataset.class_names == [str(d) for d in range(10)]
     want_images, want_labels = mnist_data.load("mnist-sample", "test")
@@ -55,7 +60,9 @@ def test_class_names_as_folders(tmp_path: Path, sample_dir: Path, monkeypatch) -
 
     import mnist_data.catalog as catalog
 
-    fashion_like = dataclasses.replace(catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes)
+    fashion_like = dataclasses.replace(
+        catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes
+    )
     monkeypatch.setitem(catalog.CATALOG, "mnist-sample", fashion_like)
     to_png("mnist-sample", tmp_path / "png", splits=["test"], labels_as="names", progress=False)
     folders = sorted(p.name for p in (tmp_path / "png" / "test").iterdir())
@@ -72,7 +79,9 @@ def test_encoder_matches_pillow_decoding_for_odd_sizes() -> None:
         np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(blob))), image)
 
 
-def test_keras_labels_of_name_folders_map_back_through_the_manifest(tmp_path: Path, monkeypatch) -> None:
+def test_keras_labels_of_name_folders_map_back_through_the_manifest(
+    tmp_path: Path, monkeypatch
+) -> None:
     """Keras numbers name folders alphabetically; the documented mapping gives the dataset labels."""
     import dataclasses
 
@@ -80,22 +89,29 @@ def test_keras_labels_of_name_folders_map_back_through_the_manifest(tmp_path: Pa
 
     import mnist_data.catalog as catalog
 
-    fashion_like = dataclasses.replace(catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes)
+    fashion_like = dataclasses.replace(
+        catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes
+    )
     monkeypatch.setitem(catalog.CATALOG, "mnist-sample", fashion_like)
     out = tmp_path / "png"
     to_png("mnist-sample", out, splits=["test"], labels_as="names", progress=False)
     dataset = keras.utils.image_dataset_from_directory(
-        out / "test", color_mode="grayscale", image_size=(28, 28), shuffle=False, batch_size=400)
+        out / "test", color_mode="grayscale", image_size=(28, 28), shuffle=False, batch_size=400
+    )
     images, keras_labels = next(iter(dataset))
     classes = json.loads((out / "manifest.json").read_text())["classes"]
-    assert dataset.class_names == sorted(classes) != classes  # alphabetical order is not the dataset's
+    assert (
+        dataset.class_names == sorted(classes) != classes
+    )  # alphabetical order is not the dataset's
     labels = np.array([classes.index(dataset.class_names[k]) for k in keras_labels.numpy()])
     want_images, want_labels = mnist_data.load("mnist-sample", "test")
     pixels = images.numpy()[..., 0].astype(np.uint8)
     for image, label in zip(pixels, labels):  # each image Keras read carries its own dataset label
         matches = np.flatnonzero((want_images == image).all(axis=(1, 2)))
         assert len(matches) and label in want_labels[matches]
-    np.testing.assert_array_equal(np.bincount(labels, minlength=10), np.bincount(want_labels, minlength=10))
+    np.testing.assert_array_equal(
+        np.bincount(labels, minlength=10), np.bincount(want_labels, minlength=10)
+    )
 
 
 def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> None:
@@ -106,25 +122,41 @@ def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> No
     letters = tmp_path / "letters"  # an EMNIST-letters-like set: 26 classes
     letters.mkdir()
     for prefix, count in (("train", 260), ("t10k", 52)):
-        write_idx(letters / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28), np.uint8))
-        write_idx(letters / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 26).astype(np.uint8))
+        write_idx(
+            letters / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (count, 28, 28), np.uint8),
+        )
+        write_idx(
+            letters / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 26).astype(np.uint8)
+        )
     with pytest.raises(DatasetError, match="out of range: expected 0..9"):
         to_png(letters, tmp_path / "refused", progress=False)
     to_png(letters, tmp_path / "png", num_classes=26, progress=False)
-    folders = sorted(p.name for p in (tmp_path / "png" / "train").iterdir())  # Keras' order of the classes
+    folders = sorted(
+        p.name for p in (tmp_path / "png" / "train").iterdir()
+    )  # Keras' order of the classes
     assert folders == [f"{label:02d}" for label in range(26)]
-    assert all(p.parent.name == f"{int(p.stem) % 26:02d}" for p in (tmp_path / "png" / "train").rglob("*.png"))
+    assert all(
+        p.parent.name == f"{int(p.stem) % 26:02d}"
+        for p in (tmp_path / "png" / "train").rglob("*.png")
+    )
     run_file = tmp_path / "png" / ".mnist-data-run.json"
     identity = json.loads(run_file.read_text())
-    del identity["options"]["digit_width"]  # as a tree of unpadded folders, written before, records it
+    del identity["options"][
+        "digit_width"
+    ]  # as a tree of unpadded folders, written before, records it
     run_file.write_text(json.dumps(identity))
     with pytest.raises(ConvertError, match=r"different run \(options.digit_width added\)"):
         to_png(letters, tmp_path / "png", num_classes=26, progress=False)
     to_tfrecord(letters, tmp_path / "tfr", num_classes=26, progress=False)
-    np.testing.assert_array_equal(read_tfrecord_split(tmp_path / "tfr", "test")[1], np.arange(52) % 26)
+    np.testing.assert_array_equal(
+        read_tfrecord_split(tmp_path / "tfr", "test")[1], np.arange(52) % 26
+    )
 
 
-def test_a_file_size_limit_stops_the_export_naming_the_file_and_leaves_no_cut_png(tmp_path: Path) -> None:
+def test_a_file_size_limit_stops_the_export_naming_the_file_and_leaves_no_cut_png(
+    tmp_path: Path,
+) -> None:
     import resource
     import subprocess
     import sys
@@ -136,19 +168,39 @@ def test_a_file_size_limit_stops_the_export_naming_the_file_and_leaves_no_cut_pn
     noisy.mkdir()
     rng = np.random.default_rng(3)
     for prefix in ("train", "t10k"):
-        write_idx(noisy / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (12, 40, 40), np.uint8))
+        write_idx(
+            noisy / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (12, 40, 40), np.uint8)
+        )
         write_idx(noisy / f"{prefix}-labels-idx1-ubyte.gz", np.arange(12, dtype=np.uint8) % 10)
     out = tmp_path / "png"
     limited = subprocess.run(
-        [sys.executable, "-m", "mnist_data_cli", "to-png", str(noisy), str(out), "--workers", "1", "--quiet"],
-        capture_output=True, text=True, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)))
+        [
+            sys.executable,
+            "-m",
+            "mnist_data_cli",
+            "to-png",
+            str(noisy),
+            str(out),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)),
+    )
     assert limited.returncode == 1, limited.stderr
-    assert f"mnist-data: error: {out}/train/" in limited.stderr and ".png: File too large" in limited.stderr
+    assert (
+        f"mnist-data: error: {out}/train/" in limited.stderr
+        and ".png: File too large" in limited.stderr
+    )
     for png in out.rglob("*.png"):  # nothing under a final name is cut short
         with Image.open(png) as image:
             image.load()
     assert not (out / "manifest.json").exists()
-    assert not [p for p in out.rglob("*") if is_temp_name(p)]  # the cut file's temporary went with it
+    assert not [
+        p for p in out.rglob("*") if is_temp_name(p)
+    ]  # the cut file's temporary went with it
     assert to_png(noisy, out, progress=False)["files"] == 24 and mnist_data.verify(out).ok
 
 
@@ -158,7 +210,10 @@ def test_a_rerun_restores_a_file_deleted_from_a_finished_chunk(tmp_path: Path) -
     victim = sorted((out / "test" / "4").iterdir())[0]
     kept = victim.read_bytes()
     again = to_png("mnist-sample", out, splits=["test"], progress=False)
-    assert again["resumed_files"] == again["resumed_examples"] == 400 and again["bytes"] == first["bytes"]
+    assert (
+        again["resumed_files"] == again["resumed_examples"] == 400
+        and again["bytes"] == first["bytes"]
+    )
     assert again["examples_per_second"] == 0  # nothing converted: the kept files do not count
     victim.unlink()
     restored = to_png("mnist-sample", out, splits=["test"], progress=False)

@@ -26,15 +26,21 @@ def test_dark_on_light_colour_16_bit_and_transparent_digits_read_as_mnist_does(t
     ink = digit.astype(np.float64) / 255
     Image.fromarray(255 - digit).convert("RGB").save(tmp_path / "inverted.png")
     Image.fromarray(np.round(ink * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
-    strokes = np.zeros((28, 28, 4), np.uint8)  # black strokes drawn as opacity on a transparent canvas
+    strokes = np.zeros(
+        (28, 28, 4), np.uint8
+    )  # black strokes drawn as opacity on a transparent canvas
     strokes[..., 3] = digit
     Image.fromarray(strokes, "RGBA").save(tmp_path / "canvas.png")
     with Image.open(tmp_path / "deep.png") as deep:
         assert deep.mode.startswith("I")
     Image.fromarray(np.round(ink * 4095).astype(np.uint16)).save(tmp_path / "twelve-bit.png")
     Image.fromarray(ink.astype(np.float32), "F").save(tmp_path / "float.tiff")
-    Image.fromarray(np.round(ink * 255000).astype(np.int32), "I").save(tmp_path / "wide.tiff")  # no usual depth
-    card = np.zeros((28, 28, 4), np.uint8)  # a dark digit on a white card, inside a transparent margin
+    Image.fromarray(np.round(ink * 255000).astype(np.int32), "I").save(
+        tmp_path / "wide.tiff"
+    )  # no usual depth
+    card = np.zeros(
+        (28, 28, 4), np.uint8
+    )  # a dark digit on a white card, inside a transparent margin
     card[..., :3] = (255 - digit)[..., None]
     card[2:26, 2:26, 3] = 255
     card[digit > 0, 3] = 255  # the card covers the whole digit
@@ -42,15 +48,28 @@ def test_dark_on_light_colour_16_bit_and_transparent_digits_read_as_mnist_does(t
     framed = digit.copy()
     framed[0, :] = framed[-1, :] = framed[:, 0] = framed[:, -1] = 255  # a white frame around it
     Image.fromarray(framed).save(tmp_path / "framed.png")
-    for name in ("inverted.png", "deep.png", "canvas.png", "twelve-bit.png", "float.tiff", "wide.tiff", "card.png"):
+    for name in (
+        "inverted.png",
+        "deep.png",
+        "canvas.png",
+        "twelve-bit.png",
+        "float.tiff",
+        "wide.tiff",
+        "card.png",
+    ):
         read = read_digit(tmp_path / name).astype(int)
         assert np.abs(read - digit).max() <= 1, name
     np.testing.assert_array_equal(read_digit(tmp_path / "framed.png"), framed)  # not inverted
     holed = ink.astype(np.float32)
-    holed[0, 0], holed[0, 1] = np.nan, np.inf  # two bad pixels in a float image: the digit is still there
+    holed[0, 0], holed[0, 1] = (
+        np.nan,
+        np.inf,
+    )  # two bad pixels in a float image: the digit is still there
     Image.fromarray(holed, "F").save(tmp_path / "holed.tiff")
     assert np.abs(read_digit(tmp_path / "holed.tiff").astype(int) - digit).max() <= 1
-    garment = np.zeros((28, 28), np.uint8)  # a light coat filling most of a black square, as Fashion-MNIST draws it
+    garment = np.zeros(
+        (28, 28), np.uint8
+    )  # a light coat filling most of a black square, as Fashion-MNIST draws it
     garment[2:27, 4:24] = 180
     Image.fromarray(garment).save(tmp_path / "coat.png")
     np.testing.assert_array_equal(read_digit(tmp_path / "coat.png"), garment)  # not inverted either
@@ -70,7 +89,9 @@ def test_saved_model_is_replaced_whole_and_stale_temporaries_go(tmp_path):
 
     from mnist_data.atomic import temp_name_for
 
-    net = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    net = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
     final = tmp_path / "saved_model"
     export_saved_model(net, final)
     stale = temp_name_for(final)
@@ -86,7 +107,9 @@ def test_a_failed_export_keeps_the_earlier_model(tmp_path, monkeypatch):
 
     import mnist_data.atomic
 
-    net = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    net = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
     final = tmp_path / "saved_model"
     export_saved_model(net, final)
     before = (final / "saved_model.pb").read_bytes()
@@ -94,7 +117,9 @@ def test_a_failed_export_keeps_the_earlier_model(tmp_path, monkeypatch):
     def full_disk(tmp, target, durable=True):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(mnist_data.atomic, "publish", full_disk)  # the rename of the new model fails
+    monkeypatch.setattr(
+        mnist_data.atomic, "publish", full_disk
+    )  # the rename of the new model fails
     with pytest.raises(OSError, match="No space left"):
         export_saved_model(net, final)
     assert (final / "saved_model.pb").read_bytes() == before
@@ -104,7 +129,9 @@ def test_a_failed_export_keeps_the_earlier_model(tmp_path, monkeypatch):
 def test_a_model_moved_aside_by_a_killed_export_is_restored(tmp_path):
     import keras
 
-    net = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    net = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
     final = tmp_path / "new" / "run" / "saved_model"  # parents are created
     export_saved_model(net, final)
     final.rename(final.with_name(".saved_model.previous"))  # killed between the two renames
@@ -113,8 +140,16 @@ def test_a_model_moved_aside_by_a_killed_export_is_restored(tmp_path):
 
 
 def _history(epochs: int) -> list[dict]:
-    return [{"epoch": e, "loss": 1.0 / e, "test_loss": 1.2 / e, "train_accuracy": 1 - 0.5 / e,
-             "test_accuracy": 1 - 0.6 / e} for e in range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "loss": 1.0 / e,
+            "test_loss": 1.2 / e,
+            "train_accuracy": 1 - 0.5 / e,
+            "test_accuracy": 1 - 0.6 / e,
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 def _epoch_ticks(ax) -> list[float]:
@@ -144,7 +179,7 @@ def test_a_one_epoch_run_shows_its_points_in_the_middle_of_each_panel(tmp_path):
             x, y = ax.transData.transform(line.get_xydata()[0])
             assert abs(x - (box.x0 + box.x1) / 2) < 1  # centred, not on an edge
             colour = np.round(np.array(to_rgb(line.get_color())) * 255)
-            marker = pixels[round(400 - y) - 2:round(400 - y) + 3, round(x) - 2:round(x) + 3]
+            marker = pixels[round(400 - y) - 2 : round(400 - y) + 3, round(x) - 2 : round(x) + 3]
             # a visible point, not a pixel
             assert (np.abs(marker - colour).max(-1) <= 2).sum() >= 20, line.get_label()
 
@@ -172,15 +207,19 @@ def test_predictions_show_the_images_as_the_data_holds_them(tmp_path, digit):
     red = np.round(np.array(to_rgb(WRONG)) * 255)
     for ax, wrong in zip(figure.axes, (False, True)):
         box = ax.get_window_extent()
-        left, top, right, bottom = (round(box.x0), round(size[1] - box.y1), round(box.x1),
-                                    round(size[1] - box.y0))
+        left, top, right, bottom = (
+            round(box.x0),
+            round(size[1] - box.y1),
+            round(box.x1),
+            round(size[1] - box.y0),
+        )
         cell = pixels[top:bottom, left:right]
         shown = Image.fromarray(cell.min(-1).astype(np.uint8)).resize((28, 28), Image.BOX)
         shown = np.asarray(shown, int)[2:-2, 2:-2]  # inside the frame
         inner = digit[2:-2, 2:-2].astype(int)
         assert shown[inner > 200].mean() > 200 and shown[inner == 0].mean() < 30  # white on black
         assert np.corrcoef(shown.ravel(), inner.ravel())[0, 1] > 0.95
-        around = pixels[top - 4:bottom + 4, left - 4:right + 4]
+        around = pixels[top - 4 : bottom + 4, left - 4 : right + 4]
         reds = (np.abs(around - red).max(-1) <= 2).sum()
         assert reds >= 2 * (cell.shape[0] + cell.shape[1]) if wrong else reds == 0  # all round
     assert [ax.get_title() for ax in figure.axes] == ["pred: 3\ntrue: 3", "pred: 5\ntrue: 3"]
@@ -200,8 +239,12 @@ def test_importing_the_pipelines_does_not_import_matplotlib():
     import sys
 
     code = "import sys, pipelines.reports, pipelines.train; print('matplotlib' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )
 
 
 def test_an_image_too_large_to_read_safely_is_named(tmp_path, digit, monkeypatch):
@@ -212,10 +255,14 @@ def test_an_image_too_large_to_read_safely_is_named(tmp_path, digit, monkeypatch
 
 
 def test_a_photo_stored_rotated_with_an_orientation_tag_reads_upright(tmp_path, digit):
-    stored = Image.fromarray(np.rot90(digit, k=1).copy())  # as a phone stores it: pixels turned, a tag to undo it
+    stored = Image.fromarray(
+        np.rot90(digit, k=1).copy()
+    )  # as a phone stores it: pixels turned, a tag to undo it
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
     stored.save(tmp_path / "photo.jpg", exif=exif, quality=100, subsampling=0)
     read = read_digit(tmp_path / "photo.jpg").astype(int)
     assert np.abs(read - digit).mean() < 3  # upright, within JPEG's loss
-    assert np.abs(np.rot90(digit, k=1).astype(int) - digit).mean() > 20  # which a turned digit is not
+    assert (
+        np.abs(np.rot90(digit, k=1).astype(int) - digit).mean() > 20
+    )  # which a turned digit is not

@@ -49,8 +49,11 @@ def free_port() -> int:
 
 def env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {
+        **os.environ,
+        "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 def serve(*args: str) -> list[str]:
@@ -62,11 +65,27 @@ def service():
     """grpc address of a dispatcher with two registered workers, and the three processes."""
     port = free_port()
     dispatcher = serve("dispatcher", "--port", str(port), "--worker-timeout-ms", "2000")
-    worker = serve("worker", "--dispatcher", f"127.0.0.1:{port}", "--timeout", "120",
-                   "--heartbeat-interval-ms", "300", "--port")
+    worker = serve(
+        "worker",
+        "--dispatcher",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "120",
+        "--heartbeat-interval-ms",
+        "300",
+        "--port",
+    )
     procs = [subprocess.Popen(dispatcher, env=env(), stderr=subprocess.DEVNULL)]
-    procs += [subprocess.Popen(worker + [str(free_port())], env=env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    procs += [
+        subprocess.Popen(
+            worker + [str(free_port())],
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for worker in procs[1:]:
         assert "registered with" in worker.stdout.readline()
     yield f"grpc://127.0.0.1:{port}", procs
@@ -88,11 +107,17 @@ def expected_hashes() -> list[str]:
 
 
 def test_distributed_epoch_gives_each_example_once_and_a_dead_worker_an_error_not_a_duplicate(
-        service, shards):
+    service, shards
+):
     address, (dispatcher, *workers) = service
-    consumer = subprocess.Popen([sys.executable, "-c", CONSUMER, str(shards), address], env=env(),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
+    consumer = subprocess.Popen(
+        [sys.executable, "-c", CONSUMER, str(shards), address],
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     epochs: list[tuple[list[str], str]] = []  # the hashes of each epoch, and how it ended
     seen: list[str] = []
     watchdog = threading.Timer(120, consumer.kill)  # an endless wait fails the test, not hangs it
@@ -128,8 +153,10 @@ def read_until(terminal: int, text: str, timeout: float) -> str:
     """What a program wrote to its terminal, up to `text` or to its exit."""
     seen = b""
     deadline = time.monotonic() + timeout
-    while text.encode() not in seen and select.select([terminal], [], [],
-                                                      max(0.0, deadline - time.monotonic()))[0]:
+    while (
+        text.encode() not in seen
+        and select.select([terminal], [], [], max(0.0, deadline - time.monotonic()))[0]
+    ):
         try:
             chunk = os.read(terminal, 4096)
         except OSError:  # the program has ended and closed the terminal
@@ -151,8 +178,10 @@ def exit_status(pid: int, timeout: float) -> int | None:
 def test_ctrl_c_in_a_terminal_stops_a_dispatcher_and_a_worker():
     port = free_port()
     started, ended = [], {}  # the dispatcher, then a worker; exit statuses by pid
-    for args in (("dispatcher", "--port", str(port)),
-                 ("worker", "--dispatcher", f"127.0.0.1:{port}", "--timeout", "120")):
+    for args in (
+        ("dispatcher", "--port", str(port)),
+        ("worker", "--dispatcher", f"127.0.0.1:{port}", "--timeout", "120"),
+    ):
         pid, terminal = pty.fork()
         if pid == 0:  # the child: a session whose controlling terminal is the pty
             os.execve(sys.executable, serve(*args), env())
@@ -183,17 +212,24 @@ def test_a_port_in_use_a_file_as_journal_and_a_bad_worker_address_are_one_line_e
         with pytest.raises(mnist_data.DatasetError, match=f"port {port} is in use"):
             check_port_free(port)
         (tmp_path / "journal").write_text("a file")
-        for args, says in ((["dispatcher", "--port", str(port)], f"port {port} is in use"),
-                           (["worker", "--dispatcher", "127.0.0.1:1", "--port", str(port)],
-                            f"port {port} is in use"),
-                           (["dispatcher", "--port", str(free_port()),
-                             "--work-dir", str(tmp_path / "journal")],
-                            "journal: exists and is not a directory"),
-                           (["worker", "--dispatcher", "127.0.0.1:1",
-                             "--worker-address", "bad address"],
-                            "worker address 'bad address': expected HOST:PORT")):
-            done = subprocess.run(serve(*args), env=env(), capture_output=True, text=True,
-                                  timeout=120)
+        for args, says in (
+            (["dispatcher", "--port", str(port)], f"port {port} is in use"),
+            (
+                ["worker", "--dispatcher", "127.0.0.1:1", "--port", str(port)],
+                f"port {port} is in use",
+            ),
+            (
+                ["dispatcher", "--port", str(free_port()), "--work-dir", str(tmp_path / "journal")],
+                "journal: exists and is not a directory",
+            ),
+            (
+                ["worker", "--dispatcher", "127.0.0.1:1", "--worker-address", "bad address"],
+                "worker address 'bad address': expected HOST:PORT",
+            ),
+        ):
+            done = subprocess.run(
+                serve(*args), env=env(), capture_output=True, text=True, timeout=120
+            )
             assert done.returncode == 1 and done.stderr.startswith("mnist-data: error: "), done
             assert says in done.stderr, done
     check_port_free(port)  # free again once its listener closed
@@ -206,8 +242,12 @@ def test_a_missing_dispatcher_or_worker_is_announced_then_an_error_naming_it(fil
     from pipelines.service import dispatcher_target
 
     nobody = f"127.0.0.1:{free_port()}"
-    worker_cli = subprocess.Popen(serve("worker", "--dispatcher", nobody, "--timeout", "4"),
-                                  env=env(), stderr=subprocess.PIPE, text=True)
+    worker_cli = subprocess.Popen(
+        serve("worker", "--dispatcher", nobody, "--timeout", "4"),
+        env=env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     web = file_server(tmp_path)  # answers HTTP/1, as a web server on the wrong port would
     for address in (nobody, web.url.removeprefix("http://").rstrip("/")):
         refused = rf"no tf.data service dispatcher answers at {address} \(waited 1 s\)"
@@ -216,7 +256,7 @@ def test_a_missing_dispatcher_or_worker_is_announced_then_an_error_naming_it(fil
     _, stderr = worker_cli.communicate(timeout=120)
     assert worker_cli.returncode == 1 and stderr.splitlines() == [
         f"mnist-data: warning: waiting up to 4 s for the tf.data service dispatcher at {nobody}",
-        f"mnist-data: error: no tf.data service dispatcher answers at {nobody} (waited 4 s)"
+        f"mnist-data: error: no tf.data service dispatcher answers at {nobody} (waited 4 s)",
     ], stderr
     with pytest.raises(mnist_data.DatasetError, match="expected HOST:PORT"):
         pipelines.make_dataset(SOURCE, "test", service="localhost:99999")
@@ -228,13 +268,17 @@ def test_a_missing_dispatcher_or_worker_is_announced_then_an_error_naming_it(fil
         dataset = pipelines.make_dataset(SOURCE, "test", 50, service=target, service_timeout=4)
         awaited = f"waiting up to 4 s for a batch from the tf.data service at {target}"
         with pytest.warns(UserWarning, match=awaited):
-            with pytest.raises(tf.errors.InvalidArgumentError,
-                               match=f"no batch from the tf.data service at {target} in 4 s: "
-                                     "no worker is registered with its dispatcher"):
+            with pytest.raises(
+                tf.errors.InvalidArgumentError,
+                match=f"no batch from the tf.data service at {target} in 4 s: "
+                "no worker is registered with its dispatcher",
+            ):
                 next(iter(dataset))
         worker = service.WorkerServer(service.WorkerConfig(target.removeprefix("grpc://")))
-        with pytest.raises(mnist_data.DatasetError,  # a worker's port, say
-                           match=f"{worker._address} answers, but not as a tf.data service"):
+        with pytest.raises(
+            mnist_data.DatasetError,  # a worker's port, say
+            match=f"{worker._address} answers, but not as a tf.data service",
+        ):
             dispatcher_target(worker._address, 5)
         assert sum(len(labels) for _, labels in dataset) == len(mnist_data.load(SOURCE, "test")[1])
     finally:

@@ -28,8 +28,15 @@ def replace_shard(out: Path, number: int, blob: bytes, records: int, split: str 
     manifest = json.loads((out / "manifest.json").read_text())
     shard = manifest["splits"][split]["shards"][number]
     (out / shard["file"]).write_bytes(blob)
-    shard.update(records=records, bytes=len(blob), sha256=hashlib.sha256(blob).hexdigest(), crc32c=crc32c(blob))
-    manifest["splits"][split]["records"] = sum(entry["records"] for entry in manifest["splits"][split]["shards"])
+    shard.update(
+        records=records,
+        bytes=len(blob),
+        sha256=hashlib.sha256(blob).hexdigest(),
+        crc32c=crc32c(blob),
+    )
+    manifest["splits"][split]["records"] = sum(
+        entry["records"] for entry in manifest["splits"][split]["shards"]
+    )
     (out / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -60,7 +67,9 @@ def test_manifest_without_crc32c_is_checked_by_sha256(raw_dir: Path, tmp_path: P
     for shard in manifest["splits"]["train"]["shards"]:
         del shard["crc32c"]
     (out / "manifest.json").write_text(json.dumps(manifest))
-    np.testing.assert_array_equal(read_tfrecord_split(out, "train")[1], mnist_data.load("mnist-sample")[1])
+    np.testing.assert_array_equal(
+        read_tfrecord_split(out, "train")[1], mnist_data.load("mnist-sample")[1]
+    )
     shard = out / manifest["splits"]["train"]["shards"][1]["file"]
     data = bytearray(shard.read_bytes())
     data[500] ^= 1
@@ -83,8 +92,11 @@ def test_record_with_another_layout_is_named(raw_dir: Path, tmp_path: Path) -> N
     out = copy_of(raw_dir, tmp_path)
     image = bytes(784)
     # Same length, other structure: a 2-byte label and 1-byte index against the reverse.
-    blob = frame(encode_example(image, 5, 200)) + frame(encode_example(image, 5, 201)) + \
-        frame(encode_example(image, 200, 5))
+    blob = (
+        frame(encode_example(image, 5, 200))
+        + frame(encode_example(image, 5, 201))
+        + frame(encode_example(image, 200, 5))
+    )
     replace_shard(out, 0, blob, 3)
     with pytest.raises(DatasetError, match="record 2 is not laid out like record 0"):
         read_tfrecord_split(out, "train")
@@ -117,7 +129,9 @@ def test_duplicate_indices_and_wrong_counts_are_caught(raw_dir: Path, tmp_path: 
     with pytest.raises(DatasetError, match=f"manifest.json says {second} records, more than its 4"):
         read_tfrecord_split(out, "train")
     replace_shard(out, 1, encode_raw_records(images[:5], labels[:5], 0), 10**12)  # never allocated
-    with pytest.raises(DatasetError, match="manifest.json says 1000000000000 records, more than its 4"):
+    with pytest.raises(
+        DatasetError, match="manifest.json says 1000000000000 records, more than its 4"
+    ):
         read_tfrecord_split(out, "train")
 
 

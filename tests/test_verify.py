@@ -31,7 +31,10 @@ def test_flipped_byte_is_caught_and_named(tmp_path: Path, capsys) -> None:
     shard.write_bytes(bytes(blob))
     report = verify(out)
     assert not report.ok
-    assert any("train-00001-of-00002.tfrecord: record 5" in p and "data CRC mismatch" in p for p in report.problems)
+    assert any(
+        "train-00001-of-00002.tfrecord: record 5" in p and "data CRC mismatch" in p
+        for p in report.problems
+    )
     assert any("SHA-256" in p for p in report.problems)
     assert main(["verify", str(out)]) == 1
     assert "DAMAGED train-00001-of-00002.tfrecord: record 5" in capsys.readouterr().out
@@ -55,10 +58,14 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     import shutil
 
     tree = tmp_path / "png"
-    to_png("mnist-sample", tree, progress=False)  # both splits: test.csv's lines are counted on their own
+    to_png(
+        "mnist-sample", tree, progress=False
+    )  # both splits: test.csv's lines are counted on their own
     assert verify(tree).ok
     three = sorted((tree / "test" / "3").iterdir())[0]
-    shutil.copy(three, tree / "test" / "7" / "extra.png")  # a class-folder reader would take it as a 7
+    shutil.copy(
+        three, tree / "test" / "7" / "extra.png"
+    )  # a class-folder reader would take it as a 7
     moved = tree / "test" / "8" / three.name
     three.rename(moved)
     problems = verify(tree).problems
@@ -68,13 +75,17 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     assert len(problems) == 3, problems
     listing = tree / "test.csv"
     head, rest = listing.read_text().split("\n", 1)
-    listing.write_text(head + "\n\n" + rest[:-13])  # a blank line (skipped, but counted), and cut mid-row
+    listing.write_text(
+        head + "\n\n" + rest[:-13]
+    )  # a blank line (skipped, but counted), and cut mid-row
     assert any(p.startswith("test.csv: line 402: bad row") for p in verify(tree).problems)
     listing.write_text("path,label,index\n" + listing.read_text().split("\n", 1)[1])
     assert "test.csv: no column 'file' in its header" in verify(tree).problems
 
 
-def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(tmp_path: Path, large_idx_dir: Path) -> None:
+def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(
+    tmp_path: Path, large_idx_dir: Path
+) -> None:
     import mnist_data
 
     out = tmp_path / "png"
@@ -84,15 +95,29 @@ def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(tmp_path: Pa
     (out / "manifest.json").write_text('{"format": "png", "version": 1, "splits": {}}')
     with pytest.raises(OSError):
         to_png(large_idx_dir, out, splits=["test"], workers=2, progress=False)
-    workers = [thread.name for thread in threading.enumerate() if thread.name.startswith("mnist-data")]
+    workers = [
+        thread.name for thread in threading.enumerate() if thread.name.startswith("mnist-data")
+    ]
     assert workers == []  # the workers have ended, not just been abandoned
     settled = sorted(p.name for p in (out / ".progress").iterdir())
     time.sleep(1.0)
-    assert sorted(p.name for p in (out / ".progress").iterdir()) == settled  # nobody writes any more
+    assert (
+        sorted(p.name for p in (out / ".progress").iterdir()) == settled
+    )  # nobody writes any more
 
 
 CONVERT = {
-    "to-tfrecord": ["to-tfrecord", "{source}", "{out}", "--encoding", "png", "--shard-size", "2000", "--workers", "1"],
+    "to-tfrecord": [
+        "to-tfrecord",
+        "{source}",
+        "{out}",
+        "--encoding",
+        "png",
+        "--shard-size",
+        "2000",
+        "--workers",
+        "1",
+    ],
     "to-png": ["to-png", "{source}", "{out}", "--splits", "test", "--workers", "1"],
 }
 
@@ -104,11 +129,15 @@ def test_a_valid_png_holding_the_wrong_image_is_flagged(tmp_path: Path) -> None:
     to_png("mnist-sample", tree, splits=["test"], progress=False)
     first, second = sorted((tree / "test" / "3").iterdir())[:2]
     shutil.copy(second, first)  # still a valid 28x28 PNG of a 3, but another 3
-    assert verify(tree).problems == [f"test/3/{first.name}: its pixels differ from the image the listing records"]
+    assert verify(tree).problems == [
+        f"test/3/{first.name}: its pixels differ from the image the listing records"
+    ]
     listing = tree / "test.csv"
     rows = listing.read_text().splitlines()
     assert rows[0] == "file,label,index,pixels_crc32"
-    listing.write_text("\n".join(",".join(row.split(",")[:3]) for row in rows) + "\n")  # a listing without CRCs
+    listing.write_text(
+        "\n".join(",".join(row.split(",")[:3]) for row in rows) + "\n"
+    )  # a listing without CRCs
     assert verify(tree).ok
 
 
@@ -123,12 +152,18 @@ def test_missing_cut_and_foreign_files_are_each_named(tmp_path: Path) -> None:
     problems = verify(out).problems
     assert "test-00000-of-00002.tfrecord: missing" in problems
     assert any(p.startswith(f"{cut.name}: size ") and "manifest says" in p for p in problems)
-    assert any(p.startswith(f"{cut.name}: ") and "valid records, manifest says 800" in p for p in problems)
+    assert any(
+        p.startswith(f"{cut.name}: ") and "valid records, manifest says 800" in p for p in problems
+    )
     (out / "manifest.json").unlink()
-    with pytest.raises(ConvertError, match="an unfinished conversion .no manifest.json yet.; run the same command"):
+    with pytest.raises(
+        ConvertError, match="an unfinished conversion .no manifest.json yet.; run the same command"
+    ):
         verify(out)
     (out / ".mnist-data-run.json").unlink()
-    with pytest.raises(ConvertError, match="no manifest.json: not a directory written by to-tfrecord or to-png"):
+    with pytest.raises(
+        ConvertError, match="no manifest.json: not a directory written by to-tfrecord or to-png"
+    ):
         verify(out)
     with pytest.raises(ConvertError, match="not a directory"):
         verify(cut)
@@ -141,7 +176,9 @@ def test_missing_cut_and_foreign_files_are_each_named(tmp_path: Path) -> None:
     listing = tree / "test.csv"
     rows = listing.read_text().splitlines()
     relabelled = rows[-1].split(",")
-    relabelled[1] = str((int(relabelled[1]) + 1) % 10)  # the row's label no longer matches its folder
+    relabelled[1] = str(
+        (int(relabelled[1]) + 1) % 10
+    )  # the row's label no longer matches its folder
     listing.write_text("\n".join(rows[:-2] + [",".join(relabelled)]) + "\n")  # and one row dropped
     problems = verify(tree).problems
     assert f"test/1/{rgb.name}: mode RGB, expected 8-bit grayscale (L)" in problems
@@ -150,24 +187,34 @@ def test_missing_cut_and_foreign_files_are_each_named(tmp_path: Path) -> None:
     assert any(p.startswith(relabelled[0] + ": in folder") for p in problems)
     relabelled[1] = "300"
     listing.write_text("\n".join(rows[:-2] + [",".join(relabelled)]) + "\n")
-    assert "test.csv: line 400: label 300 is not one of the 10 classes of the manifest" in verify(tree).problems
+    assert (
+        "test.csv: line 400: label 300 is not one of the 10 classes of the manifest"
+        in verify(tree).problems
+    )
 
 
 def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
     for text in ('{"format": "tfrecord"}', "[1, 2]"):
         (tmp_path / "manifest.json").write_text(text)
-        with pytest.raises(ConvertError, match="manifest.json: not a manifest written by mnist-data"):
+        with pytest.raises(
+            ConvertError, match="manifest.json: not a manifest written by mnist-data"
+        ):
             verify(tmp_path)
     to_tfrecord("mnist-sample", tmp_path / "tfr", splits="test", progress=False)
     manifest = json.loads((tmp_path / "tfr" / "manifest.json").read_text())
     del manifest["splits"]["test"]["shards"][0]["sha256"]
     (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConvertError, match="manifest.json: not as mnist-data wrote it: split 'test': "
-                                           "shard test-00000-of-00001.tfrecord has no str 'sha256'"):
+    with pytest.raises(
+        ConvertError,
+        match="manifest.json: not as mnist-data wrote it: split 'test': "
+        "shard test-00000-of-00001.tfrecord has no str 'sha256'",
+    ):
         verify(tmp_path / "tfr")
     manifest["splits"]["test"]["shards"] = [7]
     (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConvertError, match="not as mnist-data wrote it: split 'test': a shard entry is not a table"):
+    with pytest.raises(
+        ConvertError, match="not as mnist-data wrote it: split 'test': a shard entry is not a table"
+    ):
         verify(tmp_path / "tfr")
     manifest["splits"]["test"] = {"shards": []}
     (tmp_path / "tfr" / "manifest.json").write_text(json.dumps(manifest))
@@ -176,23 +223,33 @@ def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def run_cli(args: list[str], log: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mnist_data_cli", *args, "--quiet"], stdout=subprocess.DEVNULL,
-                            stderr=open(log, "w") if log else subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnist_data_cli", *args, "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w") if log else subprocess.DEVNULL,
+    )
 
 
 def final_files(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*")
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 @pytest.mark.parametrize("kind", list(CONVERT))
-def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, large_idx_dir: Path) -> None:
+def test_sigkill_then_rerun_gives_identical_output(
+    tmp_path: Path, kind: str, large_idx_dir: Path
+) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     args = lambda out: [a.format(source=large_idx_dir, out=out) for a in CONVERT[kind]]
     process = run_cli(args(killed))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
-        if list(killed.glob(".progress/*.done")) or list(killed.glob("*.tfrecord")):  # a finished chunk
+        if list(killed.glob(".progress/*.done")) or list(
+            killed.glob("*.tfrecord")
+        ):  # a finished chunk
             break
         time.sleep(0.005)
     assert process.poll() is None, "the conversion finished before it could be killed"
@@ -201,27 +258,61 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path: Path, kind: str, la
     assert not (killed / "manifest.json").exists()
     partial = final_files(killed)
     assert partial  # some output was there when it died
-    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(clean), "--quiet",
-                           "--json", str(tmp_path / "clean.json")]).returncode == 0
+    assert (
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mnist_data_cli",
+                *args(clean),
+                "--quiet",
+                "--json",
+                str(tmp_path / "clean.json"),
+            ]
+        ).returncode
+        == 0
+    )
     reference = final_files(clean)
     for name, blob in partial.items():  # nothing under a final name was partial
         assert reference[name] == blob, name
     summary = tmp_path / "resumed.json"
-    assert subprocess.run([sys.executable, "-m", "mnist_data_cli", *args(killed), "--quiet",
-                           "--json", str(summary)]).returncode == 0
+    assert (
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mnist_data_cli",
+                *args(killed),
+                "--quiet",
+                "--json",
+                str(summary),
+            ]
+        ).returncode
+        == 0
+    )
     resumed = json.loads(summary.read_text())
     assert resumed["resumed_files"] > 0  # finished chunks were kept, not redone
-    assert resumed["bytes"] == json.loads((tmp_path / "clean.json").read_text())["bytes"]  # kept ones count too
+    assert (
+        resumed["bytes"] == json.loads((tmp_path / "clean.json").read_text())["bytes"]
+    )  # kept ones count too
     assert final_files(killed) == reference
     assert not [p for p in killed.rglob(".*") if is_temp_name(p)]
     assert verify(killed).ok
 
 
-def test_ctrl_c_ends_a_conversion_with_one_line_and_status_130(tmp_path: Path, large_idx_dir: Path) -> None:
+def test_ctrl_c_ends_a_conversion_with_one_line_and_status_130(
+    tmp_path: Path, large_idx_dir: Path
+) -> None:
     out, log = tmp_path / "png", tmp_path / "stderr.txt"
-    process = run_cli(["to-png", str(large_idx_dir), str(out), "--splits", "test", "--workers", "1"], log)
+    process = run_cli(
+        ["to-png", str(large_idx_dir), str(out), "--splits", "test", "--workers", "1"], log
+    )
     deadline = time.monotonic() + 60
-    while not list(out.glob(".progress/*.done")) and process.poll() is None and time.monotonic() < deadline:
+    while (
+        not list(out.glob(".progress/*.done"))
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.005)
     assert process.poll() is None, "the conversion finished before it could be interrupted"
     process.send_signal(signal.SIGINT)

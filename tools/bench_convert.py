@@ -60,11 +60,19 @@ def tfrecord_writer_loop(arrays: dict, out: Path, encode_png: bool) -> None:
                     payload = buffer.getvalue()
                 else:
                     payload = image.tobytes()
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload])),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
-                    "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
-                }))
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "image": tf.train.Feature(
+                                bytes_list=tf.train.BytesList(value=[payload])
+                            ),
+                            "label": tf.train.Feature(
+                                int64_list=tf.train.Int64List(value=[int(label)])
+                            ),
+                            "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
+                        }
+                    )
+                )
                 writer.write(example.SerializeToString())
 
 
@@ -95,18 +103,48 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-convert-") as root:
         work = Path(root)
         rows = [
-            ("png", "tutorial (PIL save per image)", True,
-             lambda: png_tutorial(arrays, work / "a"), work / "a"),
-            ("png", "ours: to_png", False,
-             lambda: to_png(args.source, work / "b", **quiet), work / "b"),
-            ("tfrecord raw", "TFRecordWriter loop (convert_to_records)", True,
-             lambda: tfrecord_writer_loop(arrays, work / "c", False), work / "c"),
-            ("tfrecord raw", "ours: to_tfrecord raw", False,
-             lambda: to_tfrecord(args.source, work / "d", **quiet), work / "d"),
-            ("tfrecord png", "tfds-like (PNG + Example per image)", True,
-             lambda: tfrecord_writer_loop(arrays, work / "e", True), work / "e"),
-            ("tfrecord png", "ours: to_tfrecord png", False,
-             lambda: to_tfrecord(args.source, work / "f", encoding="png", **quiet), work / "f"),
+            (
+                "png",
+                "tutorial (PIL save per image)",
+                True,
+                lambda: png_tutorial(arrays, work / "a"),
+                work / "a",
+            ),
+            (
+                "png",
+                "ours: to_png",
+                False,
+                lambda: to_png(args.source, work / "b", **quiet),
+                work / "b",
+            ),
+            (
+                "tfrecord raw",
+                "TFRecordWriter loop (convert_to_records)",
+                True,
+                lambda: tfrecord_writer_loop(arrays, work / "c", False),
+                work / "c",
+            ),
+            (
+                "tfrecord raw",
+                "ours: to_tfrecord raw",
+                False,
+                lambda: to_tfrecord(args.source, work / "d", **quiet),
+                work / "d",
+            ),
+            (
+                "tfrecord png",
+                "tfds-like (PNG + Example per image)",
+                True,
+                lambda: tfrecord_writer_loop(arrays, work / "e", True),
+                work / "e",
+            ),
+            (
+                "tfrecord png",
+                "ours: to_tfrecord png",
+                False,
+                lambda: to_tfrecord(args.source, work / "f", encoding="png", **quiet),
+                work / "f",
+            ),
         ]
         import contextlib
         import io
@@ -119,17 +157,27 @@ def main() -> None:
             with contextlib.redirect_stdout(io.StringIO()):
                 timings.append((kind, name, is_baseline, timed(function, out)))
     tfds = next((s for k, n, b, s in timings if n.startswith("tfds")), float("nan"))
-    print(f"{args.source}: {count} images, into {args.dir}, {os.cpu_count()} cores, "
-          f"{platform.processor() or platform.machine()}")
+    print(
+        f"{args.source}: {count} images, into {args.dir}, {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}"
+    )
     results = []
     for kind, name, is_baseline, seconds in sorted(timings, key=lambda t: (t[0], not t[2])):
         baseline = next(s for k, n, b, s in timings if k == kind and b)
-        ratio = "" if is_baseline else f"  {seconds / baseline:.3f}x baseline, {seconds / tfds:.3f}x tfds-like"
+        ratio = (
+            ""
+            if is_baseline
+            else f"  {seconds / baseline:.3f}x baseline, {seconds / tfds:.3f}x tfds-like"
+        )
         print(f"  {kind:13s} {name:42s} {seconds:7.2f} s {count / seconds:9,.0f} img/s{ratio}")
         results.append({"kind": kind, "method": name, "baseline": is_baseline, "seconds": seconds})
     if args.json:
-        write_bytes_atomic(args.json, json.dumps({"source": args.source, "images": count, "results": results},
-                                                 indent=2).encode())
+        write_bytes_atomic(
+            args.json,
+            json.dumps(
+                {"source": args.source, "images": count, "results": results}, indent=2
+            ).encode(),
+        )
 
 
 if __name__ == "__main__":

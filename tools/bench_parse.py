@@ -79,12 +79,18 @@ def main() -> None:
             "warm reload": best_of(lambda: read_idx_cached(args.path, cache), args.repeat),
         }
     baseline = min(timings["gzip+frombuffer"], timings["idx2numpy"], timings["tutorial loop"])
-    print(f"{args.path} ({args.path.stat().st_size / 1e6:.1f} MB gz, {reference.shape}) on {platform.processor() or platform.machine()}")
+    print(
+        f"{args.path} ({args.path.stat().st_size / 1e6:.1f} MB gz, {reference.shape}) on {platform.processor() or platform.machine()}"
+    )
     for name, seconds in timings.items():
         print(f"  {name:18s} {seconds * 1000:8.1f} ms   {seconds / baseline:6.3f}x best baseline")
     if args.json:
-        write_bytes_atomic(args.json, json.dumps({"file": str(args.path), "seconds": timings,
-                                                  "best_baseline": baseline}, indent=2).encode())
+        write_bytes_atomic(
+            args.json,
+            json.dumps(
+                {"file": str(args.path), "seconds": timings, "best_baseline": baseline}, indent=2
+            ).encode(),
+        )
 
 
 if __name__ == "__main__":

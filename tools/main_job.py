@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def pick_source() -> str:
     """MNIST if it is here or can be fetched, else Fashion-MNIST if installed, else the sample."""
-    if mnist_data.locate.locate("mnist", "train") is not None and mnist_data.locate.locate("mnist", "test"):
+    if mnist_data.locate.locate("mnist", "train") is not None and mnist_data.locate.locate(
+        "mnist", "test"
+    ):
         return "mnist"
     try:
         mnist_data.fetch("mnist", progress=True)
@@ -56,7 +58,9 @@ def tutorial_feed_images_per_second(source: str, batch_size: int, steps: int) ->
 
     images, labels = mnist_data.load(source, "train")
     data = DataSet(images, labels.astype("int32"), reshape=False, seed=0)
-    trainer = Trainer(get_config("softmax", "modern", batch_size=batch_size), source, need_train=False)
+    trainer = Trainer(
+        get_config("softmax", "modern", batch_size=batch_size), source, need_train=False
+    )
     step = tf.function(trainer.one_step)
     step(*data.next_batch(batch_size))
     started = time.perf_counter()
@@ -77,10 +81,16 @@ def work_folder(work: Path, source: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", help="dataset name or IDX directory (default: the best available)")
+    parser.add_argument(
+        "--source", help="dataset name or IDX directory (default: the best available)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller, faster run")
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "main-job",
-                        help="directory for converted data and runs (default: runs/main-job in the repository)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=REPO / "runs" / "main-job",
+        help="directory for converted data and runs (default: runs/main-job in the repository)",
+    )
     args = parser.parse_args()
     try:
         run(args.source, args.work, args.quick)
@@ -99,8 +109,10 @@ def run(source: str | None, work: Path, quick: bool) -> None:
         splits = mnist_data.load_splits(source)
     print(f"data: {source} (decoded in {time.perf_counter() - started:.3f} s)")
     for split, (images, labels) in splits.items():
-        print(f"  {split:5s} {images.shape[0]:6d} images {images.shape[1]}x{images.shape[2]}, "
-              f"{len(set(labels.tolist()))} classes")
+        print(
+            f"  {split:5s} {images.shape[0]:6d} images {images.shape[1]}x{images.shape[2]}, "
+            f"{len(set(labels.tolist()))} classes"
+        )
 
     start_tensorflow_quietly()
     from pipelines.bench_input import bench_pipeline, format_report
@@ -110,30 +122,45 @@ def run(source: str | None, work: Path, quick: bool) -> None:
 
     work = work_folder(work, source)
     data = convert(source, work)
-    pipeline = bench_pipeline(data, "tfrecord", 256, epochs=2, compare=not quick, repeat=1 if quick else 3)
+    pipeline = bench_pipeline(
+        data, "tfrecord", 256, epochs=2, compare=not quick, repeat=1 if quick else 3
+    )
     print(format_report(pipeline))
     steps = 100 if quick else 300
     bench = bench_train("softmax", data, batch_size=128, steps=steps, repeat=1 if quick else 2)
     tutorial = tutorial_feed_images_per_second(source, 128, steps)
-    print(f"bench softmax b128: pipeline {bench['pipeline_images_per_second']:,.0f} img/s, "
-          f"tutorial feed {tutorial:,.0f} ({bench['pipeline_images_per_second'] / tutorial:.1f}x), "
-          f"keras fit {bench['keras_fit_images_per_second']:,.0f}, "
-          f"synthetic {bench['synthetic_images_per_second']:,.0f}")
+    print(
+        f"bench softmax b128: pipeline {bench['pipeline_images_per_second']:,.0f} img/s, "
+        f"tutorial feed {tutorial:,.0f} ({bench['pipeline_images_per_second'] / tutorial:.1f}x), "
+        f"keras fit {bench['keras_fit_images_per_second']:,.0f}, "
+        f"synthetic {bench['synthetic_images_per_second']:,.0f}"
+    )
     rows = []
     for model in ("softmax", "mlp", "lenet"):
         epochs = 1 if quick else {"softmax": 3, "mlp": 3, "lenet": 2}[model]
         run_dir = work / "runs" / model
         shutil.rmtree(run_dir, ignore_errors=True)  # this invocation's run, not a resumed older one
-        rows.append((train(get_config(model, "modern", epochs=epochs), data, run_dir, progress=False), run_dir))
+        rows.append(
+            (
+                train(get_config(model, "modern", epochs=epochs), data, run_dir, progress=False),
+                run_dir,
+            )
+        )
 
     ours = pipeline["results"][-1]
     print(f"\nsummary: data {source}, TFRecords {data}")
-    print(f"  pipeline from TFRecords: {ours['examples_per_second_first_epoch']:,} ex/s epoch 1, "
-          f"{ours['examples_per_second_later_epochs']:,} ex/s later epochs")
-    print(f"  {'model':8s} {'epochs':>6s} {'test acc':>9s} {'seconds':>8s} {'images/s':>10s}  device, plots")
+    print(
+        f"  pipeline from TFRecords: {ours['examples_per_second_first_epoch']:,} ex/s epoch 1, "
+        f"{ours['examples_per_second_later_epochs']:,} ex/s later epochs"
+    )
+    print(
+        f"  {'model':8s} {'epochs':>6s} {'test acc':>9s} {'seconds':>8s} {'images/s':>10s}  device, plots"
+    )
     for r, run_dir in rows:
-        print(f"  {r['model']:8s} {r['epochs']:6d} {r['test_accuracy']:9.4f} {r['train_seconds']:8.1f} "
-              f"{r['examples_per_second']:10,.0f}  {r['device']}, {run_dir}/curves.png {run_dir}/predictions.png")
+        print(
+            f"  {r['model']:8s} {r['epochs']:6d} {r['test_accuracy']:9.4f} {r['train_seconds']:8.1f} "
+            f"{r['examples_per_second']:10,.0f}  {r['device']}, {run_dir}/curves.png {run_dir}/predictions.png"
+        )
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
