@@ -72,7 +72,7 @@ def atomic_path(final: str | os.PathLike, *, durable: bool = True) -> Iterator[P
             and exc.errno is not None
             and exc.filename in (None, os.fspath(tmp))
         ):
-            # Named by what the caller asked for, not the temporary (or by nothing, for a full disk).
+            # Named by what the caller asked for, not the temporary (or nothing, for a full disk).
             raise OSError(exc.errno, exc.strerror, os.fspath(final)) from None
         raise
 

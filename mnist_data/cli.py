@@ -75,7 +75,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "to-png",
         help="export PNGs into class folders (parallel, atomic, resumable)",
-        description="Write OUT/<split>/<label>/<index:05d>.png, OUT/<split>.csv and OUT/manifest.json.",
+        description=(
+            "Write OUT/<split>/<label>/<index:05d>.png, OUT/<split>.csv and OUT/manifest.json."
+        ),
     )
     _conversion_arguments(p)
     p.add_argument(
@@ -114,7 +116,9 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace earlier mnist-data output in OUT (a directory of other files is never cleared)",
+        help=(
+            "replace earlier mnist-data output in OUT (a directory of other files is never cleared)"
+        ),
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
@@ -165,7 +169,8 @@ def _run_verify(args: argparse.Namespace) -> int:
         print(f"DAMAGED {problem}")
     status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
     print(
-        f"verify {args.out}: {report.format}, {report.files} files, {report.records} records: {status}"
+        f"verify {args.out}: {report.format}, {report.files} files, "
+        f"{report.records} records: {status}"
     )
     return 0 if report.ok else 1
 

@@ -40,7 +40,7 @@ def port(text: str) -> int:
 def output_file(text: str) -> str:
     """A JSON file to write at the end of a command, checked now rather than after the work: not a
     directory, not an existing file of another kind (an input image or data file named by
-    mistake), and inside a folder that exists or can be created (it may be the command's own OUT)."""
+    mistake), and inside a folder that exists or can be created (maybe the command's own OUT)."""
     path = Path(text)
     if text == "-":
         raise argparse.ArgumentTypeError("this command writes its JSON to a file: give a file name")

@@ -86,7 +86,7 @@ def claimed_output(out: Path, identity: dict, overwrite: bool) -> Iterator[None]
                 "or choose another OUT"
             ) from None
         except OSError:
-            pass  # a file system without flock: the guard against a second run is lost, nothing else
+            pass  # a file system without flock loses the guard against a second run, nothing else
         _claim(out, identity, overwrite)
         yield
     finally:
@@ -101,7 +101,8 @@ def _claim(out: Path, identity: dict, overwrite: bool) -> None:
             any(not is_temp_name(p) for p in out.iterdir()) and not ours
         ):  # never clear what we did not write
             raise ConvertError(
-                f"{out} is not empty and holds no mnist-data output; choose a new or empty directory"
+                f"{out} is not empty and holds no mnist-data output; "
+                "choose a new or empty directory"
             )
         if overwrite:
             foreign = _foreign_entries(out)

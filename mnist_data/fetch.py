@@ -165,8 +165,9 @@ def _fetch_missing(
         f"; {target} is there but its md5 is {present}, not the published one" if present else ""
     )
     advice = (
-        f" Offline? Place the published files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in {directory} and run again."
+        " Offline? Place the published files (train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
+        f"in {directory} and run again."
         if unreachable
         else ""
     )
@@ -177,7 +178,7 @@ def _fetch_missing(
 
 
 class _Unreachable(FetchError):
-    """The mirror could not be reached or dropped every attempt (as opposed to refusing the file)."""
+    """The mirror could not be reached or dropped every attempt (rather than refusing the file)."""
 
 
 class _LocalWriteError(FetchError):
@@ -304,7 +305,7 @@ def _download_to(url: str, part: Path, size: int, *, progress: bool, timeout: fl
 
 
 def _content_length(header: str | None) -> int | None:
-    """The Content-Length, also when a proxy repeats it ("N, N"); FetchError when it is not a number."""
+    """The Content-Length, also when a proxy repeats it ("N, N"); FetchError if not a number."""
     if header is None:
         return None
     values = {value.strip() for value in header.split(",")}

@@ -73,7 +73,8 @@ def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
     zero0, zero1, code, ndim = bytes(head[:4])
     if zero0 or zero1:
         raise IdxError(
-            f"{name}: bad IDX magic: expected 00 00 in the first two bytes, found {zero0:02x} {zero1:02x}"
+            f"{name}: bad IDX magic: expected 00 00 in the first two bytes, "
+            f"found {zero0:02x} {zero1:02x}"
         )
     if code not in DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in DTYPES)
@@ -82,11 +83,13 @@ def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
         raise IdxError(f"{name}: IDX header declares 0 dimensions: expected at least 1")
     if ndim > MAX_NDIM:
         raise IdxError(
-            f"{name}: IDX header declares {ndim} dimensions: at most {MAX_NDIM} can be read into an array"
+            f"{name}: IDX header declares {ndim} dimensions: "
+            f"at most {MAX_NDIM} can be read into an array"
         )
     if len(head) < 4 + 4 * ndim:
         raise IdxError(
-            f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, found {len(head)}"
+            f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+            f"found {len(head)}"
         )
     shape = tuple(int(d) for d in np.frombuffer(bytes(head[4 : 4 + 4 * ndim]), dtype=">u4"))
     return IdxHeader(DTYPES[code], shape)
@@ -111,7 +114,7 @@ def read_idx(source: Source) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compresslevel: int = 6) -> Path:
-    """Write `array` as IDX to `path`, gzipped (with mtime 0, so deterministic) if it ends in .gz."""
+    """Write `array` as IDX to `path`, gzipped (mtime 0, so deterministic) if it ends in .gz."""
     path = Path(path)
     blob = encode_idx(array, name=str(path))
     if path.name.endswith(".gz"):
@@ -186,12 +189,14 @@ def _check_before_reading(start: bytes, size: int, name: str) -> None:
 def _check_length(header: IdxHeader, found: int, name: str, inflated: bool = False) -> None:
     if found > header.total_size and inflated:
         raise IdxError(
-            f"{name}: the gzip stream inflates to more than the {header.total_size} bytes its IDX header "
-            f"declares ({header.dtype.newbyteorder('=')} {header.shape}): corrupt data or a wrong header"
+            f"{name}: the gzip stream inflates to more than the {header.total_size} bytes "
+            f"its IDX header declares ({header.dtype.newbyteorder('=')} {header.shape}): "
+            "corrupt data or a wrong header"
         )
     if found != header.total_size:
         raise IdxError(
-            f"{name}: IDX length mismatch: header declares {header.dtype.newbyteorder('=')} {header.shape}, "
+            f"{name}: IDX length mismatch: "
+            f"header declares {header.dtype.newbyteorder('=')} {header.shape}, "
             f"which needs {header.total_size} bytes, found {found}"
         )
 
@@ -222,7 +227,8 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         MemoryError
     ):  # a header within the deflate bound can still ask for more than this machine has
         raise IdxError(
-            f"{name}: IDX header declares shape {header.shape}, {header.total_size / 2**30:.1f} GiB: "
+            f"{name}: IDX header declares shape {header.shape}, "
+            f"{header.total_size / 2**30:.1f} GiB: "
             "more memory than is free"
         ) from None
     _check_length(header, len(raw), name, inflated=True)

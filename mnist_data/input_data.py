@@ -139,7 +139,8 @@ def read_data_sets(
         )
     if not 0 <= validation_size <= len(train_images):
         raise ValueError(
-            f"validation size should be between 0 and {len(train_images)}. Received: {validation_size}."
+            f"validation size should be between 0 and {len(train_images)}. "
+            f"Received: {validation_size}."
         )
     if one_hot:
         train_labels, test_labels = dense_to_one_hot(train_labels), dense_to_one_hot(test_labels)

@@ -144,7 +144,8 @@ def check_pair(images: np.ndarray, labels: np.ndarray, files: SplitFiles, num_cl
     if len(labels) and int(labels.max()) >= num_classes:
         bad = int(np.argmax(labels >= num_classes))
         raise DatasetError(
-            f"{files.labels}: label {int(labels[bad])} at index {bad} is out of range: expected 0..{num_classes - 1}"
+            f"{files.labels}: label {int(labels[bad])} at index {bad} is out of range: "
+            f"expected 0..{num_classes - 1}"
         )
 
 

@@ -78,7 +78,7 @@ def search_dirs(dataset: Dataset, data_dir: str | os.PathLike | None = None) -> 
 def locate(
     source: str | os.PathLike, split: str, data_dir: str | os.PathLike | None = None
 ) -> SplitFiles | None:
-    """Find a split's files for a dataset name or a directory; None if a dataset has none locally."""
+    """Find a split's files for a dataset name or a directory; None if a dataset lacks them here."""
     check_split(split)
     name = os.fspath(source)
     if name in CATALOG:

@@ -13,7 +13,7 @@ FORMATS = ("tfrecord", "png")
 
 
 def read_manifest(directory: Path) -> dict:
-    """The manifest of a converter's OUT; DatasetError naming it if it is unreadable or malformed."""
+    """The manifest of a converter's OUT; DatasetError naming it if unreadable or malformed."""
     path = Path(directory) / MANIFEST
     try:
         manifest = json.loads(path.read_text())
@@ -50,7 +50,10 @@ def manifest_problem(manifest: object) -> str | None:
                 return f"split {split!r}: a shard entry is not a table: {shard!r}"
             for key, kind in (("file", str), ("bytes", int), ("sha256", str), ("records", int)):
                 if not isinstance(shard.get(key), kind):
-                    return f"split {split!r}: shard {shard.get('file', '?')} has no {kind.__name__} {key!r}"
+                    return (
+                        f"split {split!r}: shard {shard.get('file', '?')} "
+                        f"has no {kind.__name__} {key!r}"
+                    )
         if sum(shard["records"] for shard in shards) != entry["records"]:
             return f"split {split!r}: its shards' records do not add up to its {entry['records']}"
     return None

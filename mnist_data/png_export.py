@@ -3,8 +3,9 @@
 Workers take contiguous chunks of a split. Each PNG is written under a temporary name
 and renamed, so no partial PNG ever carries a final name; when a chunk is complete its
 worker drops a `.done` marker, and a resumed run redoes only the chunks without one, or
-with a file gone since (rewriting the same bytes: encoding is deterministic). OUT/<split>.csv lists every file
-with its label, its index in the source and the CRC-32 of its pixels.
+with a file gone since (rewriting the same bytes: encoding is deterministic).
+OUT/<split>.csv lists every file with its label, its index in the source and the CRC-32
+of its pixels.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ LISTING_HEADER = "file,label,index,pixels_crc32\n"
 
 
 def pixel_crcs(images: np.ndarray) -> list[int]:
-    """CRC-32 of each image's raw pixels: lets `verify` catch a valid PNG that holds the wrong image."""
+    """CRC-32 of each image's raw pixels: lets `verify` catch a valid PNG of the wrong image."""
     return [zlib.crc32(image) for image in np.ascontiguousarray(images)]
 
 

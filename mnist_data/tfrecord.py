@@ -82,7 +82,7 @@ class RecordDamage:
 
 
 def iter_records(stream: BinaryIO) -> Iterator[bytes | RecordDamage]:
-    """Yield each payload, checking both CRCs; yield one RecordDamage and stop at the first fault."""
+    """Yield each payload, both CRCs checked; yield one RecordDamage and stop at the first fault."""
     index = offset = 0
     while True:
         header = stream.read(HEADER.size)
@@ -110,7 +110,7 @@ def iter_records(stream: BinaryIO) -> Iterator[bytes | RecordDamage]:
 
 
 def count_records(path: Path, gzipped: bool) -> tuple[int, str | None]:
-    """How many records of a shard file read back intact (both CRCs checked), and the first fault."""
+    """How many records of a shard read back intact (both CRCs checked), and the first fault."""
     count = 0
     try:
         with gzip.open(path, "rb") if gzipped else open(path, "rb") as stream:

@@ -128,7 +128,7 @@ def to_tfrecord(
     progress: bool = True,
     json_path: str | os.PathLike | None = None,
 ) -> dict:
-    """Convert the splits of `source` into TFRecord shards and OUT/manifest.json; returns the summary.
+    """Convert the splits of `source` into TFRecord shards and OUT/manifest.json; returns a summary.
 
     `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10).
     """

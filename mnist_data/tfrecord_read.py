@@ -273,7 +273,7 @@ def _map_entry(buffer: bytes, start: int, stop: int, where: str) -> tuple[str, t
 def _single_value(
     buffer: bytes, span: tuple[int, int], where: str, key: str, kind: int
 ) -> tuple[int, int]:
-    """The span of the one value of a Feature holding a bytes list (kind 1) or int64 list (kind 3)."""
+    """The span of the one value of a Feature holding a bytes (kind 1) or int64 list (kind 3)."""
     lists = list(_fields(buffer, *span, where))
     if len(lists) != 1 or lists[0][0] != kind:
         raise DatasetError(

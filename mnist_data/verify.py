@@ -102,7 +102,7 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
 
 
 def _unlisted_files(out: Path, split: str, rows: list[dict], listing: str) -> list[str]:
-    """Files under OUT/<split>/ that the listing does not name (a class-folder reader would take them)."""
+    """Files in OUT/<split>/ the listing does not name (a class-folder reader would read them)."""
     listed = {row["file"] for row in rows}
     found = (p.relative_to(out).as_posix() for p in (out / split).rglob("*") if p.is_file())
     return [f"{name}: not listed in {listing}" for name in sorted(found) if name not in listed]
@@ -160,7 +160,8 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
                 )
             elif classes and folder != classes[label]:
                 report.problems.append(
-                    f"{row['file']}: in folder {folder!r}, but its label {label} is {classes[label]!r}"
+                    f"{row['file']}: in folder {folder!r}, "
+                    f"but its label {label} is {classes[label]!r}"
                 )
             try:
                 with Image.open(out / row["file"]) as image:
@@ -171,7 +172,8 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
                         )
                     if image.size != size:
                         report.problems.append(
-                            f"{row['file']}: {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}"
+                            f"{row['file']}: {image.size[0]}x{image.size[1]}, "
+                            f"expected {size[0]}x{size[1]}"
                         )
                     elif (
                         image.mode == "L" and crc is not None and zlib.crc32(image.tobytes()) != crc

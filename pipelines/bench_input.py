@@ -1,8 +1,9 @@
 """`mnist-data bench pipeline`: input throughput with a consumer that does no model work.
 
 Epoch 1 is reported apart from the rest: it includes building the pipeline and reading
-and parsing the source; later epochs show the cache. Figures are medians of repeated runs. `compare=True` also runs, in the
-same process and on the same data, the pipelines users have today and a ceiling.
+and parsing the source; later epochs show the cache. Figures are medians of repeated runs.
+`compare=True` also runs, in the same process and on the same data, the pipelines users have
+today and a ceiling.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def ours(
 
 
 def tutorial(images: np.ndarray, labels: np.ndarray):
-    """The classic: per-example cast and one-hot, a 1024-element shuffle buffer, batch 64, no prefetch."""
+    """The classic: per-example cast and one-hot, a 1024-element shuffle, batch 64, no prefetch."""
 
     def per_example(image, label):
         return tf.cast(image, tf.float32) / 255.0, tf.one_hot(label, 10)
@@ -286,9 +287,11 @@ def format_report(report: dict) -> str:
     ours_row = rows[-1]
     lines = [
         f"bench pipeline: {report['source']} ({report['format']}), {report['examples']} examples, "
-        f"batch {report['batch_size']}, {report['epochs']} epochs, median of {report['repeat']} runs, "
+        f"batch {report['batch_size']}, {report['epochs']} epochs, "
+        f"median of {report['repeat']} runs, "
         f"peak RSS {report['peak_rss_mb']} MB",
-        f"{'pipeline':52s} {'epoch 1 ex/s':>13s} {'later ex/s':>12s} {'ours/this (ep1, later)':>24s}",
+        f"{'pipeline':52s} {'epoch 1 ex/s':>13s} {'later ex/s':>12s} "
+        f"{'ours/this (ep1, later)':>24s}",
     ]
     for row in rows:
         first, later = (

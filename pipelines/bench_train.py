@@ -173,7 +173,7 @@ def bench_train(
     best = {name: math.inf for name in methods}
     for _ in range(repeat):
         for name, run in methods.items():
-            gc.collect()  # untimed: frees fit's finished iterators, whose prefetch threads steal cores
+            gc.collect()  # untimed: frees fit's done iterators, whose prefetch threads steal cores
             best[name] = min(best[name], _timed(run, steps))
     result: dict[str, Any] = {
         "model": model,

@@ -1,4 +1,4 @@
-"""Subcommands of the train side of the pipeline layer. TensorFlow is imported only when one runs."""
+"""Subcommands of the train side of the pipeline layer. TensorFlow is imported only when run."""
 
 from __future__ import annotations
 
@@ -189,7 +189,8 @@ def _run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(
-        f"{summary['model']}/{summary['preset']} on {summary['data']}: test accuracy {summary['test_accuracy']:.4f} "
+        f"{summary['model']}/{summary['preset']} on {summary['data']}: "
+        f"test accuracy {summary['test_accuracy']:.4f} "
         f"after {summary['epochs']} epochs, {summary['train_seconds']:.1f} s on {summary['device']}"
     )
     return 0

@@ -101,7 +101,8 @@ class TrainConfig:
 _TABLE: dict[tuple[str, str], TrainConfig] = {
     # Softmax regression's step is ~100 tiny ops: on one thread it runs faster than spread over
     # two (1.1-1.7x with its pipeline here), and the other cores are left to the input pipeline.
-    # A widely copied TF1 softmax-regression example: W ~ N(0, 1), plain SGD 0.01, batch 100 (0.83 at 25 epochs).
+    # A widely copied TF1 softmax-regression example: W ~ N(0, 1), plain SGD 0.01, batch 100
+    # (0.83 at 25 epochs).
     ("softmax", "seed"): TrainConfig(
         "softmax",
         "seed",

@@ -37,7 +37,8 @@ def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
     manifest = read_manifest(directory)
     if split not in manifest.get("splits", {}):
         raise DatasetError(
-            f"{directory}: no split {split!r} in manifest.json (has {', '.join(manifest.get('splits', {}))})"
+            f"{directory}: no split {split!r} in manifest.json "
+            f"(has {', '.join(manifest.get('splits', {}))})"
         )
     return manifest, [
         str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])
@@ -47,7 +48,7 @@ def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
 def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
     """Parsed uint8 chunks: shards read in parallel, records batched before parsing. With
     deterministic options they come in source order: each shard's chunks whole, in the
-    manifest's order (a block as long as the longest shard), while the next shards are read ahead."""
+    manifest's order (a block as long as the longest shard), while later shards are read ahead."""
     manifest, files = split_shards(directory, split)
     longest = max([shard["records"] for shard in manifest["splits"][split]["shards"]], default=0)
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
@@ -118,7 +119,7 @@ def png_listing(
 
 
 def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Decoded (images, labels, index) chunks of a PNG tree, in source order (by the listing's index)."""
+    """Decoded (images, labels, index) chunks of a PNG tree, in the listing's index order."""
     manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named as such
     files, labels, index = png_listing(directory, split, manifest)
     order = np.argsort(index, kind="stable")

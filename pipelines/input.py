@@ -103,7 +103,8 @@ def make_dataset(
         if not isinstance(cache, bool):  # a folder, as str or Path
             raise DatasetError(
                 f"{source}: cache={cache!r} does not combine with service=: use cache=True "
-                "(the split travels to the workers in the graph) or cache=False (they stream the files)"
+                "(the split travels to the workers in the graph) "
+                "or cache=False (they stream the files)"
             )
         service = dispatcher_target(service, service_timeout)
         # Workers produce uint8 batches (4x fewer bytes on the wire); the consumer finishes them.

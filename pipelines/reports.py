@@ -156,7 +156,7 @@ def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
 
 
 def read_digit(path: str | os.PathLike) -> np.ndarray:
-    """An image file as an MNIST-style uint8 [28,28] digit: light strokes on black, resized if needed.
+    """An image as an MNIST-style uint8 [28,28] digit: light strokes on black, resized as needed.
 
     Why: users photograph or draw digits dark on light, in colour, at 16 bits or on a transparent
     canvas; the models only know MNIST's look. Strokes drawn as opacity count as ink, and an

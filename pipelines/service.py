@@ -192,7 +192,8 @@ def _work_dir(path: str | os.PathLike) -> str:
     directory = Path(path)
     if directory.exists() and not directory.is_dir():
         raise DatasetError(
-            f"{directory}: exists and is not a directory, so it cannot hold the dispatcher's journal"
+            f"{directory}: exists and is not a directory, "
+            "so it cannot hold the dispatcher's journal"
         )
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -72,8 +72,9 @@ def train(
 ) -> dict:
     """Train `config` on `data` into run directory `out`; return the final summary.
 
-    Writes RUN_DIR/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png, predictions.png,
-    saved_model/, summary.json}. With `resume`, continues from the last checkpoint (same config as saved).
+    Writes RUN_DIR/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png,
+    predictions.png, saved_model/, summary.json}. With `resume`, continues from the last checkpoint
+    (same config as saved).
     `on_epoch(record)` is called after each epoch's checkpoint is written. One run at a time may
     use RUN_DIR: a second is refused while the first holds its lock.
     """
@@ -198,8 +199,8 @@ def _train(
             isinstance(r, dict) and EPOCH_KEYS <= r.keys() for r in history
         ):
             raise TrainError(
-                f"{out / METRICS}: does not hold the {done} epochs the checkpoint has done, each with "
-                f"{', '.join(sorted(EPOCH_KEYS))}"
+                f"{out / METRICS}: does not hold the {done} epochs the checkpoint has done, "
+                f"each with {', '.join(sorted(EPOCH_KEYS))}"
             )
     writer = tf.summary.create_file_writer(str(out / TENSORBOARD))
     while int(trainer.epoch.numpy()) < config.epochs and not trainer.finished():
@@ -395,7 +396,7 @@ def _portable(data: str | os.PathLike) -> str:
 
 
 def _restore(trainer: Trainer, checkpoint: str, *, partial: bool) -> None:
-    """Load `checkpoint` into the trainer; a TrainError naming it if it is damaged or another model's."""
+    """Load `checkpoint` into the trainer; TrainError naming it if damaged or another model's."""
     import tensorflow as tf
 
     try:

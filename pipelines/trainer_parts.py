@@ -84,7 +84,7 @@ def as_tensors(dataset: Any, what: str = "the dataset") -> tuple[Any, Any]:
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
-    """The preset's optimizer and learning-rate schedule (per-epoch staircase, or cosine over the run)."""
+    """The preset's optimizer and LR schedule (per-epoch staircase, or cosine over the run)."""
     import keras
 
     total = config.max_steps or config.epochs * steps_per_epoch
@@ -238,7 +238,7 @@ class Trainer:
         return tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32))
 
     def one_step(self, images: Any, labels: Any) -> tuple[Any, Any]:
-        """One step on every replica plus the EMA update; returns summed loss and hits (in tf.function)."""
+        """One step on every replica plus the EMA update; summed loss and hits (in tf.function)."""
         import tensorflow as tf
 
         loss, hits = self.strategy.run(self._step, (images, labels))

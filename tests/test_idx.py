@@ -173,7 +173,8 @@ def test_a_claim_past_free_memory_is_an_idx_error(tmp_path: Path) -> None:
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
     )
     assert info.returncode == 1 and info.stderr.strip().splitlines()[-1] == (
-        f"mnist-data: error: {path}: IDX header declares shape ({count}, 28, 28), 2.2 GiB: more memory than is free"
+        f"mnist-data: error: {path}: IDX header declares shape ({count}, 28, 28), 2.2 GiB: "
+        "more memory than is free"
     )
 
 

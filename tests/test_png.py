@@ -82,7 +82,7 @@ def test_encoder_matches_pillow_decoding_for_odd_sizes() -> None:
 def test_keras_labels_of_name_folders_map_back_through_the_manifest(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """Keras numbers name folders alphabetically; the documented mapping gives the dataset labels."""
+    """Keras numbers folders alphabetically; the documented mapping gives the dataset labels."""
     import dataclasses
 
     import keras

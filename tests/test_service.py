@@ -187,7 +187,7 @@ def test_ctrl_c_in_a_terminal_stops_a_dispatcher_and_a_worker():
             os.execve(sys.executable, serve(*args), env())
         started.append((pid, terminal))
     try:
-        for (pid, terminal), says in zip(started, ("dispatcher listening", "registered with")):
+        for (_pid, terminal), says in zip(started, ("dispatcher listening", "registered with")):
             assert says in read_until(terminal, says, 120)
         for pid, terminal in started[::-1]:  # the worker first, then its dispatcher
             os.write(terminal, b"\x03")  # what the terminal sends for Ctrl-C

@@ -315,7 +315,7 @@ def test_cli_writes_json_summary(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize("start,count", [(0, 300), (16_300, 200), ((1 << 21) - 2, 4)])
 def test_bulk_raw_records_equal_one_example_at_a_time(start: int, count: int) -> None:
-    """The numpy record builder must give the bytes of the plain per-record encoder, across varint widths."""
+    """The numpy record builder gives the plain per-record encoder's bytes, across varint widths."""
     from mnist_data.tfrecord import encode_example, encode_raw_records, frame
 
     rng = np.random.default_rng(start)

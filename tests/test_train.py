@@ -1,4 +1,4 @@
-"""Real, tiny training runs on the embedded sample: presets, loop, checkpoint/resume, outputs, CLI."""
+"""Real, tiny trainings on the embedded sample: presets, loop, checkpoint/resume, outputs, CLI."""
 
 from __future__ import annotations
 
@@ -672,8 +672,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from pipelines import trainer_parts
 from pipelines.config import get_config
 from pipelines.train import train
-trainer_parts.local_devices = lambda: (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), "2 x CPU")
-print(json.dumps(train(get_config("mlp", "seed", epochs=2), "mnist-sample", sys.argv[1], progress=False)))
+trainer_parts.local_devices = lambda: (
+    tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), "2 x CPU"
+)
+config = get_config("mlp", "seed", epochs=2)
+print(json.dumps(train(config, "mnist-sample", sys.argv[1], progress=False)))
 """
 
 

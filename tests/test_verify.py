@@ -243,7 +243,10 @@ def test_sigkill_then_rerun_gives_identical_output(
     tmp_path: Path, kind: str, large_idx_dir: Path
 ) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    args = lambda out: [a.format(source=large_idx_dir, out=out) for a in CONVERT[kind]]
+
+    def args(out: Path) -> list[str]:
+        return [a.format(source=large_idx_dir, out=out) for a in CONVERT[kind]]
+
     process = run_cli(args(killed))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:

@@ -80,7 +80,8 @@ def main() -> None:
         }
     baseline = min(timings["gzip+frombuffer"], timings["idx2numpy"], timings["tutorial loop"])
     print(
-        f"{args.path} ({args.path.stat().st_size / 1e6:.1f} MB gz, {reference.shape}) on {platform.processor() or platform.machine()}"
+        f"{args.path} ({args.path.stat().st_size / 1e6:.1f} MB gz, {reference.shape}) "
+        f"on {platform.processor() or platform.machine()}"
     )
     for name, seconds in timings.items():
         print(f"  {name:18s} {seconds * 1000:8.1f} ms   {seconds / baseline:6.3f}x best baseline")

@@ -1,8 +1,8 @@
 """The main job: find the best MNIST-like data available, convert it, benchmark, train.
 
 Online it fetches MNIST; offline it uses Fashion-MNIST from the system if installed,
-else the 2,000-digit sample embedded in the package. Then: TFRecords, our pipeline+loop against the tutorial's feeding, three short trainings,
-one summary table.
+else the 2,000-digit sample embedded in the package. Then: TFRecords, our pipeline+loop
+against the tutorial's feeding, three short trainings, one summary table.
 """
 
 from __future__ import annotations
@@ -154,12 +154,14 @@ def run(source: str | None, work: Path, quick: bool) -> None:
         f"{ours['examples_per_second_later_epochs']:,} ex/s later epochs"
     )
     print(
-        f"  {'model':8s} {'epochs':>6s} {'test acc':>9s} {'seconds':>8s} {'images/s':>10s}  device, plots"
+        f"  {'model':8s} {'epochs':>6s} {'test acc':>9s} {'seconds':>8s} {'images/s':>10s}  "
+        "device, plots"
     )
     for r, run_dir in rows:
         print(
-            f"  {r['model']:8s} {r['epochs']:6d} {r['test_accuracy']:9.4f} {r['train_seconds']:8.1f} "
-            f"{r['examples_per_second']:10,.0f}  {r['device']}, {run_dir}/curves.png {run_dir}/predictions.png"
+            f"  {r['model']:8s} {r['epochs']:6d} {r['test_accuracy']:9.4f} "
+            f"{r['train_seconds']:8.1f} {r['examples_per_second']:10,.0f}  {r['device']}, "
+            f"{run_dir}/curves.png {run_dir}/predictions.png"
         )
     print(f"total {time.perf_counter() - started:.0f} s")
 
