@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_data.atomic import write_json_atomic
 from mnist_data.catalog import CATALOG, SPLITS
 from mnist_data.cli_args import level_0_to_9, output_file, positive_int
 from mnist_data.conversion import line
 from mnist_data.describe import describe
 from mnist_data.fetch import fetch
+from mnist_data.fs import write_json_atomic
 from mnist_data.png_export import LABELS_AS, to_png
 from mnist_data.tfrecord_export import COMPRESSIONS, ENCODINGS, to_tfrecord
 from mnist_data.verify import verify

@@ -19,16 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_data.atomic import (
-    is_temp_name,
-    remove_stale_temps,
-    write_bytes_atomic,
-    write_json_atomic,
-)
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole, summary_clash
 from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
+from mnist_data.fs import (
+    is_temp_name,
+    locked,
+    remove_stale_temps,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from mnist_data.load import resolve
 from mnist_data.manifest import MANIFEST
 
@@ -66,31 +67,20 @@ def image_size(source: str | os.PathLike, arrays: dict) -> dict:
 @contextlib.contextmanager
 def claimed_output(out: Path, identity: dict, overwrite: bool) -> Iterator[None]:
     """Hold OUT for this run, and make it ours: new, resumed from the same run, or cleared with
-    `overwrite`. A second conversion into OUT is refused while this one runs (a lock on the
-    directory, released by the OS if the process dies), so neither sweeps the other's files."""
-    import fcntl
-
+    `overwrite`. A second conversion into OUT is refused while this one runs, so neither sweeps
+    the other's files."""
     if out.exists() and not out.is_dir():
         raise ConvertError(f"{out}: exists and is not a directory, so it cannot hold the output")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        held = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
-    try:
-        try:
-            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConvertError(
-                f"{out}: another conversion is writing here; wait for it to end, "
-                "or choose another OUT"
-            ) from None
-        except OSError:
-            pass  # a file system without flock loses the guard against a second run, nothing else
+    busy = ConvertError(
+        f"{out}: another conversion is writing here; wait for it to end, or choose another OUT"
+    )
+    with locked(out, busy):
         _claim(out, identity, overwrite)
         yield
-    finally:
-        os.close(held)
 
 
 def _claim(out: Path, identity: dict, overwrite: bool) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_data.atomic import TEMP_MARKER, atomic_path, writer_is_gone
+from mnist_data.fs import TEMP_MARKER, atomic_path, writer_is_gone
 from mnist_data.idx import read_idx
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -19,10 +18,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from http.client import HTTPException
 from pathlib import Path
 
-from mnist_data.atomic import first_missing_folder, publish, remove_empty_folders
 from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
 from mnist_data.checksum import file_digest
 from mnist_data.errors import FetchError
+from mnist_data.fs import first_missing_folder, locked, publish, remove_empty_folders
 from mnist_data.locate import user_cache_dir
 
 CHUNK = 1 << 16
@@ -101,39 +100,18 @@ def _present(target: Path, remote: RemoteFile) -> bool:
 @contextlib.contextmanager
 def _downloading(directory: Path) -> Iterator[None]:
     """One download at a time into `directory`: several processes loading the same dataset into
-    a shared cache take turns (the OS drops the lock of a process that dies), rather than
-    appending to one another's part file."""
-    import fcntl
-
+    a shared cache take turns, rather than appending to one another's part file."""
     while True:
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            held = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
             raise _LocalWriteError(
                 f"{directory}: cannot download into it: {exc.strerror or exc}"
             ) from None
-        try:
-            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"mnist-data: waiting for another download into {directory}", file=sys.stderr)
-            fcntl.flock(held, fcntl.LOCK_EX)
-        except OSError:
-            pass  # a file system without flock: downloads there do not take turns
-        if _same_folder(held, directory):
-            break
-        os.close(held)  # the one waited on failed and removed the folder it had made: make it anew
-    try:
-        yield
-    finally:
-        os.close(held)
-
-
-def _same_folder(held: int, directory: Path) -> bool:
-    try:
-        return os.stat(directory).st_ino == os.fstat(held).st_ino
-    except FileNotFoundError:
-        return False
+        with locked(directory):
+            if directory.is_dir():  # the one waited on may have failed and removed it
+                yield
+                return
 
 
 def _fetch_missing(

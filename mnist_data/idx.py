@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_data.atomic import write_bytes_atomic
 from mnist_data.errors import IdxError
+from mnist_data.fs import write_bytes_atomic
 from mnist_data.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 
 # Deflate cannot expand data by more than about 1032:1, so a header that needs more

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_data.atomic import temp_suffix, write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
 from mnist_data.conversion import (
@@ -34,6 +33,7 @@ from mnist_data.conversion import (
     worker_pool,
 )
 from mnist_data.errors import ConvertError
+from mnist_data.fs import temp_suffix, write_bytes_atomic
 from mnist_data.load import class_names, load_splits
 from mnist_data.pngcodec import encode_gray_pngs
 

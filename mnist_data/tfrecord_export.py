@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from google_crc32c import value as crc32c
 
-from mnist_data.atomic import write_bytes_atomic
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
 from mnist_data.conversion import (
@@ -32,6 +31,7 @@ from mnist_data.conversion import (
     worker_pool,
 )
 from mnist_data.errors import ConvertError, DatasetError
+from mnist_data.fs import write_bytes_atomic
 from mnist_data.idx import gzip_compress
 from mnist_data.load import load_splits
 from mnist_data.manifest import read_manifest

@@ -103,7 +103,7 @@ def register(
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from mnist_data.atomic import write_json_atomic
+    from mnist_data.fs import write_json_atomic
     from pipelines.bench_input import bench_pipeline, format_report
     from pipelines.input import PipelineOptions
 

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mnist_data.atomic import write_json_atomic
 from mnist_data.cli_args import non_negative_int, output_file, output_file_or_stdout, positive_int
+from mnist_data.fs import write_json_atomic
 from pipelines import FORMATS
 from pipelines.config import MODELS, PRESETS
 

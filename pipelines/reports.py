@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mnist_data.atomic import atomic_path, remove_stale_temps
+from mnist_data.fs import atomic_path, remove_stale_temps
 from pipelines.config import TrainError
 
 if TYPE_CHECKING:

@@ -6,24 +6,24 @@ tensors resident on the device), so Python runs once per K steps, not once per s
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mnist_data.atomic import (
+from mnist_data.checks import summary_clash
+from mnist_data.fs import (
     first_missing_folder,
     is_temp_name,
+    locked,
     remove_empty_folders,
     write_bytes_atomic,
     write_json_atomic,
 )
-from mnist_data.checks import summary_clash
 from pipelines.config import TrainConfig, TrainError, config_from_dict, get_config
 from pipelines.trainer_parts import Trainer, use_op_threads
 
@@ -94,7 +94,7 @@ def train(
         )
     created = first_missing_folder(out)  # the first folder this run makes
     out.mkdir(parents=True, exist_ok=True)
-    with _run_lock(out):
+    with locked(out / LOCK_FILE, TrainError(f"{out} is in use by another training run")):
         try:
             return _train(config, data, out, format, resume, json_path, progress, on_epoch)
         except BaseException:
@@ -136,20 +136,6 @@ def resolve_run(
             "--data is required (on --resume of a recorded run it defaults to the run's)"
         )
     return config, data, format
-
-
-@contextlib.contextmanager
-def _run_lock(out: Path) -> Iterator[None]:
-    """Hold RUN_DIR's lock file for the run (released by the OS if the process dies). The file
-    stays: deleting it would let a run lock a file that no longer has a name."""
-    import fcntl
-
-    with open(out / LOCK_FILE, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TrainError(f"{out} is in use by another training run") from None
-        yield
 
 
 def _train(

@@ -150,7 +150,7 @@ def test_a_second_fetcher_waits_and_takes_the_first_ones_file(
     os.close(held)
     second.join(10)
     assert not second.is_alive() and server.requests == []
-    assert f"mnist-data: waiting for another download into {target}" in capsys.readouterr().err
+    assert f"mnist-data: waiting for another process using {target}" in capsys.readouterr().err
 
 
 def test_bad_mirror_urls_and_redirect_loops_are_one_line(

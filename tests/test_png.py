@@ -162,7 +162,7 @@ def test_a_file_size_limit_stops_the_export_naming_the_file_and_leaves_no_cut_pn
     import sys
 
     from mnist_data import write_idx
-    from mnist_data.atomic import is_temp_name
+    from mnist_data.fs import is_temp_name
 
     noisy = tmp_path / "noisy"  # 40x40 noise: PNGs of about 1.7 kB, past a 1 kB file size limit
     noisy.mkdir()

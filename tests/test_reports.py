@@ -87,7 +87,7 @@ def test_a_large_digit_is_resized_and_garbage_is_refused(tmp_path, digit):
 def test_saved_model_is_replaced_whole_and_stale_temporaries_go(tmp_path):
     import keras
 
-    from mnist_data.atomic import temp_name_for
+    from mnist_data.fs import temp_name_for
 
     net = keras.Sequential(
         [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
@@ -105,7 +105,7 @@ def test_saved_model_is_replaced_whole_and_stale_temporaries_go(tmp_path):
 def test_a_failed_export_keeps_the_earlier_model(tmp_path, monkeypatch):
     import keras
 
-    import mnist_data.atomic
+    import mnist_data.fs
 
     net = keras.Sequential(
         [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
@@ -117,9 +117,7 @@ def test_a_failed_export_keeps_the_earlier_model(tmp_path, monkeypatch):
     def full_disk(tmp, target, durable=True):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(
-        mnist_data.atomic, "publish", full_disk
-    )  # the rename of the new model fails
+    monkeypatch.setattr(mnist_data.fs, "publish", full_disk)  # the rename of the new model fails
     with pytest.raises(OSError, match="No space left"):
         export_saved_model(net, final)
     assert (final / "saved_model.pb").read_bytes() == before

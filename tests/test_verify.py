@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mnist_data import to_png, to_tfrecord, verify
-from mnist_data.atomic import is_temp_name
 from mnist_data.errors import ConvertError
+from mnist_data.fs import is_temp_name
 from mnist_data_cli import main
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mnist_data import load_splits, to_png, to_tfrecord  # noqa: E402
-from mnist_data.atomic import write_bytes_atomic  # noqa: E402
+from mnist_data.fs import write_bytes_atomic  # noqa: E402
 
 
 def png_tutorial(arrays: dict, out: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_data.atomic import atomic_path, write_bytes_atomic
+from mnist_data.fs import atomic_path, write_bytes_atomic
 
 
 def test_atomic_path_removes_a_failed_directory_output(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_write_replaces_whole_and_failure_keeps_the_old_file(tmp_path: Path) -> 
 
 
 def test_stale_temporaries_are_swept_from_subfolders_only_when_asked(tmp_path: Path) -> None:
-    from mnist_data.atomic import remove_stale_temps, temp_name_for
+    from mnist_data.fs import remove_stale_temps, temp_name_for
 
     (tmp_path / "3").mkdir()
     kept = [tmp_path / "3" / "00001.png", tmp_path / ".hidden-but-ours"]

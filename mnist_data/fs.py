@@ -1,7 +1,8 @@
-"""Atomic file output: write under a temporary name in the same directory, then rename.
+"""File-system helpers: atomic output and one directory lock.
 
-A reader (or a resumed run) therefore never sees a partial file under its final name,
-whatever moment the writer is killed at.
+Atomic output writes under a temporary name in the same directory, then renames, so a reader
+(or a resumed run) never sees a partial file under its final name, whatever moment the writer
+is killed at. The lock lets two processes at once take turns or refuse each other.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +146,31 @@ def remove_empty_folders(deepest: Path, top: Path) -> None:
             folder.rmdir()  # only if empty
         except OSError:
             return
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, busy: Exception | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a directory, or a lock file made if missing) while the
+    block runs; the OS releases it if the process dies. If another process holds it, raise
+    `busy`, or with `busy` None say so on stderr and wait. A file system without locks (some
+    network mounts) runs the block unguarded."""
+    import fcntl
+
+    path = Path(path)
+    if path.is_dir():
+        held = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        held = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if busy is not None:
+                raise busy from None
+            print(f"mnist-data: waiting for another process using {path}", file=sys.stderr)
+            fcntl.flock(held, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(held)
