@@ -27,7 +27,6 @@ from mnist_data.fs import (
     is_temp_name,
     locked,
     remove_stale_temps,
-    write_bytes_atomic,
     write_json_atomic,
 )
 from mnist_data.load import resolve
@@ -113,7 +112,7 @@ def _claim(out: Path, identity: dict, overwrite: bool) -> None:
                     "use --overwrite to replace it"
                 )
         remove_stale_temps(out, recursive=True)  # a killed run's, in OUT and its class folders
-        write_bytes_atomic(marker, json.dumps(identity, indent=2, sort_keys=True).encode())
+        write_json_atomic(marker, identity, sort_keys=True)
     except OSError as exc:
         raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
 
@@ -300,6 +299,6 @@ def line(summary: dict) -> str:
 def publish_manifest(
     out: Path, manifest: dict, summary: dict, json_path: str | os.PathLike | None
 ) -> None:
-    write_bytes_atomic(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    write_json_atomic(out / MANIFEST, manifest, sort_keys=True)
     if json_path:
         write_json_atomic(json_path, summary)

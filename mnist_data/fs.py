@@ -90,13 +90,15 @@ def write_bytes_atomic(
     return final
 
 
-def write_json_atomic(final: str | os.PathLike, value: object, *, indent: int = 2) -> Path:
+def write_json_atomic(final: str | os.PathLike, value: object, *, sort_keys: bool = False) -> Path:
     """Write `value` as JSON to `final` atomically, creating missing parent folders (a summary
     is often asked for inside the output folder the command itself creates)."""
     import json
 
     Path(final).parent.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(final, json.dumps(value, indent=indent).encode())
+    return write_bytes_atomic(
+        final, (json.dumps(value, indent=2, sort_keys=sort_keys) + "\n").encode()
+    )
 
 
 def remove_stale_temps(directory: str | os.PathLike, *, recursive: bool = False) -> int:

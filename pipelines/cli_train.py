@@ -153,7 +153,7 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
     if report:
         print(report)
     if json_path:
-        write_json_atomic(json_path, result, indent=1)
+        write_json_atomic(json_path, result)
 
 
 def _resolve_train(args: argparse.Namespace) -> None:

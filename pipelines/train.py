@@ -21,7 +21,6 @@ from mnist_data.fs import (
     is_temp_name,
     locked,
     remove_empty_folders,
-    write_bytes_atomic,
     write_json_atomic,
 )
 from pipelines.config import TrainConfig, TrainError, config_from_dict, get_config
@@ -163,7 +162,7 @@ def _train(
         "format": format,  # evaluate's default
         "data_fingerprint": data_fingerprint(data),
     }
-    write_bytes_atomic(out / CONFIG, json.dumps(recorded, indent=1).encode())
+    write_json_atomic(out / CONFIG, recorded)
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
     history: list[dict] = []
     if resume and not manager.latest_checkpoint and list((out / CHECKPOINTS).glob("ckpt-*.index")):
@@ -216,7 +215,7 @@ def _train(
         history.append(record)
         _summarise(writer, record)
         trainer.epoch.assign(epoch + 1)
-        write_bytes_atomic(out / METRICS, json.dumps({"epochs": history}, indent=1).encode())
+        write_json_atomic(out / METRICS, {"epochs": history})
         manager.save(checkpoint_number=epoch + 1)
         print(
             f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
@@ -237,9 +236,9 @@ def _train(
         out / PREDICTIONS,
     )
     reports.export_saved_model(trainer.eval_model, out / SAVED_MODEL)
-    write_bytes_atomic(out / SUMMARY, json.dumps(summary, indent=1).encode())
+    write_json_atomic(out / SUMMARY, summary)
     if json_path:
-        write_json_atomic(json_path, summary, indent=1)
+        write_json_atomic(json_path, summary)
     return summary
 
 
