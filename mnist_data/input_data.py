@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import collections
 import os
-import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnist_data.catalog import SPLITS
-from mnist_data.errors import DatasetError, FetchError
-from mnist_data.fetch import fetch
-from mnist_data.load import FALLBACK_DATASET, load_splits
-from mnist_data.locate import files_in
+from mnist_data.sources.catalog import SPLITS
+from mnist_data.sources.load import load_splits
+from mnist_data.sources.source import resolve_source
 
 Datasets = collections.namedtuple("Datasets", ["train", "validation", "test"])
 DEFAULT_VALIDATION_SIZE = 5000
 NUM_CLASSES = 10
+FAKE_DATA = "fake_data is not supported: use the embedded sample (mnist-sample) instead"
 
 
 def dense_to_one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -56,31 +53,15 @@ class DataSet:
         )
         if dtype == np.float32:
             images = images.astype(np.float32) * np.float32(1.0 / 255.0)
-        self._images, self._labels = images, labels
-        self._num_examples = len(images)
-        self._epochs_completed = 0
+        self.images, self.labels = images, labels
+        self.num_examples = len(images)
+        self.epochs_completed = 0
         self._index_in_epoch = 0
         self._rng = np.random.RandomState(seed)
 
-    @property
-    def images(self) -> np.ndarray:
-        return self._images
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self._labels
-
-    @property
-    def num_examples(self) -> int:
-        return self._num_examples
-
-    @property
-    def epochs_completed(self) -> int:
-        return self._epochs_completed
-
     def _shuffle(self) -> None:
-        order = self._rng.permutation(self._num_examples)
-        self._images, self._labels = self._images[order], self._labels[order]
+        order = self._rng.permutation(self.num_examples)
+        self.images, self.labels = self.images[order], self.labels[order]
 
     def next_batch(
         self, batch_size: int, fake_data: bool = False, shuffle: bool = True
@@ -88,27 +69,23 @@ class DataSet:
         """The next `batch_size` examples; a batch that crosses an epoch end takes the
         rest of this epoch plus the start of the next (reshuffled) one."""
         if fake_data:
-            raise ValueError(
-                "fake_data is not supported: use the embedded sample (mnist-sample) instead"
-            )
+            raise ValueError(FAKE_DATA)
         start = self._index_in_epoch
-        if self._epochs_completed == 0 and start == 0 and shuffle:
+        if self.epochs_completed == 0 and start == 0 and shuffle:
             self._shuffle()
-        if start + batch_size > self._num_examples:
-            self._epochs_completed += 1
-            rest_images, rest_labels = self._images[start:], self._labels[start:]
-            if shuffle:
-                self._shuffle()
-            self._index_in_epoch = batch_size - len(rest_images)
-            end = self._index_in_epoch
-            return (
-                np.concatenate((rest_images, self._images[:end]), axis=0),
-                np.concatenate((rest_labels, self._labels[:end]), axis=0),
-            )
-        self._index_in_epoch += batch_size
-        return self._images[start : self._index_in_epoch], self._labels[
-            start : self._index_in_epoch
-        ]
+        end = start + batch_size
+        if end <= self.num_examples:
+            self._index_in_epoch = end
+            return self.images[start:end], self.labels[start:end]
+        self.epochs_completed += 1
+        rest_images, rest_labels = self.images[start:], self.labels[start:]
+        if shuffle:
+            self._shuffle()
+        self._index_in_epoch = end = batch_size - len(rest_images)
+        return (
+            np.concatenate((rest_images, self.images[:end])),
+            np.concatenate((rest_labels, self.labels[:end])),
+        )
 
 
 def read_data_sets(
@@ -127,16 +104,13 @@ def read_data_sets(
     default validation split is 10% of train instead of 5,000.
     """
     if fake_data:
-        raise ValueError(
-            "fake_data is not supported: use the embedded sample (mnist-sample) instead"
-        )
-    source = _source_for(train_dir, source_url)
+        raise ValueError(FAKE_DATA)
+    mirrors = [source_url] if source_url else None
+    source = resolve_source("mnist", train_dir, mirrors=mirrors)
     arrays = load_splits(source, SPLITS)
     (train_images, train_labels), (test_images, test_labels) = arrays["train"], arrays["test"]
     if validation_size is None:
-        validation_size = (
-            DEFAULT_VALIDATION_SIZE if source != FALLBACK_DATASET else len(train_labels) // 10
-        )
+        validation_size = len(train_labels) // 10 if source.fallback else DEFAULT_VALIDATION_SIZE
     if not 0 <= validation_size <= len(train_images):
         raise ValueError(
             f"validation size should be between 0 and {len(train_images)}. "
@@ -152,16 +126,3 @@ def read_data_sets(
         ),
         test=DataSet(test_images, test_labels, **options),
     )
-
-
-def _source_for(train_dir: str | os.PathLike, source_url: str | None) -> str:
-    """`train_dir` if it holds (or can be given) the files, else the embedded sample."""
-    directory = os.fspath(train_dir)
-    if all(files_in(Path(directory), split) for split in SPLITS):
-        return directory
-    try:
-        fetch("mnist", directory, mirrors=[source_url] if source_url else None)
-        return directory
-    except (FetchError, DatasetError) as exc:
-        warnings.warn(f"{exc}\nUsing the embedded 2,000-digit MNIST sample instead.", stacklevel=3)
-        return FALLBACK_DATASET

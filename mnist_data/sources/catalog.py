@@ -15,7 +15,7 @@ STANDARD_STEMS = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample"
 
 
 @dataclass(frozen=True)
@@ -48,28 +48,26 @@ class Dataset:
         return self.files[(split, role)]
 
 
-def _files(
-    sizes_and_md5s: dict[tuple[str, str], tuple[int, str]],
-) -> dict[tuple[str, str], RemoteFile]:
+def _files(*sizes_and_md5s: tuple[int, str]) -> dict[tuple[str, str], RemoteFile]:
+    """The four files, given as (size, md5) in the order of STANDARD_STEMS."""
     return {
-        key: RemoteFile(STANDARD_STEMS[key] + ".gz", size, md5)
-        for key, (size, md5) in sizes_and_md5s.items()
+        key: RemoteFile(stem + ".gz", size, md5)
+        for (key, stem), (size, md5) in zip(STANDARD_STEMS.items(), sizes_and_md5s)
     }
 
 
 DIGITS = tuple(str(d) for d in range(10))
+FASHION = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
 
 CATALOG: dict[str, Dataset] = {
     "mnist": Dataset(
         name="mnist",
         title="MNIST handwritten digits (LeCun, Cortes, Burges)",
         files=_files(
-            {
-                ("train", "images"): (9912422, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-                ("train", "labels"): (28881, "d53e105ee54ea40749a09fcbcd1e9432"),
-                ("test", "images"): (1648877, "9fb629c4189551a2d022fa330f9573f3"),
-                ("test", "labels"): (4542, "ec29112dd5afa0611ce80d1b7f02629c"),
-            }
+            (9912422, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+            (28881, "d53e105ee54ea40749a09fcbcd1e9432"),
+            (1648877, "9fb629c4189551a2d022fa330f9573f3"),
+            (4542, "ec29112dd5afa0611ce80d1b7f02629c"),
         ),
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -84,26 +82,13 @@ CATALOG: dict[str, Dataset] = {
         name="fashion-mnist",
         title="Fashion-MNIST (Zalando Research)",
         files=_files(
-            {
-                ("train", "images"): (26421880, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-                ("train", "labels"): (29515, "25c81989df183df01b3e8a0aad5dffbe"),
-                ("test", "images"): (4422102, "bef4ecab320f06d8554ea6380940ec79"),
-                ("test", "labels"): (5148, "bb300cfdad3c16e7a12a480ee83cd310"),
-            }
+            (26421880, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            (29515, "25c81989df183df01b3e8a0aad5dffbe"),
+            (4422102, "bef4ecab320f06d8554ea6380940ec79"),
+            (5148, "bb300cfdad3c16e7a12a480ee83cd310"),
         ),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        classes=(
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
+        classes=tuple(FASHION.split(",")),
         homepage="https://github.com/zalandoresearch/fashion-mnist",
         system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
     ),
@@ -111,12 +96,10 @@ CATALOG: dict[str, Dataset] = {
         name="kmnist",
         title="Kuzushiji-MNIST (ROIS-DS CODH)",
         files=_files(
-            {
-                ("train", "images"): (18165135, "bdb82020997e1d708af4cf47b453dcf7"),
-                ("train", "labels"): (29497, "e144d726b3acfaa3e44228e80efcd344"),
-                ("test", "images"): (3041136, "5c965bf0a639b31b8f53240b1b52f4d7"),
-                ("test", "labels"): (5120, "7320c461ea6c1c855c0b718fb2a4b134"),
-            }
+            (18165135, "bdb82020997e1d708af4cf47b453dcf7"),
+            (29497, "e144d726b3acfaa3e44228e80efcd344"),
+            (3041136, "5c965bf0a639b31b8f53240b1b52f4d7"),
+            (5120, "7320c461ea6c1c855c0b718fb2a4b134"),
         ),
         mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
         classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
@@ -127,12 +110,10 @@ CATALOG: dict[str, Dataset] = {
         name="mnist-sample",
         title="2,000 real MNIST digits embedded in the package (1,600 train, 400 test)",
         files=_files(
-            {
-                ("train", "images"): (261457, "d50836f913d9ac4fbac025f8218dead7"),
-                ("train", "labels"): (854, "711d5cadb659ca31605653e087d101c4"),
-                ("test", "images"): (65248, "5618a6b415178f0ccebb01097f1e17bd"),
-                ("test", "labels"): (248, "0c148cd64fc4226c2ed350580c2d59cb"),
-            }
+            (261457, "d50836f913d9ac4fbac025f8218dead7"),
+            (854, "711d5cadb659ca31605653e087d101c4"),
+            (65248, "5618a6b415178f0ccebb01097f1e17bd"),
+            (248, "0c148cd64fc4226c2ed350580c2d59cb"),
         ),
         mirrors=(),
         classes=DIGITS,
@@ -144,12 +125,9 @@ CATALOG: dict[str, Dataset] = {
 
 def get_dataset(name: str) -> Dataset:
     """Look a dataset up by name, with a clear error listing the known ones."""
-    try:
-        return CATALOG[name]
-    except KeyError:
-        raise DatasetError(
-            f"unknown dataset {name!r}: expected one of {', '.join(CATALOG)}"
-        ) from None
+    if name not in CATALOG:
+        raise DatasetError(f"unknown dataset {name!r}: expected one of {', '.join(CATALOG)}")
+    return CATALOG[name]
 
 
 def check_split(split: str) -> str:

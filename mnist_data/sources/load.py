@@ -1,0 +1,159 @@
+"""`load`: a dataset name, IDX directory or Source in, checked (images, labels) arrays out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mnist_data.checksum import file_digest
+from mnist_data.errors import DatasetError
+from mnist_data.idx import read_idx
+from mnist_data.sources.cache import read_idx_cached
+from mnist_data.sources.catalog import CATALOG, SPLITS
+from mnist_data.sources.locate import SplitFiles, user_cache_dir
+from mnist_data.sources.source import Source, resolve_source, split_files
+
+DEFAULT_NUM_CLASSES = 10
+SourceSpec = str | os.PathLike | Source
+
+
+def resolve(
+    source: SourceSpec,
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    fallback: bool = True,
+) -> SplitFiles:
+    """The IDX files of one split (see `resolve_source`)."""
+    resolved = resolve_source(
+        source, data_dir, splits=[split], download=download, fallback=fallback
+    )
+    return split_files(resolved, split)
+
+
+def load(
+    source: SourceSpec = "mnist",
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    cache: bool = True,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split.
+
+    `source` is a catalog name (see `mnist_data.CATALOG`), a directory holding the standard
+    IDX files, or a Source. Decoded arrays are cached as memory-mapped .npy files in the user
+    cache dir (``cache=False`` decodes every time).
+    """
+    return load_splits(
+        source, [split], data_dir, download=download, cache=cache, num_classes=num_classes
+    )[split]
+
+
+def load_splits(
+    source: SourceSpec = "mnist",
+    splits: Iterable[str] = SPLITS,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    cache: bool = True,
+    num_classes: int | None = None,
+    fallback: bool = True,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Several splits at once; their files are decoded concurrently (inflate releases the GIL).
+
+    `fallback=False` refuses to stand the embedded sample in for an unavailable MNIST.
+    """
+    splits = [splits] if isinstance(splits, str) else list(splits)
+    source = resolve_source(source, data_dir, splits=splits, download=download, fallback=fallback)
+    files = {split: split_files(source, split) for split in splits}
+    cache_dir = user_cache_dir() / "decoded" if cache else None
+    paths = [path for found in files.values() for path in found]
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+        arrays = iter(pool.map(lambda path: read_idx_cached(path, cache_dir), paths))
+    classes = num_classes or len(source.classes or range(DEFAULT_NUM_CLASSES))
+    result = {}
+    for split, found in files.items():
+        result[split] = next(arrays), next(arrays)
+        check_pair(*result[split], found, classes)
+    return result
+
+
+def check_pair(images: np.ndarray, labels: np.ndarray, files: SplitFiles, num_classes: int) -> None:
+    """Images and labels must agree in count, have the expected types and valid labels."""
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DatasetError(
+            f"{files.images}: expected uint8 images [N, H, W], found {images.dtype} {images.shape}"
+        )
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise DatasetError(
+            f"{files.labels}: expected uint8 labels [N], found {labels.dtype} {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{files.images.parent}: {files.images.name} holds {len(images)} images but "
+            f"{files.labels.name} holds {len(labels)} labels"
+        )
+    if len(labels) and int(labels.max()) >= num_classes:
+        bad = int(np.argmax(labels >= num_classes))
+        raise DatasetError(
+            f"{files.labels}: label {int(labels[bad])} at index {bad} is out of range: "
+            f"expected 0..{num_classes - 1}"
+        )
+
+
+def class_names(source: SourceSpec) -> tuple[str, ...] | None:
+    """Class names of a catalog dataset, or of the one a converter's output was made from; None
+    for a plain directory of IDX files. Never downloads."""
+    if isinstance(source, Source):
+        return source.classes
+    name = os.fspath(source)
+    return CATALOG[name].classes if name in CATALOG else resolve_source(name).classes
+
+
+def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
+    """Shape, dtype, MD5, catalog match and (for integer vectors) the count of each value."""
+    array = read_idx(path) if array is None else array
+    md5 = file_digest(path, "md5")
+    match = [
+        f"{d.name}/{f.name}" for d in CATALOG.values() for f in d.files.values() if f.md5 == md5
+    ]
+    summary = {
+        "file": str(path),
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "bytes": path.stat().st_size,
+        "md5": md5,
+        "catalog_match": match[0] if match else None,
+    }
+    if array.ndim == 1 and array.dtype.kind in "ui" and len(array) and array.min() >= 0:
+        values, counts = np.unique(array, return_counts=True)  # sparse: labels may be huge numbers
+        summary["per_class"] = (
+            dict(zip(values.tolist(), counts.tolist()))
+            if values[-1] >= 256
+            else np.bincount(array).tolist()
+        )
+    return summary
+
+
+def describe(
+    source: SourceSpec, data_dir: str | os.PathLike | None = None, *, num_classes: int | None = None
+) -> dict:
+    """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file, for
+    `mnist-data info`. `num_classes` admits labels up to num_classes - 1."""
+    name = os.fspath(source)
+    if Path(name).is_file():
+        return {"source": name, "files": [describe_file(Path(name))]}
+    resolved = resolve_source(source, data_dir, download=False)
+    arrays = load_splits(resolved, SPLITS, num_classes=num_classes)
+    files = []
+    for split, found in ((split, split_files(resolved, split)) for split in SPLITS):
+        for path, array in zip(found, arrays[split]):
+            files.append({"split": split, **describe_file(path, array)})
+    return {"source": name, "files": files}
