@@ -1,9 +1,5 @@
-"""The TensorFlow 1 tutorial API, `input_data.read_data_sets`, which TF2 removed.
-
-Old tutorials do ``mnist = input_data.read_data_sets("MNIST_data/", one_hot=True)`` and
-then loop on ``mnist.train.next_batch(100)``; this module keeps that code running,
-with the same shapes, scaling, validation split and epoch-boundary semantics.
-"""
+"""The TensorFlow 1 tutorial API that TF2 removed (`read_data_sets`, `next_batch`), with the same
+shapes, scaling, validation split and epoch-boundary semantics, so old tutorials keep running."""
 
 from __future__ import annotations
 
@@ -19,15 +15,12 @@ from mnist_data.sources.source import resolve_source
 
 Datasets = collections.namedtuple("Datasets", ["train", "validation", "test"])
 DEFAULT_VALIDATION_SIZE = 5000
-NUM_CLASSES = 10
 FAKE_DATA = "fake_data is not supported: use the embedded sample (mnist-sample) instead"
 
 
-def dense_to_one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+def dense_to_one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
     """Integer labels [N] to float one-hot rows [N, num_classes]."""
-    one_hot = np.zeros((len(labels), num_classes), dtype=np.float64)
-    one_hot[np.arange(len(labels)), labels] = 1.0
-    return one_hot
+    return np.eye(num_classes)[labels]
 
 
 class DataSet:
@@ -47,15 +40,11 @@ class DataSet:
             raise TypeError(f"invalid image dtype {dtype}: expected uint8 or float32")
         if len(images) != len(labels):
             raise ValueError(f"images.shape: {images.shape} labels.shape: {labels.shape}")
-        pixels = int(np.prod(images.shape[1:]))
-        images = (
-            images.reshape(len(images), pixels) if reshape else images.reshape(*images.shape[:3], 1)
-        )
+        images = images.reshape(len(images), -1) if reshape else images[..., None]
         if dtype == np.float32:
             images = images.astype(np.float32) * np.float32(1.0 / 255.0)
         self.images, self.labels = images, labels
-        self.num_examples = len(images)
-        self.epochs_completed = 0
+        self.num_examples, self.epochs_completed = len(images), 0
         self._index_in_epoch = 0
         self._rng = np.random.RandomState(seed)
 
@@ -105,24 +94,22 @@ def read_data_sets(
     """
     if fake_data:
         raise ValueError(FAKE_DATA)
-    mirrors = [source_url] if source_url else None
-    source = resolve_source("mnist", train_dir, mirrors=mirrors)
+    source = resolve_source("mnist", train_dir, mirrors=[source_url] if source_url else None)
     arrays = load_splits(source, SPLITS)
-    (train_images, train_labels), (test_images, test_labels) = arrays["train"], arrays["test"]
+    (images, labels), test = arrays["train"], arrays["test"]
     if validation_size is None:
-        validation_size = len(train_labels) // 10 if source.fallback else DEFAULT_VALIDATION_SIZE
-    if not 0 <= validation_size <= len(train_images):
+        validation_size = len(labels) // 10 if source.fallback else DEFAULT_VALIDATION_SIZE
+    if not 0 <= validation_size <= len(images):
         raise ValueError(
-            f"validation size should be between 0 and {len(train_images)}. "
-            f"Received: {validation_size}."
+            f"validation size should be between 0 and {len(images)}. Received: {validation_size}."
         )
-    if one_hot:
-        train_labels, test_labels = dense_to_one_hot(train_labels), dense_to_one_hot(test_labels)
-    options = dict(dtype=dtype, reshape=reshape, seed=seed)
+    cut = validation_size
+    parts = (images[cut:], labels[cut:]), (images[:cut], labels[:cut]), test
     return Datasets(
-        train=DataSet(train_images[validation_size:], train_labels[validation_size:], **options),
-        validation=DataSet(
-            train_images[:validation_size], train_labels[:validation_size], **options
-        ),
-        test=DataSet(test_images, test_labels, **options),
+        *(
+            DataSet(
+                x, dense_to_one_hot(y) if one_hot else y, dtype=dtype, reshape=reshape, seed=seed
+            )
+            for x, y in parts
+        )
     )

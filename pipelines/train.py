@@ -370,8 +370,7 @@ def _portable(data: str | os.PathLike) -> str:
     download cannot switch a resumed run's data); a directory as an absolute path, valid from
     any working directory."""
     from mnist_data.sources.catalog import CATALOG
-    from mnist_data.sources.locate import locate
-    from mnist_data.sources.source import FALLBACK_DATASET
+    from mnist_data.sources.source import FALLBACK_DATASET, locate
 
     if os.fspath(data) == "mnist" and locate("mnist", "train") is None:
         return FALLBACK_DATASET

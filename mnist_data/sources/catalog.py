@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ STANDARD_STEMS = {
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample"
+DATA_DIR_ENV = "MNIST_DATA_DIR"
+CACHE_DIR_ENV = "MNIST_DATA_CACHE"
 
 
 @dataclass(frozen=True)
@@ -29,23 +32,15 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset in the standard four-file IDX layout."""
+    """A dataset in the standard four-file IDX layout, with where to find it."""
 
     name: str
     title: str
     files: dict[tuple[str, str], RemoteFile]
     mirrors: tuple[str, ...]
     classes: tuple[str, ...]
-    homepage: str
     system_dirs: tuple[Path, ...] = ()
     embedded_dir: Path | None = None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def file(self, split: str, role: str) -> RemoteFile:
-        return self.files[(split, role)]
 
 
 def _files(*sizes_and_md5s: tuple[int, str]) -> dict[tuple[str, str], RemoteFile]:
@@ -75,7 +70,6 @@ CATALOG: dict[str, Dataset] = {
             "http://yann.lecun.com/exdb/mnist/",
         ),
         classes=DIGITS,
-        homepage="http://yann.lecun.com/exdb/mnist/",
         system_dirs=(Path("/usr/share/datasets/mnist"),),
     ),
     "fashion-mnist": Dataset(
@@ -89,7 +83,6 @@ CATALOG: dict[str, Dataset] = {
         ),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         classes=tuple(FASHION.split(",")),
-        homepage="https://github.com/zalandoresearch/fashion-mnist",
         system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
     ),
     "kmnist": Dataset(
@@ -103,7 +96,6 @@ CATALOG: dict[str, Dataset] = {
         ),
         mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
         classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-        homepage="https://github.com/rois-codh/kmnist",
         system_dirs=(Path("/usr/share/datasets/kmnist"),),
     ),
     "mnist-sample": Dataset(
@@ -117,7 +109,6 @@ CATALOG: dict[str, Dataset] = {
         ),
         mirrors=(),
         classes=DIGITS,
-        homepage="http://yann.lecun.com/exdb/mnist/",
         embedded_dir=SAMPLE_DIR,
     ),
 }
@@ -134,3 +125,19 @@ def check_split(split: str) -> str:
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     return split
+
+
+def user_cache_dir() -> Path:
+    """The per-user cache root: $MNIST_DATA_CACHE, else $XDG_CACHE_HOME/mnist-data."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-data"
+
+
+def search_dirs(dataset: Dataset, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Directories searched for `dataset`, in order of precedence."""
+    dirs = [Path(data_dir)] if data_dir is not None else []
+    if os.environ.get(DATA_DIR_ENV):
+        dirs.append(Path(os.environ[DATA_DIR_ENV]) / dataset.name)
+    dirs += [user_cache_dir() / dataset.name, *dataset.system_dirs]
+    return dirs + ([dataset.embedded_dir] if dataset.embedded_dir else [])

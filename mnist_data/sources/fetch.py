@@ -1,25 +1,29 @@
-"""Download a catalog dataset: mirrors in order, resumable, checksummed, one at a time.
-
-A download goes to a hidden `.NAME.part` file beside the target; a cut one is resumed with an
-HTTP Range request, and the file gets its final name only once its MD5 matches the catalog.
-"""
+"""Download a catalog dataset: mirrors in order, one at a time, into a hidden `.NAME.part` file
+that a cut download resumes (HTTP Range) and that is renamed once its MD5 matches the catalog."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from http.client import HTTPException
 from pathlib import Path
 
+from tqdm import tqdm
+
 from mnist_data.checksum import file_digest
 from mnist_data.errors import FetchError
-from mnist_data.fs import first_missing_folder, locked, publish, remove_empty_folders
-from mnist_data.sources.catalog import ROLES, SPLITS, STANDARD_STEMS, RemoteFile, get_dataset
-from mnist_data.sources.locate import user_cache_dir
+from mnist_data.fs import locked, publish
+from mnist_data.sources.catalog import (
+    ROLES,
+    SPLITS,
+    STANDARD_STEMS,
+    RemoteFile,
+    get_dataset,
+    user_cache_dir,
+)
 
 CHUNK = 1 << 16
 ATTEMPTS_PER_MIRROR = 3
@@ -27,10 +31,6 @@ ATTEMPTS_PER_MIRROR = 3
 
 class _Unreachable(FetchError):
     """The mirror could not be reached or cut every attempt (rather than refusing the file)."""
-
-
-class _LocalWriteError(FetchError):
-    """The download cannot be stored here (disk full, no permission): no mirror can help."""
 
 
 def part_path(target: Path) -> Path:
@@ -53,40 +53,12 @@ def fetch(
     urls = tuple(mirrors or spec.mirrors)
     if not urls:
         raise FetchError(f"{spec.name} has no mirrors: it is embedded and needs no download")
-    wanted = [spec.file(split, role) for split in splits for role in ROLES]
-    if all(_present(directory / remote.name, remote) for remote in wanted):
-        return directory
-    created = first_missing_folder(directory)
-    with _downloading(directory):
-        try:
-            for remote in wanted:
-                _fetch_file(remote, directory, urls, progress=progress, timeout=timeout)
-        except BaseException:  # still holding the folder: no waiting download can be in it
-            if created is not None:
-                remove_empty_folders(directory, created)
-            raise
+    wanted = [spec.files[(split, role)] for split in splits for role in ROLES]
+    directory.mkdir(parents=True, exist_ok=True)  # an OSError here names the directory
+    with locked(directory):  # processes fetching into one directory take turns
+        for remote in wanted:
+            _fetch_file(remote, directory, urls, progress=progress, timeout=timeout)
     return directory
-
-
-def _present(target: Path, remote: RemoteFile) -> bool:
-    return target.is_file() and file_digest(target, "md5") == remote.md5
-
-
-@contextlib.contextmanager
-def _downloading(directory: Path) -> Iterator[None]:
-    """One download at a time into `directory`: processes fetching into a shared cache take
-    turns rather than appending to one another's part file."""
-    while True:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _LocalWriteError(
-                f"{directory}: cannot download into it: {exc.strerror}"
-            ) from None
-        with locked(directory):
-            if directory.is_dir():  # the one waited on may have failed and removed it
-                yield
-                return
 
 
 def _fetch_file(
@@ -104,21 +76,17 @@ def _fetch_file(
             _download(url, remote, part_path(target), progress=progress, timeout=timeout)
             publish(part_path(target), target)
             return
-        except _LocalWriteError:
-            raise
         except ValueError as exc:
             raise FetchError(f"mirror {mirror!r}: not a URL ({exc})") from None
         except FetchError as exc:
             failures.append(f"{url}: {exc}")
             unreachable |= isinstance(exc, _Unreachable)
-    found = (
-        f"; {target} is there but its md5 is {present}, not the published one" if present else ""
-    )
+    found = f"; {target} is there but its md5 is {present}, not the published one"
     names = ", ".join(f"{stem}.gz" for stem in STANDARD_STEMS.values())
     advice = f" Offline? Place the published files ({names}) in {directory} and run again."
     raise FetchError(
         f"could not download {remote.name} (md5 {remote.md5}) from any mirror "
-        f"({'; '.join(failures)}){found}.{advice if unreachable else ''}"
+        f"({'; '.join(failures)}){found if present else ''}.{advice if unreachable else ''}"
     )
 
 
@@ -165,32 +133,14 @@ def _append(url: str, part: Path, size: int, *, progress: bool, timeout: float) 
         elif not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
             part.unlink()  # these bytes do not continue ours: the next attempt starts at 0
             raise ConnectionResetError(f"the server resumed elsewhere than at byte {have}")
-        try:
-            sink = open(part, "ab" if have else "wb")
-        except OSError as exc:
-            raise _LocalWriteError(f"{part}: cannot write: {exc.strerror}") from None
-        from tqdm import tqdm
-
         shown = progress and sys.stderr.isatty()  # no carriage returns in a log
-        name = url.rsplit("/", 1)[-1]
-        bar = tqdm(
-            total=size,
-            initial=have,
-            unit="B",
-            unit_scale=True,
-            desc=name,
-            leave=False,
-            disable=not shown,
-        )
-        with sink, bar:
+        bar = tqdm(total=size, initial=have, unit="B", unit_scale=True, disable=not shown)
+        with open(part, "ab" if have else "wb") as sink, bar:
             while block := response.read(CHUNK):
                 have += len(block)
                 if have > size:
                     raise FetchError(f"the server sent more than the {size} bytes of the file")
-                try:
-                    sink.write(block)
-                except OSError as exc:
-                    raise _LocalWriteError(f"{part}: cannot write: {exc.strerror}") from None
+                sink.write(block)  # a full disk raises OSError: no mirror can help
                 bar.update(len(block))
 
 

@@ -13,9 +13,8 @@ from mnist_data.checksum import file_digest
 from mnist_data.errors import DatasetError
 from mnist_data.idx import read_idx
 from mnist_data.sources.cache import read_idx_cached
-from mnist_data.sources.catalog import CATALOG, SPLITS
-from mnist_data.sources.locate import SplitFiles, user_cache_dir
-from mnist_data.sources.source import Source, resolve_source, split_files
+from mnist_data.sources.catalog import CATALOG, SPLITS, user_cache_dir
+from mnist_data.sources.source import Source, SplitFiles, resolve_source, split_files
 
 DEFAULT_NUM_CLASSES = 10
 SourceSpec = str | os.PathLike | Source

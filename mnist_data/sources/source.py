@@ -1,9 +1,5 @@
-"""`Source`: what a dataset name or directory stands for, resolved once at the boundary.
-
-A catalog name becomes the directory its files are in (downloaded if missing; the embedded
-sample stands in for an unavailable MNIST); a directory is IDX files or a converter's output,
-told apart by OUT/manifest.json, which is read here and only here.
-"""
+"""`Source`: what a dataset name or directory stands for, resolved once at the boundary: a
+catalog dataset's local (or downloaded) files, IDX files, or a converter's output (manifest)."""
 
 from __future__ import annotations
 
@@ -14,15 +10,31 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mnist_data.errors import DatasetError, FetchError
-from mnist_data.sources.catalog import CATALOG, ROLES, SPLITS, STANDARD_STEMS, Dataset, check_split
+from mnist_data.sources.catalog import (
+    CATALOG,
+    ROLES,
+    SPLITS,
+    STANDARD_STEMS,
+    Dataset,
+    check_split,
+    get_dataset,
+    search_dirs,
+)
 from mnist_data.sources.fetch import fetch
-from mnist_data.sources.locate import SplitFiles, files_in, search_dirs
 
 MANIFEST = "manifest.json"
 FORMATS = ("tfrecord", "png")
 FALLBACK_DATASET = "mnist-sample"
+
+
+class SplitFiles(NamedTuple):
+    """The two IDX files of one split."""
+
+    images: Path
+    labels: Path
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ def _catalog_source(
     if found is None and download:
         try:
             found = fetch(dataset.name, data_dir, splits=splits, mirrors=mirrors)
-        except FetchError as exc:
+        except (FetchError, OSError) as exc:  # OSError: the files cannot be stored here
             failure = exc
     if found is not None:
         return Source("idx", found, dataset, classes=dataset.classes)
@@ -132,6 +144,23 @@ def split_files(source: Source, split: str) -> SplitFiles:
         wanted = " and ".join(STANDARD_STEMS[(split, role)] + "[.gz]" for role in ROLES)
         raise DatasetError(f"{source.path}: no {split} split here: expected {wanted}")
     return found
+
+
+def files_in(directory: Path, split: str) -> SplitFiles | None:
+    """The split's files in `directory` (gzipped or raw, dashed or dotted), or None."""
+    found = []
+    for role in ROLES:
+        stem = STANDARD_STEMS[(split, role)]
+        dotted = stem.replace("-idx", ".idx")
+        names = (f"{stem}.gz", stem, dotted, f"{dotted}.gz")
+        found.append(next((directory / n for n in names if (directory / n).is_file()), None))
+    return None if None in found else SplitFiles(*found)
+
+
+def locate(name: str, split: str, data_dir: str | os.PathLike | None = None) -> SplitFiles | None:
+    """A catalog dataset's files of one split, from the first directory holding them, or None."""
+    dirs = search_dirs(get_dataset(name), data_dir)
+    return next(filter(None, (files_in(directory, split) for directory in dirs)), None)
 
 
 def read_manifest(directory: str | os.PathLike) -> dict:
