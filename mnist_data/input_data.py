@@ -40,7 +40,8 @@ class DataSet:
             raise TypeError(f"invalid image dtype {dtype}: expected uint8 or float32")
         if len(images) != len(labels):
             raise ValueError(f"images.shape: {images.shape} labels.shape: {labels.shape}")
-        images = images.reshape(len(images), -1) if reshape else images[..., None]
+        pixels = int(np.prod(images.shape[1:]))  # reshape(N, -1) fails for N == 0
+        images = images.reshape(len(images), pixels) if reshape else images[..., None]
         if dtype == np.float32:
             images = images.astype(np.float32) * np.float32(1.0 / 255.0)
         self.images, self.labels = images, labels

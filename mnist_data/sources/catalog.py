@@ -17,8 +17,6 @@ STANDARD_STEMS = {
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample"
-DATA_DIR_ENV = "MNIST_DATA_DIR"
-CACHE_DIR_ENV = "MNIST_DATA_CACHE"
 
 
 @dataclass(frozen=True)
@@ -129,15 +127,15 @@ def check_split(split: str) -> str:
 
 def user_cache_dir() -> Path:
     """The per-user cache root: $MNIST_DATA_CACHE, else $XDG_CACHE_HOME/mnist-data."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
+    if os.environ.get("MNIST_DATA_CACHE"):
+        return Path(os.environ["MNIST_DATA_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-data"
 
 
 def search_dirs(dataset: Dataset, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Directories searched for `dataset`, in order of precedence."""
     dirs = [Path(data_dir)] if data_dir is not None else []
-    if os.environ.get(DATA_DIR_ENV):
-        dirs.append(Path(os.environ[DATA_DIR_ENV]) / dataset.name)
+    if os.environ.get("MNIST_DATA_DIR"):
+        dirs.append(Path(os.environ["MNIST_DATA_DIR"]) / dataset.name)
     dirs += [user_cache_dir() / dataset.name, *dataset.system_dirs]
     return dirs + ([dataset.embedded_dir] if dataset.embedded_dir else [])

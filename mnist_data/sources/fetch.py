@@ -98,9 +98,9 @@ def _download(url: str, remote: RemoteFile, part: Path, *, progress: bool, timeo
         try:
             _append(url, part, remote.size, progress=progress, timeout=timeout)
         except urllib.error.HTTPError as exc:
-            raise FetchError(f"HTTP {exc.code} {_one_line(exc.reason)}") from None
+            raise FetchError(f"HTTP {exc.code} {' '.join(str(exc.reason).split())}") from None
         except (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError) as exc:
-            error = _one_line(getattr(exc, "reason", exc)) or type(exc).__name__
+            error = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
             continue
         if part.stat().st_size < remote.size:
             error = "connection closed before the end of the file"
@@ -142,7 +142,3 @@ def _append(url: str, part: Path, size: int, *, progress: bool, timeout: float) 
                     raise FetchError(f"the server sent more than the {size} bytes of the file")
                 sink.write(block)  # a full disk raises OSError: no mirror can help
                 bar.update(len(block))
-
-
-def _one_line(reason: object) -> str:
-    return " ".join(str(reason).split())

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,59 +17,36 @@ from mnist_data.sources.cache import read_idx_cached
 from mnist_data.sources.catalog import CATALOG, SPLITS, user_cache_dir
 from mnist_data.sources.source import Source, SplitFiles, resolve_source, split_files
 
-DEFAULT_NUM_CLASSES = 10
 SourceSpec = str | os.PathLike | Source
+PathSpec = str | os.PathLike | None
 
 
-def resolve(
-    source: SourceSpec,
-    split: str,
-    data_dir: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    fallback: bool = True,
-) -> SplitFiles:
-    """The IDX files of one split (see `resolve_source`)."""
-    resolved = resolve_source(
-        source, data_dir, splits=[split], download=download, fallback=fallback
-    )
-    return split_files(resolved, split)
+def resolve(source: SourceSpec, split: str, data_dir: PathSpec = None, **kw: bool) -> SplitFiles:
+    """The IDX files of one split; `kw` (download, fallback) as for `resolve_source`."""
+    return split_files(resolve_source(source, data_dir, splits=[split], **kw), split)
 
 
 def load(
-    source: SourceSpec = "mnist",
-    split: str = "train",
-    data_dir: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    cache: bool = True,
-    num_classes: int | None = None,
+    source: SourceSpec = "mnist", split: str = "train", data_dir: PathSpec = None, **options: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split.
-
-    `source` is a catalog name (see `mnist_data.CATALOG`), a directory holding the standard
-    IDX files, or a Source. Decoded arrays are cached as memory-mapped .npy files in the user
-    cache dir (``cache=False`` decodes every time).
-    """
-    return load_splits(
-        source, [split], data_dir, download=download, cache=cache, num_classes=num_classes
-    )[split]
+    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split of a catalog name, IDX directory
+    or Source; `options` (download, cache, num_classes, fallback) as for load_splits."""
+    return load_splits(source, [split], data_dir, **options)[split]
 
 
 def load_splits(
     source: SourceSpec = "mnist",
     splits: Iterable[str] = SPLITS,
-    data_dir: str | os.PathLike | None = None,
+    data_dir: PathSpec = None,
     *,
     download: bool = True,
     cache: bool = True,
     num_classes: int | None = None,
     fallback: bool = True,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Several splits at once; their files are decoded concurrently (inflate releases the GIL).
-
-    `fallback=False` refuses to stand the embedded sample in for an unavailable MNIST.
-    """
+    """Several splits at once, decoded concurrently (inflate releases the GIL) and cached as
+    memory-mapped .npy (`cache=False`: decode every time). `fallback=False` refuses the sample
+    in place of an unavailable MNIST."""
     splits = [splits] if isinstance(splits, str) else list(splits)
     source = resolve_source(source, data_dir, splits=splits, download=download, fallback=fallback)
     files = {split: split_files(source, split) for split in splits}
@@ -76,7 +54,7 @@ def load_splits(
     paths = [path for found in files.values() for path in found]
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
         arrays = iter(pool.map(lambda path: read_idx_cached(path, cache_dir), paths))
-    classes = num_classes or len(source.classes or range(DEFAULT_NUM_CLASSES))
+    classes = num_classes or (len(source.classes) if source.classes else 10)
     result = {}
     for split, found in files.items():
         result[split] = next(arrays), next(arrays)
@@ -86,14 +64,10 @@ def load_splits(
 
 def check_pair(images: np.ndarray, labels: np.ndarray, files: SplitFiles, num_classes: int) -> None:
     """Images and labels must agree in count, have the expected types and valid labels."""
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise DatasetError(
-            f"{files.images}: expected uint8 images [N, H, W], found {images.dtype} {images.shape}"
-        )
-    if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise DatasetError(
-            f"{files.labels}: expected uint8 labels [N], found {labels.dtype} {labels.shape}"
-        )
+    for path, array, ndim in ((files.images, images, 3), (files.labels, labels, 1)):
+        if array.ndim != ndim or array.dtype != np.uint8:
+            found = f"{array.dtype} {array.shape}"
+            raise DatasetError(f"{path}: expected {ndim}-d uint8 IDX data, found {found}")
     if len(images) != len(labels):
         raise DatasetError(
             f"{files.images.parent}: {files.images.name} holds {len(images)} images but "
@@ -142,7 +116,7 @@ def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
 
 
 def describe(
-    source: SourceSpec, data_dir: str | os.PathLike | None = None, *, num_classes: int | None = None
+    source: SourceSpec, data_dir: PathSpec = None, *, num_classes: int | None = None
 ) -> dict:
     """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file, for
     `mnist-data info`. `num_classes` admits labels up to num_classes - 1."""
@@ -151,8 +125,9 @@ def describe(
         return {"source": name, "files": [describe_file(Path(name))]}
     resolved = resolve_source(source, data_dir, download=False)
     arrays = load_splits(resolved, SPLITS, num_classes=num_classes)
-    files = []
-    for split, found in ((split, split_files(resolved, split)) for split in SPLITS):
-        for path, array in zip(found, arrays[split]):
-            files.append({"split": split, **describe_file(path, array)})
+    files = [
+        {"split": split, **describe_file(path, array)}
+        for split in SPLITS
+        for path, array in zip(split_files(resolved, split), arrays[split])
+    ]
     return {"source": name, "files": files}

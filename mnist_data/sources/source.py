@@ -70,43 +70,21 @@ def resolve_source(
     if isinstance(spec, Source):
         return spec
     name = os.fspath(spec)
-    if name in CATALOG:
-        splits = [check_split(split) for split in splits]
-        return _catalog_source(CATALOG[name], data_dir, splits, download, fallback, mirrors)
-    path = Path(name)
-    if not path.is_dir():
-        raise DatasetError(
-            f"{name!r} is neither a known dataset ({', '.join(CATALOG)}) nor a directory"
-        )
-    if not (path / MANIFEST).is_file():
-        return Source("idx", path)
-    manifest = read_manifest(path)
-    origin = manifest.get("source")
-    origin = origin.get("name") if isinstance(origin, dict) else None
-    dataset = CATALOG.get(origin) if isinstance(origin, str) else None
-    return Source(manifest["format"], path, None, manifest, dataset and dataset.classes)
-
-
-def _catalog_source(
-    dataset: Dataset,
-    data_dir: str | os.PathLike | None,
-    splits: list[str],
-    download: bool,
-    fallback: bool,
-    mirrors: Sequence[str] | None,
-) -> Source:
+    if name not in CATALOG:
+        return _directory_source(name)
+    dataset, splits = CATALOG[name], [check_split(split) for split in splits]
     dirs = search_dirs(dataset, data_dir)
     found = next((d for d in dirs if all(files_in(d, split) for split in splits)), None)
     failure = None
     if found is None and download:
         try:
-            found = fetch(dataset.name, data_dir, splits=splits, mirrors=mirrors)
+            found = fetch(name, data_dir, splits=splits, mirrors=mirrors)
         except (FetchError, OSError) as exc:  # OSError: the files cannot be stored here
             failure = exc
     if found is not None:
         return Source("idx", found, dataset, classes=dataset.classes)
     missing = [split for split in splits if not any(files_in(d, split) for d in dirs)]
-    if dataset.name == "mnist" and fallback:
+    if name == "mnist" and fallback:
         why = f"could not be downloaded ({failure})" if failure else "downloading is off"
         were = "split is" if len(missing) == 1 else "splits are"
         warnings.warn(
@@ -116,10 +94,23 @@ def _catalog_source(
         )
         sample = CATALOG[FALLBACK_DATASET]
         return Source("idx", sample.embedded_dir, sample, classes=sample.classes, fallback=True)
-    hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {dataset.name}`"
-    raise DatasetError(
-        f"dataset {dataset.name!r} ({', '.join(missing)}) was not found locally{hint}"
-    )
+    hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {name}`"
+    raise DatasetError(f"dataset {name!r} ({', '.join(missing)}) was not found locally{hint}")
+
+
+def _directory_source(name: str) -> Source:
+    """IDX files, or a converter's output (told by its manifest)."""
+    path = Path(name)
+    if not path.is_dir():
+        raise DatasetError(
+            f"{name!r} is neither a known dataset ({', '.join(CATALOG)}) nor a directory"
+        )
+    if not (path / MANIFEST).is_file():
+        return Source("idx", path)
+    manifest = read_manifest(path)
+    origin = manifest.get("source")
+    dataset = CATALOG.get(str(origin.get("name"))) if isinstance(origin, dict) else None
+    return Source(manifest["format"], path, None, manifest, dataset and dataset.classes)
 
 
 def _first_outside_package() -> int:
@@ -188,26 +179,20 @@ def manifest_problem(manifest: object) -> str | None:
     for split, entry in manifest["splits"].items():
         if not isinstance(entry, dict) or not _whole(entry.get("records")):
             return f"split {split!r} needs a whole 'records' count"
-        if manifest["format"] == "tfrecord":
-            problem = _shards_problem(split, entry)
-            if problem:
-                return problem
-    return None
-
-
-def _shards_problem(split: str, entry: dict) -> str | None:
-    shards = entry.get("shards")
-    if not isinstance(shards, list):
-        return f"split {split!r} needs a 'shards' list"
-    for shard in shards:
-        if not isinstance(shard, dict):
-            return f"split {split!r}: a shard entry is not a table: {shard!r}"
-        for key, kind in (("file", str), ("bytes", int), ("sha256", str), ("records", int)):
-            if not isinstance(shard.get(key), kind):
-                name = shard.get("file", "?")
-                return f"split {split!r}: shard {name} has no {kind.__name__} {key!r}"
-    if sum(shard["records"] for shard in shards) != entry["records"]:
-        return f"split {split!r}: its shards' records do not add up to its {entry['records']}"
+        if manifest["format"] == "png":
+            continue
+        shards = entry.get("shards")
+        if not isinstance(shards, list):
+            return f"split {split!r} needs a 'shards' list"
+        for shard in shards:
+            if not isinstance(shard, dict):
+                return f"split {split!r}: a shard entry is not a table: {shard!r}"
+            for key, kind in (("file", str), ("bytes", int), ("sha256", str), ("records", int)):
+                if not isinstance(shard.get(key), kind):
+                    name = shard.get("file", "?")
+                    return f"split {split!r}: shard {name} has no {kind.__name__} {key!r}"
+        if sum(shard["records"] for shard in shards) != entry["records"]:
+            return f"split {split!r}: its shards' records do not add up to its {entry['records']}"
     return None
 
 
