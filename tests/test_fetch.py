@@ -17,6 +17,13 @@ NAMES = [f.name for f in catalog.CATALOG["mnist-sample"].files.values()]
 
 
 @pytest.fixture
+def target(tmp_path: Path) -> Path:
+    """An empty download folder."""
+    (tmp_path / "data").mkdir()
+    return tmp_path / "data"
+
+
+@pytest.fixture
 def served_catalog(monkeypatch: pytest.MonkeyPatch, sample_dir: Path, tmp_path: Path):
     """A catalog entry 'mnist' whose checksums are those of the sample files being served."""
     root = tmp_path / "www"
@@ -81,41 +88,39 @@ def test_all_mirrors_failing_names_files_and_directory(
     )  # the mirror answered: the advice to place the files would mislead
 
 
-def test_dropped_connection_resumes_with_range(
-    served_catalog: Path, file_server, tmp_path: Path
+@pytest.mark.parametrize(
+    "mode, asked",  # a resume answered from byte 0 as if from the asked one starts over
+    [("drop-once", [None, "bytes="]), ("drop-then-misrange", [None, "bytes=", None])],
+)
+def test_a_cut_download_resumes_with_range(
+    served_catalog: Path, file_server, tmp_path: Path, mode: str, asked: list
 ) -> None:
+    name = "train-images-idx3-ubyte.gz"
     server = file_server(served_catalog)
-    server.behaviour = {"train-images-idx3-ubyte.gz": "drop-once"}
-    target = tmp_path / "data"
-    fetch("mnist", target, mirrors=[server.url], progress=False)
-    image_requests = [r for r in server.requests if r[0] == "train-images-idx3-ubyte.gz"]
-    assert image_requests[0][1] is None
-    assert image_requests[1][1] is not None and image_requests[1][1].startswith("bytes=")
-    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == (
-        served_catalog / "train-images-idx3-ubyte.gz"
-    ).read_bytes()
+    server.behaviour = {name: mode}
+    fetch("mnist", tmp_path / "data", mirrors=[server.url], progress=False, splits=["train"])
+    assert [ranged and ranged[:6] for n, ranged in server.requests if n == name] == asked
+    assert (tmp_path / "data" / name).read_bytes() == (served_catalog / name).read_bytes()
 
 
+@pytest.mark.parametrize("kept", [1000, None])  # a cut run's bytes; all of them, not renamed
 def test_part_file_from_an_earlier_run_is_resumed(
-    served_catalog: Path, file_server, tmp_path: Path
+    served_catalog: Path, file_server, target: Path, kept: int | None
 ) -> None:
     server = file_server(served_catalog)
-    target = tmp_path / "data"
-    target.mkdir()
     name = "train-images-idx3-ubyte.gz"
     body = (served_catalog / name).read_bytes()
-    part_path(target / name).write_bytes(body[:1000])
+    kept = kept or len(body)  # the server answers a resume past the end with 416
+    part_path(target / name).write_bytes(body[:kept])
     fetch("mnist", target, mirrors=[server.url], splits=["train"], progress=False)
-    assert ("train-images-idx3-ubyte.gz", "bytes=1000-") in server.requests
-    assert (target / name).read_bytes() == body
+    assert (name, f"bytes={kept}-") in server.requests
+    assert (target / name).read_bytes() == body and not part_path(target / name).exists()
 
 
 def test_a_foreign_part_file_is_dropped_and_the_file_fetched_whole(
-    served_catalog: Path, file_server, tmp_path: Path
+    served_catalog: Path, file_server, target: Path
 ) -> None:
     server = file_server(served_catalog)
-    target = tmp_path / "data"
-    target.mkdir()
     name = "train-images-idx3-ubyte.gz"
     part_path(target / name).write_bytes(bytes(range(256)) * 20)  # not the start of this file
     fetch("mnist", target, mirrors=[server.url], splits=["train"], progress=False)
@@ -124,15 +129,13 @@ def test_a_foreign_part_file_is_dropped_and_the_file_fetched_whole(
 
 
 def test_a_second_fetcher_waits_and_takes_the_first_ones_file(
-    served_catalog: Path, file_server, tmp_path: Path, capsys
+    served_catalog: Path, file_server, target: Path, capsys
 ) -> None:
     import fcntl
     import os
     import threading
 
     server = file_server(served_catalog)
-    target = tmp_path / "data"
-    target.mkdir()
     held = os.open(target, os.O_RDONLY | os.O_DIRECTORY)  # as a fetch in another process holds it
     fcntl.flock(held, fcntl.LOCK_EX)
     second = threading.Thread(
@@ -164,12 +167,10 @@ def test_bad_mirror_urls_and_redirect_loops_are_one_line(
 
 
 def test_server_ignoring_range_restarts_from_zero(
-    served_catalog: Path, file_server, tmp_path: Path
+    served_catalog: Path, file_server, target: Path
 ) -> None:
     server = file_server(served_catalog)
     server.honour_range = False
-    target = tmp_path / "data"
-    target.mkdir()
     name = "train-labels-idx1-ubyte.gz"
     part_path(target / name).write_bytes(b"garbage that must not stay")
     fetch("mnist", target, mirrors=[server.url], splits=["train"], progress=False)
@@ -202,32 +203,14 @@ def test_cli_offline_prints_one_clear_line(served_catalog: Path, tmp_path: Path,
 
 
 def test_a_damaged_file_already_there_is_downloaded_again(
-    served_catalog: Path, file_server, tmp_path: Path
+    served_catalog: Path, file_server, target: Path
 ) -> None:
     server = file_server(served_catalog)
-    target = tmp_path / "data"
-    target.mkdir()
     name = "t10k-labels-idx1-ubyte.gz"
     (target / name).write_bytes(b"not the published file")
     fetch("mnist", target, mirrors=[server.url], splits=["test"], progress=False)
     assert (target / name).read_bytes() == (served_catalog / name).read_bytes()
     assert (name, None) in server.requests
-
-
-def test_a_whole_part_file_is_published_after_the_server_says_416(
-    served_catalog: Path, file_server, tmp_path: Path
-) -> None:
-    server = file_server(served_catalog)
-    target = tmp_path / "data"
-    target.mkdir()
-    name = "t10k-labels-idx1-ubyte.gz"
-    body = (served_catalog / name).read_bytes()
-    part_path(target / name).write_bytes(
-        body
-    )  # a run killed after the last byte, before the rename
-    fetch("mnist", target, mirrors=[server.url], splits=["test"], progress=False)
-    assert (name, f"bytes={len(body)}-") in server.requests
-    assert (target / name).read_bytes() == body and not part_path(target / name).exists()
 
 
 def test_load_downloads_a_missing_catalog_dataset(
@@ -252,11 +235,9 @@ def test_load_downloads_a_missing_catalog_dataset(
 
 
 def test_a_download_that_cannot_be_stored_is_the_os_error_naming_the_file(
-    served_catalog: Path, file_server, tmp_path: Path
+    served_catalog: Path, file_server, target: Path
 ) -> None:
     server = file_server(served_catalog)
-    target = tmp_path / "data"
-    target.mkdir()
     blocked = part_path(target / "t10k-labels-idx1-ubyte.gz")
     blocked.mkdir()  # the partial download's name is taken by a folder
     with pytest.raises(IsADirectoryError) as info:
@@ -285,27 +266,3 @@ def test_fetch_takes_a_source(served_catalog: Path, file_server, tmp_path: Path)
     source = resolve_source("mnist", tmp_path / "data", mirrors=[server.url])
     assert source.path == tmp_path / "data" and not source.fallback
     assert fetch(source, tmp_path / "again", mirrors=[server.url], progress=False).is_dir()
-
-
-def test_a_resume_answered_from_another_byte_starts_over(
-    served_catalog: Path, file_server, tmp_path: Path
-) -> None:
-    server = file_server(served_catalog)
-    server.behaviour = {"train-images-idx3-ubyte.gz": "drop-then-misrange"}
-    target = tmp_path / "data"
-    fetch("mnist", target, mirrors=[server.url], progress=False, splits=["train"])
-    asked = [ranged for name, ranged in server.requests if name == "train-images-idx3-ubyte.gz"]
-    assert (
-        asked[0] is None and asked[1].startswith("bytes=") and asked[2] is None
-    )  # dropped, misresumed, whole
-    assert (target / "train-images-idx3-ubyte.gz").read_bytes() == (
-        served_catalog / "train-images-idx3-ubyte.gz"
-    ).read_bytes()
-
-
-def test_a_download_folder_that_cannot_be_made_is_the_os_error_naming_it(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    with pytest.raises(NotADirectoryError) as info:
-        fetch("mnist", blocker / "mnist", progress=False)
-    assert info.value.filename == str(blocker / "mnist")

@@ -1,7 +1,9 @@
-"""The catalog of MNIST-like datasets, as data: files, sizes, checksums, mirrors, classes."""
+"""The catalog of MNIST-like datasets (catalog.json: files, sizes, checksums, mirrors, classes)
+and where their files are looked for."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,74 +43,25 @@ class Dataset:
     embedded_dir: Path | None = None
 
 
-def _files(*sizes_and_md5s: tuple[int, str]) -> dict[tuple[str, str], RemoteFile]:
-    """The four files, given as (size, md5) in the order of STANDARD_STEMS."""
-    return {
-        key: RemoteFile(stem + ".gz", size, md5)
-        for (key, stem), (size, md5) in zip(STANDARD_STEMS.items(), sizes_and_md5s)
-    }
+def _dataset(name: str, entry: dict) -> Dataset:
+    """A Dataset from its entry in catalog.json."""
+    stems = {stem + ".gz": key for key, stem in STANDARD_STEMS.items()}
+    return Dataset(
+        name=name,
+        title=entry["title"],
+        files={
+            stems[file]: RemoteFile(file, *size_md5) for file, size_md5 in entry["files"].items()
+        },
+        mirrors=tuple(entry["mirrors"]),
+        classes=tuple(entry["classes"]),
+        system_dirs=tuple(Path(d) for d in entry.get("system_dirs", ())),
+        embedded_dir=SAMPLE_DIR if entry.get("embedded") else None,
+    )
 
-
-DIGITS = tuple(str(d) for d in range(10))
-FASHION = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
 
 CATALOG: dict[str, Dataset] = {
-    "mnist": Dataset(
-        name="mnist",
-        title="MNIST handwritten digits (LeCun, Cortes, Burges)",
-        files=_files(
-            (9912422, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            (28881, "d53e105ee54ea40749a09fcbcd1e9432"),
-            (1648877, "9fb629c4189551a2d022fa330f9573f3"),
-            (4542, "ec29112dd5afa0611ce80d1b7f02629c"),
-        ),
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        classes=DIGITS,
-        system_dirs=(Path("/usr/share/datasets/mnist"),),
-    ),
-    "fashion-mnist": Dataset(
-        name="fashion-mnist",
-        title="Fashion-MNIST (Zalando Research)",
-        files=_files(
-            (26421880, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            (29515, "25c81989df183df01b3e8a0aad5dffbe"),
-            (4422102, "bef4ecab320f06d8554ea6380940ec79"),
-            (5148, "bb300cfdad3c16e7a12a480ee83cd310"),
-        ),
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        classes=tuple(FASHION.split(",")),
-        system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
-    ),
-    "kmnist": Dataset(
-        name="kmnist",
-        title="Kuzushiji-MNIST (ROIS-DS CODH)",
-        files=_files(
-            (18165135, "bdb82020997e1d708af4cf47b453dcf7"),
-            (29497, "e144d726b3acfaa3e44228e80efcd344"),
-            (3041136, "5c965bf0a639b31b8f53240b1b52f4d7"),
-            (5120, "7320c461ea6c1c855c0b718fb2a4b134"),
-        ),
-        mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
-        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-        system_dirs=(Path("/usr/share/datasets/kmnist"),),
-    ),
-    "mnist-sample": Dataset(
-        name="mnist-sample",
-        title="2,000 real MNIST digits embedded in the package (1,600 train, 400 test)",
-        files=_files(
-            (261457, "d50836f913d9ac4fbac025f8218dead7"),
-            (854, "711d5cadb659ca31605653e087d101c4"),
-            (65248, "5618a6b415178f0ccebb01097f1e17bd"),
-            (248, "0c148cd64fc4226c2ed350580c2d59cb"),
-        ),
-        mirrors=(),
-        classes=DIGITS,
-        embedded_dir=SAMPLE_DIR,
-    ),
+    name: _dataset(name, entry)
+    for name, entry in json.loads(Path(__file__).with_name("catalog.json").read_text()).items()
 }
 
 
