@@ -87,7 +87,12 @@ def class_names(source: SourceSpec) -> tuple[str, ...] | None:
     if isinstance(source, Source):
         return source.classes
     name = os.fspath(source)
-    return CATALOG[name].classes if name in CATALOG else resolve_source(name).classes
+    if name in CATALOG:
+        return CATALOG[name].classes
+    try:
+        return resolve_source(name).classes
+    except DatasetError:  # gone, or its manifest is damaged: no names known
+        return None
 
 
 def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
