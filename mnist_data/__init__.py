@@ -3,12 +3,13 @@
 Importing this package does not import TensorFlow; only the functions that need it do.
 """
 
-from mnist_data.catalog import CATALOG, Dataset, get_dataset
 from mnist_data.errors import ConvertError, DatasetError, FetchError, IdxError, MnistDataError
-from mnist_data.fetch import fetch
 from mnist_data.idx import read_idx, write_idx
-from mnist_data.load import class_names, load, load_splits
 from mnist_data.png_export import to_png
+from mnist_data.sources.catalog import CATALOG, Dataset, get_dataset
+from mnist_data.sources.fetch import fetch
+from mnist_data.sources.load import class_names, load, load_splits
+from mnist_data.sources.source import Source, resolve_source
 from mnist_data.tfrecord_export import to_tfrecord
 from mnist_data.verify import verify
 
@@ -20,12 +21,14 @@ __all__ = [
     "FetchError",
     "IdxError",
     "MnistDataError",
+    "Source",
     "class_names",
     "fetch",
     "get_dataset",
     "load",
     "load_splits",
     "read_idx",
+    "resolve_source",
     "to_png",
     "to_tfrecord",
     "verify",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_data.catalog import CATALOG, SPLITS
 from mnist_data.cli_args import level_0_to_9, output_file, positive_int
 from mnist_data.conversion import line
-from mnist_data.describe import describe
-from mnist_data.fetch import fetch
 from mnist_data.fs import write_json_atomic
 from mnist_data.png_export import LABELS_AS, to_png
+from mnist_data.sources.catalog import CATALOG, SPLITS
+from mnist_data.sources.fetch import fetch
+from mnist_data.sources.load import describe
 from mnist_data.tfrecord_export import COMPRESSIONS, ENCODINGS, to_tfrecord
 from mnist_data.verify import verify
 

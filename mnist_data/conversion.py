@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole, summary_clash
 from mnist_data.checksum import file_digest
 from mnist_data.errors import ConvertError
@@ -29,8 +28,9 @@ from mnist_data.fs import (
     remove_stale_temps,
     write_json_atomic,
 )
-from mnist_data.load import resolve
-from mnist_data.manifest import MANIFEST
+from mnist_data.sources.catalog import SPLITS
+from mnist_data.sources.load import resolve
+from mnist_data.sources.source import MANIFEST
 
 RUN_FILE = ".mnist-data-run.json"
 PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk

@@ -1,8 +1,5 @@
-"""Exception types of the data layer: one per domain, all under MnistDataError.
-
-The CLI catches MnistDataError and prints its message as one line, so every message
-names the file (or dataset) and says what was expected and what was found.
-"""
+"""One exception type per domain, all under MnistDataError, which the CLI prints as one line:
+every message names the file (or dataset) and says what was expected and what was found."""
 
 
 class MnistDataError(Exception):

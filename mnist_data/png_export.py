@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
 from mnist_data.conversion import (
     PROGRESS_DIR,
@@ -34,8 +33,9 @@ from mnist_data.conversion import (
 )
 from mnist_data.errors import ConvertError
 from mnist_data.fs import temp_suffix, write_bytes_atomic
-from mnist_data.load import class_names, load_splits
 from mnist_data.pngcodec import encode_gray_pngs
+from mnist_data.sources.catalog import SPLITS
+from mnist_data.sources.load import class_names, load_splits
 
 CHUNK = 2000
 LABELS_AS = ("digits", "names")

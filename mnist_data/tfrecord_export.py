@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from google_crc32c import value as crc32c
 
-from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
 from mnist_data.conversion import (
     RunSummary,
@@ -33,9 +32,10 @@ from mnist_data.conversion import (
 from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.fs import write_bytes_atomic
 from mnist_data.idx import gzip_compress
-from mnist_data.load import load_splits
-from mnist_data.manifest import read_manifest
 from mnist_data.pngcodec import encode_gray_pngs
+from mnist_data.sources.catalog import SPLITS
+from mnist_data.sources.load import load_splits
+from mnist_data.sources.source import read_manifest
 from mnist_data.tfrecord import count_records, encode_example, encode_raw_records, frame
 
 ENCODINGS = ("raw", "png")

@@ -26,7 +26,7 @@ from google_crc32c import value as crc32c
 from mnist_data.errors import DatasetError
 from mnist_data.idx import MAX_DEFLATE_RATIO
 from mnist_data.inflate import inflate_exact
-from mnist_data.manifest import read_manifest
+from mnist_data.sources.source import read_manifest
 from mnist_data.tfrecord import CRC, HEADER, masked_crc
 
 FRAME = HEADER.size + 2 * CRC.size  # bytes of framing around each payload

@@ -20,7 +20,7 @@ from google_crc32c import value as crc32c
 
 from mnist_data.conversion import RUN_FILE, sha256_of
 from mnist_data.errors import ConvertError
-from mnist_data.manifest import MANIFEST, manifest_problem
+from mnist_data.sources.source import MANIFEST, manifest_problem
 from mnist_data.tfrecord import count_records
 
 

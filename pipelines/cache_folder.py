@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from mnist_data.errors import DatasetError
-from mnist_data.manifest import MANIFEST
+from mnist_data.sources.source import MANIFEST
 from pipelines.file_readers import png_listing, split_shards
 
 _HELD: dict[str, int] = {}  # prefix -> descriptor of its lock, held until this process ends

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import mnist_data
 from mnist_data.errors import DatasetError
-from mnist_data.manifest import read_manifest
+from mnist_data.sources.source import read_manifest
 from pipelines.options import PipelineOptions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -359,7 +359,7 @@ def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
 
 
 def _data_exists(data: str) -> bool:
-    from mnist_data.catalog import CATALOG
+    from mnist_data.sources.catalog import CATALOG
 
     return data in CATALOG or Path(data).exists()
 
@@ -369,9 +369,8 @@ def _portable(data: str | os.PathLike) -> str:
     sample's name when `mnist` was not to be had and the sample stood in for it (so a later
     download cannot switch a resumed run's data); a directory as an absolute path, valid from
     any working directory."""
-    from mnist_data.catalog import CATALOG
-    from mnist_data.load import FALLBACK_DATASET
-    from mnist_data.locate import locate
+    from mnist_data.sources.catalog import CATALOG
+    from mnist_data.sources.source import FALLBACK_DATASET, locate
 
     if os.fspath(data) == "mnist" and locate("mnist", "train") is None:
         return FALLBACK_DATASET
@@ -481,9 +480,9 @@ def data_fingerprint(data: str | os.PathLike) -> str:
     path, and the files at a path can be replaced (a reconversion, new IDX files) under it."""
     import hashlib
 
-    from mnist_data.catalog import CATALOG, SPLITS
     from mnist_data.conversion import describe_source
-    from mnist_data.manifest import MANIFEST
+    from mnist_data.sources.catalog import CATALOG, SPLITS
+    from mnist_data.sources.source import MANIFEST
 
     data = _portable(data)  # the embedded sample, where it stood in for an MNIST that is not here
     digest = hashlib.sha256()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_data.catalog import SAMPLE_DIR
+from mnist_data.sources.catalog import SAMPLE_DIR
 
 # A test runner started in the background by a non-interactive shell ignores SIGINT, and its
 # child processes inherit that, so the tests of Ctrl-C could not interrupt them. Handling it
@@ -107,12 +107,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = path.read_bytes()
         if mode == "corrupt":
             body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
-        if mode == "bad-length":
-            self.send_response(200)
-            self.send_header("Content-Length", "a lot")
-            self.end_headers()
-            self.wfile.write(body)
-            return
         if mode == "endless":  # the file, then zeros until the client hangs up
             self.send_response(200)
             self.end_headers()

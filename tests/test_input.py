@@ -14,7 +14,7 @@ import mnist_data
 import pipelines
 import pipelines.file_readers
 import pipelines.input
-from mnist_data.describe import describe
+from mnist_data.sources.load import describe
 
 
 def collect(dataset) -> tuple[np.ndarray, np.ndarray]:

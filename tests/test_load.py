@@ -10,8 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_data import DatasetError, load, load_splits, read_idx, write_idx
-from mnist_data.decoded_cache import cache_entry
+from mnist_data import (
+    DatasetError,
+    class_names,
+    load,
+    load_splits,
+    read_idx,
+    resolve_source,
+    to_png,
+    write_idx,
+)
+from mnist_data.sources.cache import cache_entry
+from mnist_data.sources.load import describe, describe_file
 
 
 def copy_sample(sample_dir: Path, target: Path) -> Path:
@@ -126,18 +136,31 @@ def test_fashion_mnist_from_system(fashion_dir: Path) -> None:
     assert splits["train"][0].shape == (60000, 28, 28) and splits["test"][1].shape == (10000,)
 
 
-def test_converters_can_refuse_the_sample_in_place_of_mnist() -> None:
-    from mnist_data.load import resolve
-
-    with pytest.warns(UserWarning, match="embedded 2,000-digit sample"):
-        assert resolve("mnist", "test", download=False).dataset.name == "mnist-sample"
+def test_mnist_source_falls_back_once_unless_refused() -> None:
+    with pytest.warns(UserWarning, match="embedded 2,000-digit sample") as caught:
+        source = resolve_source("mnist", download=False)
+    assert len(caught) == 1 and source.fallback and source.dataset.name == "mnist-sample"
+    assert resolve_source(source) is source and os.fspath(source) == "mnist-sample"
     with pytest.raises(DatasetError, match="dataset 'mnist' \\(test\\) was not found locally"):
-        resolve("mnist", "test", download=False, fallback=False)
+        resolve_source("mnist", splits=["test"], download=False, fallback=False)
+
+
+def test_a_source_is_resolved_once_and_converted_output_is_refused_as_idx(tmp_path: Path) -> None:
+    source = resolve_source("mnist-sample")
+    assert (source.kind, source.classes, source.fallback) == ("idx", tuple("0123456789"), False)
+    np.testing.assert_array_equal(load(source, "test")[1], load("mnist-sample", "test")[1])
+    assert class_names(source) == class_names("mnist-sample") == source.classes
+    out = tmp_path / "png"
+    to_png(source, out, splits=["test"], progress=False)
+    converted = resolve_source(out)
+    assert converted.kind == "png" and converted.manifest["format"] == "png"
+    assert converted.classes == source.classes and class_names(out) == source.classes
+    for wrong in (lambda: load(out, "test"), lambda: describe(out), lambda: to_png(out, tmp_path)):
+        with pytest.raises(DatasetError, match=f"{out} holds converted output \\(png; see"):
+            wrong()
 
 
 def test_describe_counts_sparse_label_values_without_a_huge_table(tmp_path) -> None:
-    from mnist_data.describe import describe_file
-
     path = write_idx(tmp_path / "odd-labels-idx1-ubyte", np.array([0, 2_000_000_000, 0], np.int32))
     assert describe_file(path)["per_class"] == {0: 2, 2_000_000_000: 1}
 

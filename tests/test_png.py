@@ -58,7 +58,7 @@ def test_pixels_round_trip_exactly_and_listing_is_complete(tmp_path: Path) -> No
 def test_class_names_as_folders(tmp_path: Path, sample_dir: Path, monkeypatch) -> None:
     import dataclasses
 
-    import mnist_data.catalog as catalog
+    import mnist_data.sources.catalog as catalog
 
     fashion_like = dataclasses.replace(
         catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes
@@ -87,7 +87,7 @@ def test_keras_labels_of_name_folders_map_back_through_the_manifest(
 
     import keras
 
-    import mnist_data.catalog as catalog
+    import mnist_data.sources.catalog as catalog
 
     fashion_like = dataclasses.replace(
         catalog.CATALOG["mnist-sample"], classes=catalog.CATALOG["fashion-mnist"].classes

@@ -817,7 +817,7 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
     def offline(*args, **kwargs):
         raise FetchError("offline")
 
-    monkeypatch.setattr(importlib.import_module("mnist_data.load"), "fetch", offline)
+    monkeypatch.setattr(importlib.import_module("mnist_data.sources.source"), "fetch", offline)
     with pytest.warns(UserWarning, match="using the embedded 2,000-digit sample"):
         first = train_quiet(get_config("softmax", "seed", epochs=1), tmp_path / "run", data="mnist")
         resumed = train_quiet(

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_data import read_idx
-from mnist_data.decoded_cache import read_idx_cached
 from mnist_data.fs import write_bytes_atomic
+from mnist_data.sources.cache import read_idx_cached
 
 DEFAULT = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import mnist_data
-import mnist_data.locate
+import mnist_data.sources.source
 from mnist_data.errors import FetchError
 from mnist_data_cli.quiet_start import start_tensorflow_quietly
 
@@ -25,16 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 def pick_source() -> str:
     """MNIST if it is here or can be fetched, else Fashion-MNIST if installed, else the sample."""
-    if mnist_data.locate.locate("mnist", "train") is not None and mnist_data.locate.locate(
-        "mnist", "test"
-    ):
+    if mnist_data.sources.source.locate(
+        "mnist", "train"
+    ) is not None and mnist_data.sources.source.locate("mnist", "test"):
         return "mnist"
     try:
         mnist_data.fetch("mnist", progress=True)
         return "mnist"
     except FetchError as exc:
         print(f"MNIST unavailable ({str(exc).splitlines()[0]})")
-    if mnist_data.locate.locate("fashion-mnist", "train") is not None:
+    if mnist_data.sources.source.locate("fashion-mnist", "train") is not None:
         return "fashion-mnist"
     return "mnist-sample"
 

@@ -1,0 +1,200 @@
+"""`Source`: what a dataset name or directory stands for, resolved once at the boundary: a
+catalog dataset's local (or downloaded) files, IDX files, or a converter's output (manifest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from mnist_data.errors import DatasetError, FetchError
+from mnist_data.sources.catalog import (
+    CATALOG,
+    ROLES,
+    SPLITS,
+    STANDARD_STEMS,
+    Dataset,
+    check_split,
+    get_dataset,
+    search_dirs,
+)
+from mnist_data.sources.fetch import fetch
+
+MANIFEST = "manifest.json"
+FORMATS = ("tfrecord", "png")
+FALLBACK_DATASET = "mnist-sample"
+
+
+class SplitFiles(NamedTuple):
+    """The two IDX files of one split."""
+
+    images: Path
+    labels: Path
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved data source: IDX files in `path`, or a converter's output ("tfrecord", "png")."""
+
+    kind: str
+    path: Path
+    dataset: Dataset | None = None
+    manifest: dict | None = None
+    classes: tuple[str, ...] | None = None
+    fallback: bool = False  # the embedded sample standing in for an unavailable MNIST
+
+    def __fspath__(self) -> str:
+        """The catalog name, else the directory: what resolves to this source again."""
+        return self.dataset.name if self.dataset else str(self.path)
+
+
+def resolve_source(
+    spec: str | os.PathLike | Source,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    splits: Iterable[str] = SPLITS,
+    download: bool = True,
+    fallback: bool = True,
+    mirrors: Sequence[str] | None = None,
+) -> Source:
+    """The Source a catalog name or directory stands for; a Source is returned as it is.
+
+    A catalog dataset must have `splits` locally, else they are downloaded (`mirrors`, default
+    the catalog's); MNIST that cannot be had is replaced by the sample unless `fallback` is off.
+    """
+    if isinstance(spec, Source):
+        return spec
+    name = os.fspath(spec)
+    if name not in CATALOG:
+        return _directory_source(name)
+    dataset, splits = CATALOG[name], [check_split(split) for split in splits]
+    dirs = search_dirs(dataset, data_dir)
+    found = next((d for d in dirs if all(files_in(d, split) for split in splits)), None)
+    failure = None
+    if found is None and download:
+        try:
+            found = fetch(name, data_dir, splits=splits, mirrors=mirrors)
+        except (FetchError, OSError) as exc:  # OSError: the files cannot be stored here
+            failure = exc
+    if found is not None:
+        return Source("idx", found, dataset, classes=dataset.classes)
+    missing = [split for split in splits if not any(files_in(d, split) for d in dirs)]
+    if name == "mnist" and fallback:
+        why = f"could not be downloaded ({failure})" if failure else "downloading is off"
+        were = "split is" if len(missing) == 1 else "splits are"
+        warnings.warn(
+            f"MNIST's {' and '.join(missing)} {were} not available locally and {why}: using the "
+            "embedded 2,000-digit sample (mnist-sample) instead, for every split loaded with it",
+            stacklevel=_first_outside_package(),
+        )
+        sample = CATALOG[FALLBACK_DATASET]
+        return Source("idx", sample.embedded_dir, sample, classes=sample.classes, fallback=True)
+    hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {name}`"
+    raise DatasetError(f"dataset {name!r} ({', '.join(missing)}) was not found locally{hint}")
+
+
+def _directory_source(name: str) -> Source:
+    """IDX files, or a converter's output (told by its manifest)."""
+    path = Path(name)
+    if not path.is_dir():
+        raise DatasetError(
+            f"{name!r} is neither a known dataset ({', '.join(CATALOG)}) nor a directory"
+        )
+    if not (path / MANIFEST).is_file():
+        return Source("idx", path)
+    manifest = read_manifest(path)
+    origin = manifest.get("source")
+    dataset = CATALOG.get(str(origin.get("name"))) if isinstance(origin, dict) else None
+    return Source(manifest["format"], path, None, manifest, dataset and dataset.classes)
+
+
+def _first_outside_package() -> int:
+    """The warnings stacklevel of the caller's first frame outside this package, so a warning
+    names the user's line however deep inside the package it was raised."""
+    package, frame, level = str(Path(__file__).parents[1]) + os.sep, sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def split_files(source: Source, split: str) -> SplitFiles:
+    """The IDX files of one split; the one error for a converter's output where IDX is read."""
+    check_split(split)
+    if source.kind != "idx":
+        raise DatasetError(
+            f"{source.path} holds converted output ({source.kind}; see its {MANIFEST}), not IDX "
+            f"files: `mnist-data verify {source.path}` checks it, make_dataset reads it"
+        )
+    found = files_in(source.path, split)
+    if found is None:
+        wanted = " and ".join(STANDARD_STEMS[(split, role)] + "[.gz]" for role in ROLES)
+        raise DatasetError(f"{source.path}: no {split} split here: expected {wanted}")
+    return found
+
+
+def files_in(directory: Path, split: str) -> SplitFiles | None:
+    """The split's files in `directory` (gzipped or raw, dashed or dotted), or None."""
+    found = []
+    for role in ROLES:
+        stem = STANDARD_STEMS[(split, role)]
+        dotted = stem.replace("-idx", ".idx")
+        names = (f"{stem}.gz", stem, dotted, f"{dotted}.gz")
+        found.append(next((directory / n for n in names if (directory / n).is_file()), None))
+    return None if None in found else SplitFiles(*found)
+
+
+def locate(name: str, split: str, data_dir: str | os.PathLike | None = None) -> SplitFiles | None:
+    """A catalog dataset's files of one split, from the first directory holding them, or None."""
+    dirs = search_dirs(get_dataset(name), data_dir)
+    return next(filter(None, (files_in(directory, split) for directory in dirs)), None)
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The manifest of a converter's OUT; DatasetError naming it if unreadable or malformed."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read the manifest: {exc}") from None
+    problem = manifest_problem(manifest)
+    if problem:
+        raise DatasetError(f"{path}: not as mnist-data wrote it: {problem}")
+    return manifest
+
+
+def manifest_problem(manifest: object) -> str | None:
+    """What keeps the readers from trusting a manifest, if anything."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        return "no 'splits' table"
+    if manifest.get("format") not in FORMATS:
+        return f"'format' is {manifest.get('format')!r}, not one of {', '.join(FORMATS)}"
+    image = manifest.get("image", {"height": 28, "width": 28})
+    if not (isinstance(image, dict) and all(_whole(image.get(k), 1) for k in ("height", "width"))):
+        return "'image' needs whole 'height' and 'width'"
+    for split, entry in manifest["splits"].items():
+        if not isinstance(entry, dict) or not _whole(entry.get("records")):
+            return f"split {split!r} needs a whole 'records' count"
+        if manifest["format"] == "png":
+            continue
+        shards = entry.get("shards")
+        if not isinstance(shards, list):
+            return f"split {split!r} needs a 'shards' list"
+        for shard in shards:
+            if not isinstance(shard, dict):
+                return f"split {split!r}: a shard entry is not a table: {shard!r}"
+            for key, kind in (("file", str), ("bytes", int), ("sha256", str), ("records", int)):
+                if not isinstance(shard.get(key), kind):
+                    name = shard.get("file", "?")
+                    return f"split {split!r}: shard {name} has no {kind.__name__} {key!r}"
+        if sum(shard["records"] for shard in shards) != entry["records"]:
+            return f"split {split!r}: its shards' records do not add up to its {entry['records']}"
+    return None
+
+
+def _whole(value: object, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
