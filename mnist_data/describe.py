@@ -10,7 +10,7 @@ import numpy as np
 from mnist_data.catalog import CATALOG, SPLITS
 from mnist_data.errors import DatasetError
 from mnist_data.fetch import md5_of
-from mnist_data.idx import read_idx
+from mnist_data.formats.idx import read_idx
 from mnist_data.load import load_splits, resolve
 from mnist_data.manifest import MANIFEST
 

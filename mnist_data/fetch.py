@@ -19,9 +19,8 @@ from http.client import HTTPException
 from pathlib import Path
 
 from mnist_data.catalog import ROLES, SPLITS, RemoteFile, get_dataset
-from mnist_data.checksum import file_digest
 from mnist_data.errors import FetchError
-from mnist_data.fs import first_missing_folder, locked, publish, remove_empty_folders
+from mnist_data.fs import file_digest, first_missing_folder, locked, publish, remove_empty_folders
 from mnist_data.locate import user_cache_dir
 
 CHUNK = 1 << 16

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnist_data import IdxError, read_idx, write_idx
-from mnist_data.idx import DTYPES, encode_idx, gzip_compress
+from mnist_data.formats.idx import DTYPES, encode_idx, gzip_compress
 
 NATIVE_DTYPES = [dt.newbyteorder("=") for dt in DTYPES.values()]
 
@@ -225,7 +225,7 @@ def test_zlib_error_is_not_leaked_for_bad_deflate_block() -> None:
 def test_every_inflate_backend_decodes_and_checks(
     backend: str, monkeypatch, sample_dir: Path
 ) -> None:
-    import mnist_data.inflate as inflate
+    import mnist_data.formats.inflate as inflate
 
     if backend != "libdeflate-into-array":
         monkeypatch.setattr(inflate, "LIBDEFLATE", None)
@@ -251,7 +251,7 @@ def test_result_is_writable_for_every_input_kind(tmp_path: Path, compress: bool)
 
 
 def test_more_dimensions_than_an_array_can_have_is_an_idx_error(tmp_path) -> None:
-    from mnist_data.idx import MAX_NDIM
+    from mnist_data.formats.idx import MAX_NDIM
 
     path = tmp_path / "deep-idx"
     path.write_bytes(

@@ -137,9 +137,7 @@ def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatc
     import os
 
     out = tmp_path / "tfr"
-    to_tfrecord(
-        "mnist-sample", out, progress=False, json_path=out / "summary.json"
-    )  # its own: not foreign
+    to_tfrecord("mnist-sample", out, progress=False)
     (out / "notes.txt").write_text("mine")
     (out / "models").mkdir()
     (out / "models" / "weights.h5").write_text("w")
@@ -234,11 +232,12 @@ def test_split_sizes_that_differ_are_refused_before_out_exists(tmp_path: Path) -
 
 
 def test_the_rate_counts_only_the_examples_converted() -> None:
-    from mnist_data.conversion import RunSummary
+    from collections import Counter
 
-    summary = RunSummary("to-tfrecord", "out", examples=1600, resumed_examples=1200)
-    summary.started -= 2.0  # two seconds ago
-    assert summary.finish()["examples_per_second"] == pytest.approx(200, rel=0.01)
+    from mnist_data.conversion.run import summarize
+
+    counts = Counter(examples=1600, resumed_examples=1200)
+    assert summarize("to-tfrecord", "out", counts, 2.0)["examples_per_second"] == 200
 
 
 def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
@@ -258,7 +257,7 @@ def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> No
 
 
 def test_resume_rewrites_a_shard_damaged_since_it_was_written(tmp_path: Path) -> None:
-    from mnist_data.tfrecord_read import read_tfrecord_split
+    from mnist_data.formats.tfrecord_read import read_tfrecord_split
 
     out = tmp_path / "tfr"
     to_tfrecord("mnist-sample", out, shards=4, splits=["train"], progress=False)
@@ -316,7 +315,7 @@ def test_cli_writes_json_summary(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("start,count", [(0, 300), (16_300, 200), ((1 << 21) - 2, 4)])
 def test_bulk_raw_records_equal_one_example_at_a_time(start: int, count: int) -> None:
     """The numpy record builder gives the plain per-record encoder's bytes, across varint widths."""
-    from mnist_data.tfrecord import encode_example, encode_raw_records, frame
+    from mnist_data.formats.tfrecord import encode_example, encode_raw_records, frame
 
     rng = np.random.default_rng(start)
     images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
@@ -332,7 +331,7 @@ def test_bulk_raw_records_equal_one_example_at_a_time(start: int, count: int) ->
 
 
 def test_a_refused_run_names_what_differs_and_nothing_else(tmp_path: Path) -> None:
-    from mnist_data.conversion import _difference
+    from mnist_data.conversion.run import _difference
 
     files = {"a.gz": "1", "b.gz": "2"}
     before = {

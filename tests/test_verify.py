@@ -80,19 +80,22 @@ def test_png_tree_with_a_moved_or_stray_file_is_flagged(tmp_path: Path) -> None:
     )  # a blank line (skipped, but counted), and cut mid-row
     assert any(p.startswith("test.csv: line 402: bad row") for p in verify(tree).problems)
     listing.write_text("path,label,index\n" + listing.read_text().split("\n", 1)[1])
-    assert "test.csv: no column 'file' in its header" in verify(tree).problems
+    assert verify(tree).problems[-1].startswith("test.csv: line 402: bad row")
 
 
 def test_an_error_in_a_worker_returns_only_once_the_workers_stopped(
     tmp_path: Path, large_idx_dir: Path
 ) -> None:
+    import shutil
+
     import mnist_data
 
     out = tmp_path / "png"
-    first_folder = out / "test" / str(mnist_data.load(large_idx_dir, "test")[1][0])
-    first_folder.mkdir(parents=True)
-    (first_folder / "00000.png").mkdir()  # the first chunk cannot rename its first PNG onto this
-    (out / "manifest.json").write_text('{"format": "png", "version": 1, "splits": {}}')
+    to_png(large_idx_dir, out, splits=["test"], workers=2, progress=False)
+    shutil.rmtree(out / ".progress")  # as if killed: every chunk is redone
+    first = out / "test" / str(mnist_data.load(large_idx_dir, "test")[1][0]) / "00000.png"
+    first.unlink()
+    first.mkdir()  # the first chunk cannot rename its first PNG onto this
     with pytest.raises(OSError):
         to_png(large_idx_dir, out, splits=["test"], workers=2, progress=False)
     workers = [
@@ -197,7 +200,7 @@ def test_a_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
     for text in ('{"format": "tfrecord"}', "[1, 2]"):
         (tmp_path / "manifest.json").write_text(text)
         with pytest.raises(
-            ConvertError, match="manifest.json: not a manifest written by mnist-data"
+            ConvertError, match="manifest.json: not as mnist-data wrote it: no 'splits' table"
         ):
             verify(tmp_path)
     to_tfrecord("mnist-sample", tmp_path / "tfr", splits="test", progress=False)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_data.errors import IdxError
+from mnist_data.formats.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 from mnist_data.fs import write_bytes_atomic
-from mnist_data.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 
 # Deflate cannot expand data by more than about 1032:1, so a header that needs more
 # than this many bytes per compressed byte is a lie we can reject before inflating.

@@ -1,0 +1,175 @@
+"""`to_png`: IDX splits to OUT/<split>/<class>/<index>.png, in parallel, atomic, resumable.
+
+Workers take contiguous chunks of a split. Each PNG is written under a temporary name
+and renamed, so no partial PNG ever carries a final name; when a chunk is complete its
+worker drops a `.done` marker, and a resumed run redoes only the chunks without one, or
+with a file gone since (rewriting the same bytes: encoding is deterministic).
+OUT/<split>.csv lists every file with its label, its index in the source and the CRC-32
+of its pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import zlib
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from mnist_data.catalog import SPLITS
+from mnist_data.checks import is_whole
+from mnist_data.conversion.run import PROGRESS_DIR, convert, load_source, wait_all
+from mnist_data.errors import ConvertError
+from mnist_data.formats.png import encode_gray_pngs
+from mnist_data.fs import temp_suffix, write_bytes_atomic
+from mnist_data.load import class_names
+
+CHUNK = 2000
+LABELS_AS = ("digits", "names")
+LISTING_HEADER = "file,label,index,pixels_crc32\n"
+
+
+def read_listing(directory: str | os.PathLike, split: str) -> list[tuple[int, dict]]:
+    """The rows of a PNG tree's <split>.csv, each with its line number (blank lines are
+    skipped, not counted). Raises OSError if the listing cannot be read."""
+    with open(Path(directory) / f"{split}.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [(reader.line_num, row) for row in reader]
+
+
+def check_compress_level(compress_level: object) -> int:
+    if not (is_whole(compress_level, 0) and compress_level <= 9):
+        raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
+    return int(compress_level)
+
+
+def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) -> list[str]:
+    """Class folder names: the number, or the dataset's class name made safe for a path.
+
+    Numbers are zero-padded past 10 classes ("00".."25"): Keras numbers class folders in
+    sorted order, where "10" would come before "2".
+    """
+    if labels_as not in LABELS_AS:
+        raise ConvertError(
+            f"unknown labels_as {labels_as!r}: expected one of {', '.join(LABELS_AS)}"
+        )
+    if labels_as == "digits":
+        return [f"{label:0{len(str(num_classes - 1))}d}" for label in range(num_classes)]
+    names = class_names(source) or []
+    if len(names) < num_classes:
+        known = (
+            f"{len(names)} class names known for {num_classes} classes"
+            if names
+            else "no class names known for this source"
+        )
+        raise ConvertError(
+            f"{source}: {known}; use digit labels (labels_as='digits', --labels-as digits)"
+        )
+    return [name.replace("/", "-").replace(" ", "_") for name in names]
+
+
+def to_png(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    splits: Sequence[str] = SPLITS,
+    workers: int | None = None,
+    compress_level: int = 1,
+    labels_as: str = "digits",
+    num_classes: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Export the splits of `source` as 8-bit grayscale PNGs in class folders; returns the summary.
+
+    `num_classes` admits labels up to num_classes - 1 for sets with more classes than the
+    catalog knows of (default: the catalog's count, else 10).
+    """
+    compress_level = check_compress_level(compress_level)
+    arrays = load_source(source, splits, workers, num_classes)
+    num_classes = num_classes or max(
+        [10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)]
+    )
+    folders = folder_names(source, labels_as, num_classes)
+    options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(arrays)}
+    if labels_as == "digits" and num_classes > 10:  # a tree of unpadded folders is another run
+        options["digit_width"] = len(folders[0])
+    split_writer = partial(_export_split, Path(out), folders, compress_level, progress)
+    extra = {"classes": folders}
+    return convert("png", source, out, arrays, options, extra, split_writer, workers, overwrite)
+
+
+def _export_split(out, folders, compress_level, progress, pool, split, images, labels, counts):
+    width = max(5, len(str(len(labels) - 1)))
+    paths = [
+        f"{split}/{folders[label]}/{index:0{width}d}.png"
+        for index, label in enumerate(labels.tolist())
+    ]
+    for folder in {folders[label] for label in labels.tolist()}:
+        (out / split / folder).mkdir(parents=True, exist_ok=True)
+    (out / PROGRESS_DIR).mkdir(exist_ok=True)
+    jobs, done = [], 0
+    for start in range(0, len(labels), CHUNK):
+        chunk = slice(start, min(start + CHUNK, len(labels)))
+        marker = out / PROGRESS_DIR / f"{split}-{start:06d}.done"
+        kept = _chunk_bytes(out, paths[chunk]) if marker.exists() else None
+        if kept is not None:  # finished by an earlier run, and all its files still there
+            counts.update(resumed_files=len(paths[chunk]), bytes=kept)
+            done += len(paths[chunk])
+        else:
+            job = pool.submit(
+                _write_chunk, out, paths[chunk], images[chunk], compress_level, marker
+            )
+            jobs.append((len(paths[chunk]), job))
+    # The listing is built while the workers write (the CRCs take ~0.5 us an image).
+    crcs = [zlib.crc32(image) for image in np.ascontiguousarray(images)]
+    rows = (
+        f"{p},{label},{i},{crc:08x}\n"
+        for i, (p, label, crc) in enumerate(zip(paths, labels.tolist(), crcs))
+    )
+    listing = LISTING_HEADER + "".join(rows)
+    counts["bytes"] += sum(wait_all(jobs, len(labels), done, f"to-png {split}", progress))
+    write_bytes_atomic(out / f"{split}.csv", listing.encode())
+    counts.update(examples=len(labels), files=len(labels), resumed_examples=done)
+    return {"records": len(labels)}
+
+
+def _chunk_bytes(out: Path, relative_paths: list[str]) -> int | None:
+    """The bytes of a finished chunk's files, or None if one has gone (then the chunk is redone)."""
+    try:
+        return sum((out / relative).stat().st_size for relative in relative_paths)
+    except FileNotFoundError:
+        return None
+
+
+def _write_chunk(out: Path, paths: list[str], images: np.ndarray, level: int, marker: Path) -> int:
+    """Write one chunk's PNGs, each under a temporary name then renamed, and its marker.
+
+    Bare os calls rather than write_bytes_atomic: a file costs about as much as encoding its
+    PNG; durability comes from the one sync before the marker."""
+    written, suffix = 0, temp_suffix()
+    for relative, blob in zip(paths, encode_gray_pngs(images, level)):
+        final = f"{out}/{relative}"
+        folder, _, name = final.rpartition("/")
+        tmp = f"{folder}/.{name}{suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(blob)
+                while view:  # a write may take less than it was given (a size limit, a signal)
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise OSError(exc.errno, exc.strerror, final) from None
+        written += len(blob)
+    os.sync()  # the chunk's files reach the disk before the marker that lets a rerun skip them
+    write_bytes_atomic(marker, b"")
+    return written
