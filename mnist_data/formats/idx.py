@@ -24,9 +24,7 @@ from mnist_data.fs import write_bytes_atomic
 # than this many bytes per compressed byte is a lie we can reject before inflating.
 MAX_DEFLATE_RATIO = 1032
 MAX_HEADER_SIZE = 4 + 4 * 255
-MAX_NDIM = (
-    64 if int(np.__version__.split(".")[0]) >= 2 else 32
-)  # NumPy's limit on an array's dimensions
+MAX_NDIM = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # NumPy's limit
 HEADER_WINDOW = 64 * 1024  # compressed bytes inflated to read the header
 
 DTYPES: dict[int, np.dtype] = {
@@ -131,10 +129,8 @@ def encode_idx(array: np.ndarray, name: str = "<array>") -> bytes:
         raise IdxError(
             f"{name}: cannot encode dtype {array.dtype} as IDX: supported are {supported}"
         )
-    if not 1 <= array.ndim <= 255:
-        raise IdxError(f"{name}: IDX needs 1 to 255 dimensions, found {array.ndim}")
-    if any(d >= 2**32 for d in array.shape):
-        raise IdxError(f"{name}: IDX dimensions must fit in uint32, found shape {array.shape}")
+    if array.ndim == 0:
+        raise IdxError(f"{name}: IDX needs at least 1 dimension, found a scalar")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     payload = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
     return header + payload
@@ -147,43 +143,21 @@ def gzip_compress(data: bytes, compresslevel: int = 6) -> bytes:
 
 
 def _read_source(source: Source) -> tuple[str, bytes]:
+    """The name and bytes of `source`; a raw IDX file is first judged by its header against
+    its size, so that a foreign or lying file of many gigabytes is refused before it is read."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<bytes>", bytes(source)
     path = Path(source)
     try:
         with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            start = handle.read(HEADER_WINDOW)
-            _check_before_reading(start, size, str(path))
+            start = handle.read(MAX_HEADER_SIZE)
+            if start and start[:2] != GZIP_MAGIC:
+                _check_length(
+                    parse_header(start, str(path)), os.fstat(handle.fileno()).st_size, str(path)
+                )
             return str(path), start + handle.read()
     except IsADirectoryError:
         raise IdxError(f"{path}: is a directory, expected an IDX file") from None
-    except MemoryError:
-        raise IdxError(
-            f"{path}: {size / 2**30:.1f} GiB, more than the free memory can read"
-        ) from None
-
-
-def _check_before_reading(start: bytes, size: int, name: str) -> None:
-    """The header's checks against the file's size, on its first bytes, so that a foreign or
-    lying file of many gigabytes is refused before it is read (read_idx checks all again)."""
-    if not start:
-        return
-    if start[:2] != GZIP_MAGIC:
-        _check_length(parse_header(start[:MAX_HEADER_SIZE], name), size, name)
-        return
-    try:
-        head = zlib.decompressobj(31).decompress(start, MAX_HEADER_SIZE)
-    except zlib.error as exc:
-        raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
-    if len(head) < 4 or len(head) < 4 + 4 * head[3]:
-        return  # a header split across gzip members, or cut short: read_idx says which
-    header = parse_header(head, name)
-    if header.total_size > size * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
-        raise IdxError(
-            f"{name}: IDX header declares shape {header.shape} ({header.total_size} bytes), "
-            f"more than a {size}-byte gzip stream can hold"
-        )
 
 
 def _check_length(header: IdxHeader, found: int, name: str, inflated: bool = False) -> None:
@@ -211,9 +185,7 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
     if len(head) < MAX_HEADER_SIZE and not inflater.eof and len(window) == len(data):
         raise IdxError(f"{name}: truncated gzip stream: it ends after {len(head)} inflated bytes")
-    if (
-        len(head) < MAX_HEADER_SIZE and inflater.eof and inflater.unused_data
-    ):  # header split across members
+    if len(head) < MAX_HEADER_SIZE and inflater.eof and inflater.unused_data:  # more members
         head = bytes(inflate_members(data, MAX_HEADER_SIZE, name))
     header = parse_header(head, name)
     if header.total_size > len(data) * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
@@ -223,9 +195,7 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         )
     try:
         raw = inflate_exact(data, header.total_size, name)
-    except (
-        MemoryError
-    ):  # a header within the deflate bound can still ask for more than this machine has
+    except MemoryError:  # a header within the deflate bound can still ask for too much
         raise IdxError(
             f"{name}: IDX header declares shape {header.shape}, "
             f"{header.total_size / 2**30:.1f} GiB: "
