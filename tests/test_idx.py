@@ -248,19 +248,6 @@ def test_result_is_writable_for_every_input_kind(tmp_path: Path, compress: bool)
         assert decoded[0, 0] == 99
 
 
-def test_more_dimensions_than_an_array_can_have_is_an_idx_error(tmp_path) -> None:
-    from mnist_data.formats.idx import MAX_NDIM
-
-    path = tmp_path / "deep-idx"
-    path.write_bytes(
-        bytes([0, 0, 0x08, MAX_NDIM + 1]) + bytes([0, 0, 0, 1]) * (MAX_NDIM + 1) + b"\x00"
-    )
-    with pytest.raises(
-        IdxError, match=f"{MAX_NDIM + 1} dimensions: at most {MAX_NDIM} can be read"
-    ):
-        read_idx(path)
-
-
 def test_a_huge_file_is_judged_by_its_header_before_it_is_read(tmp_path) -> None:
     huge = 64 << 30  # sparse: more than this machine could read into memory
     for name, start, says in (

@@ -126,12 +126,7 @@ def test_duplicate_indices_and_wrong_counts_are_caught(raw_dir: Path, tmp_path: 
     with pytest.raises(DatasetError, match="20 records, manifest.json says 5"):
         read_tfrecord_split(out, "train")
     replace_shard(out, 1, encode_raw_records(images[:5], labels[:5], 0), second)
-    with pytest.raises(DatasetError, match=f"manifest.json says {second} records, more than its 4"):
-        read_tfrecord_split(out, "train")
-    replace_shard(out, 1, encode_raw_records(images[:5], labels[:5], 0), 10**12)  # never allocated
-    with pytest.raises(
-        DatasetError, match="manifest.json says 1000000000000 records, more than its 4"
-    ):
+    with pytest.raises(DatasetError, match=f"5 records, manifest.json says {second}"):
         read_tfrecord_split(out, "train")
 
 

@@ -24,7 +24,6 @@ from mnist_data.fs import write_bytes_atomic
 # than this many bytes per compressed byte is a lie we can reject before inflating.
 MAX_DEFLATE_RATIO = 1032
 MAX_HEADER_SIZE = 4 + 4 * 255
-MAX_NDIM = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # NumPy's limit
 HEADER_WINDOW = 64 * 1024  # compressed bytes inflated to read the header
 
 DTYPES: dict[int, np.dtype] = {
@@ -50,16 +49,8 @@ class IdxHeader:
     shape: tuple[int, ...]
 
     @property
-    def header_size(self) -> int:
-        return 4 + 4 * len(self.shape)
-
-    @property
-    def payload_size(self) -> int:
-        return prod(self.shape) * self.dtype.itemsize
-
-    @property
     def total_size(self) -> int:
-        return self.header_size + self.payload_size
+        return 4 + 4 * len(self.shape) + prod(self.shape) * self.dtype.itemsize
 
 
 def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
@@ -79,11 +70,6 @@ def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
         raise IdxError(f"{name}: unknown IDX type code 0x{code:02X}: expected one of {known}")
     if ndim < 1:
         raise IdxError(f"{name}: IDX header declares 0 dimensions: expected at least 1")
-    if ndim > MAX_NDIM:
-        raise IdxError(
-            f"{name}: IDX header declares {ndim} dimensions: "
-            f"at most {MAX_NDIM} can be read into an array"
-        )
     if len(head) < 4 + 4 * ndim:
         raise IdxError(
             f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
@@ -196,18 +182,17 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
     try:
         raw = inflate_exact(data, header.total_size, name)
     except MemoryError:  # a header within the deflate bound can still ask for too much
+        size = f"{header.total_size / 2**30:.1f} GiB"
         raise IdxError(
-            f"{name}: IDX header declares shape {header.shape}, "
-            f"{header.total_size / 2**30:.1f} GiB: "
-            "more memory than is free"
+            f"{name}: IDX header declares shape {header.shape}, {size}: more memory than is free"
         ) from None
     _check_length(header, len(raw), name, inflated=True)
     return header, raw
 
 
 def _to_array(raw: bytes | bytearray | np.ndarray, header: IdxHeader) -> np.ndarray:
-    count = prod(header.shape)
-    array = np.frombuffer(raw, dtype=header.dtype, count=count, offset=header.header_size)
+    offset = 4 + 4 * len(header.shape)
+    array = np.frombuffer(raw, dtype=header.dtype, count=prod(header.shape), offset=offset)
     if header.dtype.itemsize > 1:
         array = array.astype(header.dtype.newbyteorder("="))
     return array.reshape(header.shape)

@@ -25,10 +25,6 @@ PAYLOAD = HEADER.size + CRC.size  # where a payload starts within its record
 class RecordDamage(ValueError):
     """Where a TFRecord stream stops being valid: 'record N (byte B): problem'."""
 
-    def __init__(self, record: int, offset: int, problem: str) -> None:
-        super().__init__(f"record {record} (byte {offset}): {problem}")
-        self.record = record
-
 
 def masked_crc(data: bytes | np.ndarray) -> int:
     crc = crc32c(data)
@@ -123,19 +119,18 @@ def record_runs(data: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
     position = record = 0
     while position < len(data):
         if len(data) - position < FRAME:
-            raise RecordDamage(record, position, "truncated record header")
+            raise RecordDamage(f"record {record} (byte {position}): truncated record header")
         header = data[position : position + HEADER.size]
         if int(data[position + HEADER.size : position + PAYLOAD].view("<u4")[0]) != masked_crc(
             header
         ):
-            raise RecordDamage(record, position, "length CRC mismatch")
+            raise RecordDamage(f"record {record} (byte {position}): length CRC mismatch")
         length = int(header.view("<u8")[0])
         stride = length + FRAME
         fits = (len(data) - position) // stride
         if fits == 0:
-            raise RecordDamage(
-                record, position, f"truncated record: expected {length} payload bytes"
-            )
+            problem = f"truncated record: expected {length} payload bytes"
+            raise RecordDamage(f"record {record} (byte {position}): {problem}")
         headers = np.ndarray((fits,), "<u8", data, position, (stride,))
         mismatch = np.flatnonzero(headers != length)
         count = int(mismatch[0]) if len(mismatch) else fits
@@ -155,11 +150,11 @@ def count_records(path: Path, gzipped: bool) -> tuple[int, str | None]:
             problem = None if inflater.eof else "truncated gzip stream"
         for first, offset, rows in record_runs(np.frombuffer(data, np.uint8)):
             for i, row in enumerate(rows):
-                at = (first + i, offset + i * rows.shape[1])
+                at = f"record {first + i} (byte {offset + i * rows.shape[1]})"
                 if (row[HEADER.size : PAYLOAD] != rows[0, HEADER.size : PAYLOAD]).any():
-                    raise RecordDamage(*at, "length CRC mismatch")
+                    raise RecordDamage(f"{at}: length CRC mismatch")
                 if int(row[-CRC.size :].view("<u4")[0]) != masked_crc(row[PAYLOAD : -CRC.size]):
-                    raise RecordDamage(*at, "data CRC mismatch")
+                    raise RecordDamage(f"{at}: data CRC mismatch")
                 count += 1
     except RecordDamage as exc:
         return count, problem or str(exc)
