@@ -149,21 +149,16 @@ def _chunk_bytes(out: Path, relative_paths: list[str]) -> int | None:
 def _write_chunk(out: Path, paths: list[str], images: np.ndarray, level: int, marker: Path) -> int:
     """Write one chunk's PNGs, each under a temporary name then renamed, and its marker.
 
-    Bare os calls rather than write_bytes_atomic: a file costs about as much as encoding its
-    PNG; durability comes from the one sync before the marker."""
+    Not write_bytes_atomic: a file costs about as much as encoding its PNG, so durability
+    comes from one sync before the marker rather than an fsync per file."""
     written, suffix = 0, temp_suffix()
     for relative, blob in zip(paths, encode_gray_pngs(images, level)):
         final = f"{out}/{relative}"
         folder, _, name = final.rpartition("/")
         tmp = f"{folder}/.{name}{suffix}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(blob)
-                while view:  # a write may take less than it was given (a size limit, a signal)
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
+            with open(tmp, "wb") as handle:
+                handle.write(blob)
             os.replace(tmp, final)
         except OSError as exc:
             with contextlib.suppress(OSError):

@@ -29,9 +29,7 @@ from mnist_data.manifest import MANIFEST
 RUN_FILE = ".mnist-data-run.json"
 PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk
 SHARD_NAME = re.compile(rf"^({'|'.join(SPLITS)})-\d{{5}}-of-\d{{5}}\.tfrecord(\.gz)?$")
-
-# convert_split(pool, split, images, labels, counts) -> the split's manifest entry
-SplitConverter = Callable[[ThreadPoolExecutor, str, object, object, Counter], dict]
+COUNTS = ("examples", "files", "bytes", "resumed_files", "resumed_examples")
 
 
 def load_source(
@@ -78,12 +76,13 @@ def convert(
     arrays: dict,
     options: dict,
     manifest: dict,
-    convert_split: SplitConverter,
+    convert_split: Callable[..., dict],
     workers: int | None,
     overwrite: bool,
 ) -> dict:
-    """Run a converter: claim OUT, convert each split on a thread pool, write the manifest
-    last (it marks the output complete), and return the run's summary."""
+    """Run a converter: claim OUT, convert each split on a thread pool with
+    `convert_split(pool, split, images, labels, counts)`, which returns the split's manifest
+    entry, write the manifest last (it marks the output complete), and return the summary."""
     out = Path(out)
     identity = {"kind": kind, "source": describe_source(source, arrays), "options": options}
     manifest = {**manifest, "format": kind, "version": 1, "source": identity["source"]}
@@ -116,8 +115,7 @@ def summarize(kind: str, out: str, counts: Counter, seconds: float) -> dict:
     return {
         "kind": kind,
         "out": out,
-        **{key: counts[key] for key in ("examples", "files", "bytes")},
-        **{key: counts[key] for key in ("resumed_files", "resumed_examples")},
+        **{key: counts[key] for key in COUNTS},
         "seconds": round(seconds, 3),
         "examples_per_second": round(converted / seconds if seconds else 0.0, 1),
     }
@@ -220,9 +218,9 @@ def _foreign_entries(out: Path) -> list[str]:
 
 
 def _clear(out: Path) -> None:
-    """Delete a previous run's output. The manifest goes last and the run file stays (the new
-    run's replaces it), so OUT is still known as ours if this is interrupted."""
-    for entry in sorted(out.iterdir(), key=lambda e: e.name == MANIFEST):
+    """Delete a previous run's output, the manifest first (what is left is not complete). The
+    run file stays (the new run's replaces it), so OUT is still known as ours if interrupted."""
+    for entry in sorted(out.iterdir(), key=lambda e: e.name != MANIFEST):
         if entry.name == RUN_FILE:
             continue
         if entry.is_dir() and not entry.is_symlink():

@@ -115,8 +115,6 @@ def encode_idx(array: np.ndarray, name: str = "<array>") -> bytes:
         raise IdxError(
             f"{name}: cannot encode dtype {array.dtype} as IDX: supported are {supported}"
         )
-    if array.ndim == 0:
-        raise IdxError(f"{name}: IDX needs at least 1 dimension, found a scalar")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     payload = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
     return header + payload
