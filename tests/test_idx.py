@@ -116,7 +116,7 @@ def corrupt_cases() -> dict[str, tuple[bytes, str]]:
         "payload long": (GOOD + b"\0", "needs 40 bytes, found 41"),
         "gzip payload long": (
             gzip_compress(GOOD + b"\0"),
-            "inflates to more than the 40 bytes its IDX header",
+            "needs 40 bytes, found more",
         ),
         "huge claim raw": (huge + b"\0" * 10, "needs 1000000000016 bytes"),
         "huge claim gzip": (gzip_compress(huge + b"\0" * 1000), "more than a"),

@@ -10,7 +10,6 @@ of its pixels.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import zlib
@@ -25,7 +24,7 @@ from mnist_data.checks import is_whole
 from mnist_data.conversion.run import PROGRESS_DIR, convert, load_source, wait_all
 from mnist_data.errors import ConvertError
 from mnist_data.formats.png import encode_gray_pngs
-from mnist_data.fs import temp_suffix, write_bytes_atomic
+from mnist_data.fs import write_bytes_atomic
 from mnist_data.load import class_names
 
 CHUNK = 2000
@@ -147,24 +146,11 @@ def _chunk_bytes(out: Path, relative_paths: list[str]) -> int | None:
 
 
 def _write_chunk(out: Path, paths: list[str], images: np.ndarray, level: int, marker: Path) -> int:
-    """Write one chunk's PNGs, each under a temporary name then renamed, and its marker.
-
-    Not write_bytes_atomic: a file costs about as much as encoding its PNG, so durability
-    comes from one sync before the marker rather than an fsync per file."""
-    written, suffix = 0, temp_suffix()
-    for relative, blob in zip(paths, encode_gray_pngs(images, level)):
-        final = f"{out}/{relative}"
-        folder, _, name = final.rpartition("/")
-        tmp = f"{folder}/.{name}{suffix}"
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(blob)
-            os.replace(tmp, final)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise OSError(exc.errno, exc.strerror, final) from None
-        written += len(blob)
+    """Write one chunk's PNGs, each atomically, then its marker. No fsync per file: one sync
+    before the marker makes the chunk durable."""
+    blobs = encode_gray_pngs(images, level)
+    for relative, blob in zip(paths, blobs):
+        write_bytes_atomic(out / relative, blob, durable=False)
     os.sync()  # the chunk's files reach the disk before the marker that lets a rerun skip them
     write_bytes_atomic(marker, b"")
-    return written
+    return sum(map(len, blobs))
