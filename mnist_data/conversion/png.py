@@ -40,6 +40,11 @@ def read_listing(directory: str | os.PathLike, split: str) -> list[tuple[int, di
         return [(reader.line_num, row) for row in reader]
 
 
+def check_choice(name: str, value: object, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise ConvertError(f"unknown {name} {value!r}: expected one of {', '.join(known)}")
+
+
 def check_compress_level(compress_level: object) -> int:
     if not (is_whole(compress_level, 0) and compress_level <= 9):
         raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
@@ -52,21 +57,14 @@ def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) ->
     Numbers are zero-padded past 10 classes ("00".."25"): Keras numbers class folders in
     sorted order, where "10" would come before "2".
     """
-    if labels_as not in LABELS_AS:
-        raise ConvertError(
-            f"unknown labels_as {labels_as!r}: expected one of {', '.join(LABELS_AS)}"
-        )
+    check_choice("labels_as", labels_as, LABELS_AS)
     if labels_as == "digits":
         return [f"{label:0{len(str(num_classes - 1))}d}" for label in range(num_classes)]
     names = class_names(source) or []
     if len(names) < num_classes:
-        known = (
-            f"{len(names)} class names known for {num_classes} classes"
-            if names
-            else "no class names known for this source"
-        )
         raise ConvertError(
-            f"{source}: {known}; use digit labels (labels_as='digits', --labels-as digits)"
+            f"{source}: {len(names) or 'no'} class names known for {num_classes} classes; "
+            "use digit labels (labels_as='digits', --labels-as digits)"
         )
     return [name.replace("/", "-").replace(" ", "_") for name in names]
 
@@ -115,8 +113,11 @@ def _export_split(out, folders, compress_level, progress, pool, split, images, l
     for start in range(0, len(labels), CHUNK):
         chunk = slice(start, min(start + CHUNK, len(labels)))
         marker = out / PROGRESS_DIR / f"{split}-{start:06d}.done"
-        kept = _chunk_bytes(out, paths[chunk]) if marker.exists() else None
-        if kept is not None:  # finished by an earlier run, and all its files still there
+        try:  # finished by an earlier run, and all its files still there?
+            kept = marker.exists() and sum((out / p).stat().st_size for p in paths[chunk])
+        except FileNotFoundError:
+            kept = False
+        if kept is not False:
             counts.update(resumed_files=len(paths[chunk]), bytes=kept)
             done += len(paths[chunk])
         else:
@@ -135,14 +136,6 @@ def _export_split(out, folders, compress_level, progress, pool, split, images, l
     write_bytes_atomic(out / f"{split}.csv", listing.encode())
     counts.update(examples=len(labels), files=len(labels), resumed_examples=done)
     return {"records": len(labels)}
-
-
-def _chunk_bytes(out: Path, relative_paths: list[str]) -> int | None:
-    """The bytes of a finished chunk's files, or None if one has gone (then the chunk is redone)."""
-    try:
-        return sum((out / relative).stat().st_size for relative in relative_paths)
-    except FileNotFoundError:
-        return None
 
 
 def _write_chunk(out: Path, paths: list[str], images: np.ndarray, level: int, marker: Path) -> int:

@@ -21,7 +21,7 @@ from google_crc32c import value as crc32c
 
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
-from mnist_data.conversion.png import check_compress_level
+from mnist_data.conversion.png import check_choice, check_compress_level
 from mnist_data.conversion.run import convert, load_source, wait_all
 from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.formats.idx import gzip_compress
@@ -70,12 +70,8 @@ def to_tfrecord(
     `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10).
     """
     compression = compression or "none"
-    for name, value, known in (
-        ("encoding", encoding, ENCODINGS),
-        ("compression", compression, COMPRESSIONS),
-    ):
-        if value not in known:
-            raise ConvertError(f"unknown {name} {value!r}: expected one of {', '.join(known)}")
+    check_choice("encoding", encoding, ENCODINGS)
+    check_choice("compression", compression, COMPRESSIONS)
     compress_level = check_compress_level(compress_level)
     arrays = load_source(source, splits, workers, num_classes)
     for _, labels in arrays.values():  # refuse impossible sharding before anything is written

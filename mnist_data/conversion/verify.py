@@ -50,9 +50,7 @@ def verify(out: str | os.PathLike) -> VerifyReport:
                 f"{out}: an unfinished conversion (no {MANIFEST} yet); run the same command "
                 "again to complete it"
             )
-        raise ConvertError(
-            f"{out}: no {MANIFEST}: not a directory written by to-tfrecord or to-png"
-        )
+        raise ConvertError(f"{out}: no {MANIFEST}: not the OUT of to-tfrecord or to-png")
     try:
         manifest = read_manifest(out)
     except DatasetError as exc:
@@ -70,9 +68,8 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
             if not path.is_file():
                 report.problems.append(f"{name}: missing")
                 continue
-            problems = []
-            if path.stat().st_size != shard["bytes"]:
-                size = path.stat().st_size
+            problems, size = [], path.stat().st_size
+            if size != shard["bytes"]:
                 problems.append(f"size {size} bytes, manifest says {shard['bytes']}")
             if file_digest(path) != shard["sha256"]:
                 problems.append("SHA-256 differs from the manifest")
@@ -87,11 +84,8 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
 
 
 def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
-    from PIL import Image
-
     image = manifest.get("image", {"height": 28, "width": 28})  # older manifests lack it
     size = (image["width"], image["height"])
-    classes = manifest.get("classes", [])
     for split, entry in manifest["splits"].items():
         listing = f"{split}.csv"
         try:
@@ -100,47 +94,46 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
             report.problems.append(f"{listing}: cannot read: {exc.strerror}")
             continue
         if len(numbered) != entry["records"]:
-            report.problems.append(
-                f"{listing}: {len(numbered)} rows, manifest says {entry['records']}"
-            )
+            found = f"{len(numbered)} rows, manifest says {entry['records']}"
+            report.problems.append(f"{listing}: {found}")
         listed = {row.get("file") for _, row in numbered}
-        found = (p.relative_to(out).as_posix() for p in (out / split).rglob("*") if p.is_file())
+        files = (p.relative_to(out).as_posix() for p in (out / split).rglob("*") if p.is_file())
         report.problems += [
-            f"{f}: not listed in {listing}" for f in sorted(found) if f not in listed
+            f"{f}: not listed in {listing}" for f in sorted(files) if f not in listed
         ]
         for line, row in numbered:
-            report.files += 1
-            try:
-                file, label, _ = row["file"], int(row["label"]), int(row["index"])
-                crc = int(row["pixels_crc32"], 16) if row.get("pixels_crc32") is not None else None
-            except (KeyError, TypeError, ValueError):
-                report.problems.append(f"{listing}: line {line}: bad row {row}")
-                continue
-            folder = Path(file).parent.name
-            if classes and not 0 <= label < len(classes):
-                report.problems.append(
-                    f"{listing}: line {line}: label {label} is not one of the "
-                    f"{len(classes)} classes of the manifest"
-                )
-            elif classes and folder != classes[label]:
-                report.problems.append(
-                    f"{file}: in folder {folder!r}, but its label {label} is {classes[label]!r}"
-                )
-            try:
-                with Image.open(out / file) as image:
-                    image.load()
-                    pixels = image.tobytes()
-            except (OSError, ValueError, SyntaxError) as exc:
-                report.problems.append(f"{file}: {exc}")
-                continue
-            if image.mode != "L":
-                report.problems.append(f"{file}: mode {image.mode}, expected 8-bit grayscale (L)")
-            elif image.size != size:
-                report.problems.append(
-                    f"{file}: {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}"
-                )
-            elif crc is not None and zlib.crc32(pixels) != crc:
-                report.problems.append(
-                    f"{file}: its pixels differ from the image the listing records"
-                )
-            report.records += 1
+            where = f"{listing}: line {line}"
+            report.problems += _row_problems(out, where, row, manifest.get("classes", []), size)
+        report.files += len(numbered)
+        report.records += len(numbered)
+
+
+def _row_problems(out: Path, where: str, row: dict, classes: list, size: tuple) -> list[str]:
+    """What is wrong with one listed PNG: its row, its folder, or the image in the file."""
+    from PIL import Image
+
+    try:
+        file, label, _ = row["file"], int(row["label"]), int(row["index"])
+        crc = None if row.get("pixels_crc32") is None else int(row["pixels_crc32"], 16)
+    except (KeyError, TypeError, ValueError):
+        return [f"{where}: bad row {row}"]
+    problems, folder = [], Path(file).parent.name
+    if classes and not 0 <= label < len(classes):
+        problems.append(f"{where}: label {label} is not one of the {len(classes)} classes")
+    elif classes and folder != classes[label]:
+        problems.append(
+            f"{file}: in folder {folder!r}, but its label {label} is {classes[label]!r}"
+        )
+    try:
+        with Image.open(out / file) as image:
+            image.load()
+            mode, found, pixels = image.mode, image.size, image.tobytes()
+    except (OSError, ValueError, SyntaxError) as exc:
+        return [*problems, f"{file}: {exc}"]
+    if mode != "L":
+        problems.append(f"{file}: mode {mode}, expected 8-bit grayscale (L)")
+    elif found != size:
+        problems.append(f"{file}: {found[0]}x{found[1]}, expected {size[0]}x{size[1]}")
+    elif crc is not None and zlib.crc32(pixels) != crc:
+        problems.append(f"{file}: its pixels differ from the image the listing records")
+    return problems

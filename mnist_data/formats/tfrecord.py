@@ -118,19 +118,17 @@ def record_runs(data: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
     first record the framing cannot hold."""
     position = record = 0
     while position < len(data):
+        at = f"record {record} (byte {position})"
         if len(data) - position < FRAME:
-            raise RecordDamage(f"record {record} (byte {position}): truncated record header")
-        header = data[position : position + HEADER.size]
-        if int(data[position + HEADER.size : position + PAYLOAD].view("<u4")[0]) != masked_crc(
-            header
-        ):
-            raise RecordDamage(f"record {record} (byte {position}): length CRC mismatch")
+            raise RecordDamage(f"{at}: truncated record header")
+        header, crc = data[position : position + HEADER.size], data[position + HEADER.size :]
+        if int(crc[: CRC.size].view("<u4")[0]) != masked_crc(header):
+            raise RecordDamage(f"{at}: length CRC mismatch")
         length = int(header.view("<u8")[0])
         stride = length + FRAME
         fits = (len(data) - position) // stride
         if fits == 0:
-            problem = f"truncated record: expected {length} payload bytes"
-            raise RecordDamage(f"record {record} (byte {position}): {problem}")
+            raise RecordDamage(f"{at}: truncated record: expected {length} payload bytes")
         headers = np.ndarray((fits,), "<u8", data, position, (stride,))
         mismatch = np.flatnonzero(headers != length)
         count = int(mismatch[0]) if len(mismatch) else fits
