@@ -226,15 +226,6 @@ def test_split_sizes_that_differ_are_refused_before_out_exists(tmp_path: Path) -
     assert not (tmp_path / "out").exists()
 
 
-def test_the_rate_counts_only_the_examples_converted() -> None:
-    from collections import Counter
-
-    from mnist_data.conversion.run import summarize
-
-    counts = Counter(examples=1600, resumed_examples=1200)
-    assert summarize("to-tfrecord", "out", counts, 2.0)["examples_per_second"] == 200
-
-
 def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
     for kwargs, says in (
         (dict(shards=2001), "2001 shards for 1600 records"),

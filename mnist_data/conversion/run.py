@@ -8,6 +8,7 @@ and otherwise stops with a clear error unless `overwrite` is set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,18 +58,6 @@ def describe_source(source: str | os.PathLike, splits: Iterable[str]) -> dict:
     return {"name": os.fspath(source), "files": files}
 
 
-def image_size(source: str | os.PathLike, arrays: dict) -> dict:
-    """The manifest's image size: height and width, which every split must share."""
-    sizes = {split: tuple(images.shape[1:3]) for split, (images, _) in arrays.items()}
-    if len(set(sizes.values())) > 1:
-        found = ", ".join(f"{split} {h}x{w}" for split, (h, w) in sizes.items())
-        raise ConvertError(
-            f"{source}: the splits differ in image size ({found}); convert them separately"
-        )
-    ((height, width),) = set(sizes.values())
-    return {"height": int(height), "width": int(width), "channels": 1}
-
-
 def convert(
     kind: str,
     source: str | os.PathLike,
@@ -84,38 +73,35 @@ def convert(
     `convert_split(pool, split, images, labels, counts)`, which returns the split's manifest
     entry, write the manifest last (it marks the output complete), and return the summary."""
     out = Path(out)
+    sizes = {split: images.shape[1:3] for split, (images, _) in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        found = ", ".join(f"{split} {h}x{w}" for split, (h, w) in sizes.items())
+        raise ConvertError(
+            f"{source}: the splits differ in image size ({found}); convert them separately"
+        )
+    ((height, width),) = set(sizes.values())
     identity = {"kind": kind, "source": describe_source(source, arrays), "options": options}
     manifest = {**manifest, "format": kind, "version": 1, "source": identity["source"]}
-    manifest.update(options=options, image=image_size(source, arrays), splits={})
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
-    busy = ConvertError(
-        f"{out}: another conversion is writing here; wait for it to end, or choose another OUT"
-    )
-    started, counts = time.perf_counter(), Counter()
+    image = {"height": int(height), "width": int(width), "channels": 1}
+    manifest.update(options=options, image=image, splits={})
+    started, counts = time.perf_counter(), Counter({key: 0 for key in COUNTS})
     # Threads, not processes: a process pool must spawn its workers once TensorFlow is loaded,
     # and the work runs largely outside the GIL (docs/BENCHMARKS.md). On an error the chunks
     # not yet started are cancelled and running ones finish, so nothing writes into OUT after.
-    with locked(out, busy), ThreadPoolExecutor(workers or os.cpu_count(), "mnist-data") as pool:
+    pool = ThreadPoolExecutor(workers or os.cpu_count(), "mnist-data")
+    with _claimed(out, identity, overwrite), pool:
         try:
-            _claim(out, identity, overwrite)
             for split, (images, labels) in arrays.items():
                 manifest["splits"][split] = convert_split(pool, split, images, labels, counts)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         write_json_atomic(out / MANIFEST, manifest, sort_keys=True)
-    return summarize(f"to-{kind}", str(out), counts, time.perf_counter() - started)
-
-
-def summarize(kind: str, out: str, counts: Counter, seconds: float) -> dict:
-    """The run's summary; the rate counts only the examples this run converted."""
-    converted = counts["examples"] - counts["resumed_examples"]
+    seconds = time.perf_counter() - started
+    converted = counts["examples"] - counts["resumed_examples"]  # not those an earlier run did
     return {
-        "kind": kind,
-        "out": out,
-        **{key: counts[key] for key in COUNTS},
+        "kind": f"to-{kind}",
+        "out": str(out),
+        **counts,
         "seconds": round(seconds, 3),
         "examples_per_second": round(converted / seconds if seconds else 0.0, 1),
     }
@@ -142,6 +128,22 @@ def wait_all(jobs: list[tuple[int, Future]], total: int, done: int, desc: str, p
             results.append(job.result())
             bar.update(count)
     return results
+
+
+@contextlib.contextmanager
+def _claimed(out: Path, identity: dict, overwrite: bool) -> Iterator[None]:
+    """Hold OUT for this run and make it ours; a second conversion into OUT is refused while
+    this one runs, so neither sweeps the other's files."""
+    busy = ConvertError(
+        f"{out}: another conversion is writing here; wait for it to end, or choose another OUT"
+    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
+    with locked(out, busy):
+        _claim(out, identity, overwrite)
+        yield
 
 
 def _claim(out: Path, identity: dict, overwrite: bool) -> None:
