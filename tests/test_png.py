@@ -218,3 +218,12 @@ def test_a_rerun_restores_a_file_deleted_from_a_finished_chunk(tmp_path: Path) -
     victim.unlink()
     restored = to_png("mnist-sample", out, splits=["test"], progress=False)
     assert restored["resumed_files"] == 0 and victim.read_bytes() == kept
+
+
+def test_a_log_gets_no_progress_bar(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "mnist_data_cli", "to-png", "mnist-sample", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True)  # stderr is not a terminal
+    assert done.returncode == 0 and "\r" not in done.stderr and "to-png: 2000 files" in done.stdout

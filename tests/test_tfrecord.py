@@ -278,19 +278,9 @@ def test_bad_source_and_unwritable_out_leave_nothing(tmp_path: Path) -> None:
 
 def test_cli_writes_json_summary(tmp_path: Path, capsys) -> None:
     report = tmp_path / "summary.json"
+    out = tmp_path / "o"
     assert (
-        main(
-            [
-                "to-tfrecord",
-                "mnist-sample",
-                str(tmp_path / "o"),
-                "--shard-size",
-                "1000",
-                "--quiet",
-                "--json",
-                str(report),
-            ]
-        )
+        main(f"to-tfrecord mnist-sample {out} --shard-size 1000 --quiet --json {report}".split())
         == 0
     )
     summary = json.loads(report.read_text())

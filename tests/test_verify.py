@@ -261,43 +261,19 @@ def test_sigkill_then_rerun_gives_identical_output(
     assert not (killed / "manifest.json").exists()
     partial = final_files(killed)
     assert partial  # some output was there when it died
-    assert (
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mnist_data_cli",
-                *args(clean),
-                "--quiet",
-                "--json",
-                str(tmp_path / "clean.json"),
-            ]
-        ).returncode
-        == 0
-    )
+
+    def run_to_end(out: Path, summary: Path) -> dict:
+        command = [sys.executable, "-m", "mnist_data_cli", *args(out), "--quiet"]
+        assert subprocess.run([*command, "--json", str(summary)]).returncode == 0
+        return json.loads(summary.read_text())
+
+    clean_summary = run_to_end(clean, tmp_path / "clean.json")
     reference = final_files(clean)
     for name, blob in partial.items():  # nothing under a final name was partial
         assert reference[name] == blob, name
-    summary = tmp_path / "resumed.json"
-    assert (
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mnist_data_cli",
-                *args(killed),
-                "--quiet",
-                "--json",
-                str(summary),
-            ]
-        ).returncode
-        == 0
-    )
-    resumed = json.loads(summary.read_text())
+    resumed = run_to_end(killed, tmp_path / "resumed.json")
     assert resumed["resumed_files"] > 0  # finished chunks were kept, not redone
-    assert (
-        resumed["bytes"] == json.loads((tmp_path / "clean.json").read_text())["bytes"]
-    )  # kept ones count too
+    assert resumed["bytes"] == clean_summary["bytes"]  # kept ones count too
     assert final_files(killed) == reference
     assert not [p for p in killed.rglob(".*") if is_temp_name(p)]
     assert verify(killed).ok

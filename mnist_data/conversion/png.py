@@ -1,11 +1,8 @@
 """`to_png`: IDX splits to OUT/<split>/<class>/<index>.png, in parallel, atomic, resumable.
 
-Workers take contiguous chunks of a split. Each PNG is written under a temporary name
-and renamed, so no partial PNG ever carries a final name; when a chunk is complete its
-worker drops a `.done` marker, and a resumed run redoes only the chunks without one, or
-with a file gone since (rewriting the same bytes: encoding is deterministic).
-OUT/<split>.csv lists every file with its label, its index in the source and the CRC-32
-of its pixels.
+Workers write contiguous chunks of a split, each PNG atomically, then a `.done` marker; a
+resumed run redoes only the chunks without one, or with a file gone since (rewriting the same
+bytes). OUT/<split>.csv lists every file with its label, source index and pixels' CRC-32.
 """
 
 from __future__ import annotations
@@ -95,9 +92,9 @@ def to_png(
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(arrays)}
     if labels_as == "digits" and num_classes > 10:  # a tree of unpadded folders is another run
         options["digit_width"] = len(folders[0])
-    split_writer = partial(_export_split, Path(out), folders, compress_level, progress)
-    extra = {"classes": folders}
-    return convert("png", source, out, arrays, options, extra, split_writer, workers, overwrite)
+    writer = partial(_export_split, Path(out), folders, compress_level, progress)
+    manifest = {"classes": folders}
+    return convert("png", source, out, arrays, options, manifest, writer, workers, overwrite)
 
 
 def _export_split(out, folders, compress_level, progress, pool, split, images, labels, counts):

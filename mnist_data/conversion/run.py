@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from tqdm import tqdm
+
 from mnist_data.catalog import SPLITS
 from mnist_data.checks import is_whole
 from mnist_data.errors import ConvertError
@@ -36,8 +38,8 @@ COUNTS = ("examples", "files", "bytes", "resumed_files", "resumed_examples")
 def load_source(
     source: str | os.PathLike, splits: str | Iterable[str], workers: int | None, num_classes
 ) -> dict:
-    """The arrays of the requested splits, each once, in the catalog's order (the order or
-    repetition a caller gives them in does not make a different run)."""
+    """The arrays of the requested splits, each once, in the catalog's order (so that order
+    or repetition does not make another run)."""
     wanted = [splits] if isinstance(splits, str) else list(splits)
     unknown = [split for split in wanted if split not in SPLITS]
     if unknown:
@@ -85,9 +87,8 @@ def convert(
     image = {"height": int(height), "width": int(width), "channels": 1}
     manifest.update(options=options, image=image, splits={})
     started, counts = time.perf_counter(), Counter({key: 0 for key in COUNTS})
-    # Threads, not processes: a process pool must spawn its workers once TensorFlow is loaded,
-    # and the work runs largely outside the GIL (docs/BENCHMARKS.md). On an error the chunks
-    # not yet started are cancelled and running ones finish, so nothing writes into OUT after.
+    # Threads: the work runs largely outside the GIL, and processes must be spawned once TF is
+    # loaded. On an error, chunks not started are cancelled and running ones finish first.
     pool = ThreadPoolExecutor(workers or os.cpu_count(), "mnist-data")
     with _claimed(out, identity, overwrite), pool:
         try:
@@ -117,10 +118,7 @@ def line(summary: dict) -> str:
 
 
 def wait_all(jobs: list[tuple[int, Future]], total: int, done: int, desc: str, progress: bool):
-    """The results of `jobs` ((examples, future) pairs), in order, behind a progress bar; the
-    bar is drawn only on a terminal (a log gets no carriage returns)."""
-    from tqdm import tqdm
-
+    """The results of (examples, future) pairs, behind a bar drawn only on a terminal."""
     shown = progress and sys.stderr.isatty()
     with tqdm(total=total, initial=done, desc=desc, disable=not shown, leave=False) as bar:
         results = []
@@ -201,8 +199,7 @@ def _difference(previous: dict, identity: dict, within: str = "") -> str:
 
 
 def _foreign_entries(out: Path) -> list[str]:
-    """What in OUT no converter writes: anything but the run file, the manifest, the progress
-    markers, temporaries, shards, listings, and split folders holding only PNGs."""
+    """What in OUT no converter writes (a split folder's files other than PNGs included)."""
     ours = {RUN_FILE, MANIFEST, PROGRESS_DIR, *(f"{split}.csv" for split in SPLITS)}
     foreign = []
     for entry in sorted(out.iterdir()):

@@ -1,11 +1,9 @@
 """`to_tfrecord`: IDX splits to sharded TFRecord files of tf.train.Example, in parallel.
 
-Each shard is a contiguous range of the split, encoded in a worker thread and written
-under a temporary name, then renamed: a shard under its final name is always complete,
-so a resumed run only encodes the shards that are missing, or whose records no longer
-pass their CRCs, or whose checksum differs from the one a finished run published.
-Output is deterministic: the same input and options give byte-identical shards (gzip
-with mtime 0).
+Each shard is a contiguous range of the split, written atomically by a worker thread: a
+resumed run only encodes the shards that are missing, whose records fail their CRCs, or whose
+checksum differs from the one a finished run published. The same input and options give
+byte-identical shards (gzip with mtime 0).
 """
 
 from __future__ import annotations

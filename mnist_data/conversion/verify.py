@@ -2,9 +2,7 @@
 
 TFRecord shards: existence, byte size, SHA-256 and CRC32C, every record's two CRCs, record counts.
 PNG trees: every listed file exists, decodes to the declared size and holds the pixels whose
-CRC-32 the listing records (listings written before that column are checked without it);
-no unlisted file sits in a split's folders; counts match.
-Each problem names the file (and the record, for TFRecords).
+CRC-32 the listing records; no unlisted file sits in a split's folders; counts match.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google_crc32c import value as crc32c
+from PIL import Image
 
 from mnist_data.conversion.png import read_listing
 from mnist_data.conversion.run import RUN_FILE
@@ -110,8 +109,6 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
 
 def _row_problems(out: Path, where: str, row: dict, classes: list, size: tuple) -> list[str]:
     """What is wrong with one listed PNG: its row, its folder, or the image in the file."""
-    from PIL import Image
-
     try:
         file, label, _ = row["file"], int(row["label"]), int(row["index"])
         crc = None if row.get("pixels_crc32") is None else int(row["pixels_crc32"], 16)

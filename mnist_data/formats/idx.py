@@ -25,17 +25,9 @@ from mnist_data.fs import write_bytes_atomic
 MAX_DEFLATE_RATIO = 1032
 MAX_HEADER_SIZE = 4 + 4 * 255
 
-DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-TYPE_CODES: dict[tuple[str, int], int] = {
-    (dt.kind, dt.itemsize): code for code, dt in DTYPES.items()
-}
+_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+DTYPES = {code: np.dtype(name) for code, name in _TYPES.items()}  # the type byte's table
+TYPE_CODES = {(dt.kind, dt.itemsize): code for code, dt in DTYPES.items()}
 
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
@@ -55,25 +47,17 @@ class IdxHeader:
 def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
     """Decode and check the header at the start of `head` (the rest is ignored)."""
     if len(head) < 4:
-        raise IdxError(
-            f"{name}: too short for an IDX header: expected at least 4 bytes, found {len(head)}"
-        )
+        raise IdxError(f"{name}: too short for an IDX header: {len(head)} bytes")
     zero0, zero1, code, ndim = bytes(head[:4])
     if zero0 or zero1:
-        raise IdxError(
-            f"{name}: bad IDX magic: expected 00 00 in the first two bytes, "
-            f"found {zero0:02x} {zero1:02x}"
-        )
+        raise IdxError(f"{name}: bad IDX magic: expected 00 00, found {zero0:02x} {zero1:02x}")
     if code not in DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in DTYPES)
         raise IdxError(f"{name}: unknown IDX type code 0x{code:02X}: expected one of {known}")
     if ndim < 1:
         raise IdxError(f"{name}: IDX header declares 0 dimensions: expected at least 1")
     if len(head) < 4 + 4 * ndim:
-        raise IdxError(
-            f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
-            f"found {len(head)}"
-        )
+        raise IdxError(f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes")
     shape = tuple(int(d) for d in np.frombuffer(bytes(head[4 : 4 + 4 * ndim]), dtype=">u4"))
     return IdxHeader(DTYPES[code], shape)
 
@@ -130,17 +114,15 @@ def _read_source(source: Source) -> tuple[str, bytes]:
     its size, so that a foreign or lying file of many gigabytes is refused before it is read."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<bytes>", bytes(source)
-    path = Path(source)
+    name = os.fspath(source)
     try:
-        with open(path, "rb") as handle:
+        with open(name, "rb") as handle:
             start = handle.read(MAX_HEADER_SIZE)
             if start and start[:2] != GZIP_MAGIC:
-                _check_length(
-                    parse_header(start, str(path)), os.fstat(handle.fileno()).st_size, str(path)
-                )
-            return str(path), start + handle.read()
+                _check_length(parse_header(start, name), os.fstat(handle.fileno()).st_size, name)
+            return name, start + handle.read()
     except IsADirectoryError:
-        raise IdxError(f"{path}: is a directory, expected an IDX file") from None
+        raise IdxError(f"{name}: is a directory, expected an IDX file") from None
 
 
 def _check_length(header: IdxHeader, found: int, name: str, inflated: bool = False) -> None:

@@ -1,12 +1,9 @@
 """Gzip inflate for IDX payloads: libdeflate straight into a numpy buffer when possible.
 
-Measured on Fashion-MNIST's 26 MB train images (docs/BENCHMARKS.md): zlib 174 ms,
-libdeflate via the `deflate` package 81 ms, libdeflate into a preallocated numpy buffer
-65 ms (numpy asks the kernel for huge pages, so the 47 MB output does not page-fault
-4 KiB at a time). The libdeflate symbols come from the `deflate` wheel's own extension
-and are called through ctypes, which releases the GIL (the `deflate` API does not), so
-several files inflate, and PNGs compress (formats.png), in parallel on threads. If the
-symbols are not there, zlib takes over.
+On Fashion-MNIST's 26 MB train images (docs/BENCHMARKS.md): zlib 174 ms, the `deflate` package
+81 ms, libdeflate into a preallocated numpy buffer 65 ms. Its symbols come from the `deflate`
+wheel's extension, called through ctypes, which releases the GIL, so threads inflate files and
+compress PNGs (formats.png) in parallel. Without the symbols, zlib takes over.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """A minimal encoder for 8-bit grayscale PNGs, for many small images at once.
 
 A 28x28 PNG is a signature, an IHDR chunk, one zlib-compressed IDAT of the rows (each
-prefixed by filter type 0) and IEND. Building that directly, with libdeflate compressing
-the IDAT, takes about 15 us per image here, where zlib's compress alone takes 23 us at
-level 1 and Pillow's save to memory 48 us (docs/BENCHMARKS.md). libdeflate is called
-through ctypes, which releases the GIL, so converter threads encode in parallel. Pillow
-and TensorFlow decode the result like any other PNG. Output is deterministic.
+prefixed by filter type 0) and IEND. Building that directly, with libdeflate (GIL released)
+compressing the IDAT, takes about 15 us per image, where zlib's compress alone takes 23 us
+and Pillow's save 48 us (docs/BENCHMARKS.md). Output is deterministic.
 """
 
 from __future__ import annotations

@@ -114,8 +114,7 @@ def encode_raw_records(images: np.ndarray, labels: np.ndarray, start: int) -> by
 
 def record_runs(data: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
     """(first record's number, its byte offset, rows) per run of equal-length records, one a
-    row. A run's first length CRC is checked before its length is trusted; RecordDamage at the
-    first record the framing cannot hold."""
+    row, each run's length CRC checked; RecordDamage at the first record the framing breaks."""
     position = record = 0
     while position < len(data):
         at = f"record {record} (byte {position})"

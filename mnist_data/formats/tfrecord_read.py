@@ -1,12 +1,9 @@
 """Raw-encoded TFRecord splits written by `to_tfrecord`, read into numpy arrays without TensorFlow.
 
-A raw shard holds records of a few lengths. A run of records of one length is the rows of a
-uint8 array that must equal the writer's template (`raw_layout`) but for the pixels, the two
-varints and the data CRC: a few column comparisons check every record, and pixels, labels and
-indices come out as column slices, with no per-record Python. The shard's checksum in the
-manifest stands in for the per-record CRCs that `verify` checks one by one.
-Why not TensorFlow's reader: it made the first epoch of Fashion-MNIST 2.1-2.3x as long (about
-half a second more), handing out records one by one (docs/BENCHMARKS.md).
+A run of equal-length records is the rows of a uint8 array that must equal the writer's template
+(`raw_layout`) but for pixels, two varints and the data CRC, which the manifest's shard checksum
+covers: pixels, labels and indices come out as column slices, with no per-record Python.
+TensorFlow's reader made the first epoch of Fashion-MNIST 2.1-2.3x as long (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -88,9 +85,8 @@ def _shard_runs(path: Path, shard: dict, gzipped: bool, pixels: int) -> list[tup
 
 
 def check_shard_files(directory: str | Path, split: str) -> None:
-    """DatasetError naming the first shard of `split` whose bytes differ from the checksum in
-    the manifest. Why: a reader that decodes records itself (PNG-encoded shards, through
-    TensorFlow) would otherwise take a copied or foreign shard of the same length for its own."""
+    """DatasetError naming the first shard of `split` whose bytes differ from the manifest's
+    checksum, for readers that decode records themselves (PNG-encoded shards, through TF)."""
     directory = Path(directory)
     for shard in read_manifest(directory)["splits"][split]["shards"]:
         _checked_bytes(directory / shard["file"], shard, gzipped=False)
