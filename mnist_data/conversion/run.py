@@ -137,6 +137,8 @@ def _claimed(out: Path, identity: dict, overwrite: bool) -> Iterator[None]:
     )
     try:
         out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConvertError(f"{out}: exists and is not a directory") from None
     except OSError as exc:
         raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
     with locked(out, busy):
@@ -222,7 +224,4 @@ def _clear(out: Path) -> None:
     for entry in sorted(out.iterdir(), key=lambda e: e.name != MANIFEST):
         if entry.name == RUN_FILE:
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
