@@ -3,15 +3,15 @@
 Importing this package does not import TensorFlow; only the functions that need it do.
 """
 
+from mnist_data.conversion.png import to_png
+from mnist_data.conversion.tfrecord import to_tfrecord
+from mnist_data.conversion.verify import verify
 from mnist_data.errors import ConvertError, DatasetError, FetchError, IdxError, MnistDataError
-from mnist_data.idx import read_idx, write_idx
-from mnist_data.png_export import to_png
+from mnist_data.formats.idx import read_idx, write_idx
 from mnist_data.sources.catalog import CATALOG, Dataset, get_dataset
 from mnist_data.sources.fetch import fetch
 from mnist_data.sources.load import class_names, load, load_splits
 from mnist_data.sources.source import Source, resolve_source
-from mnist_data.tfrecord_export import to_tfrecord
-from mnist_data.verify import verify
 
 __all__ = [
     "CATALOG",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 from mnist_data.cli_args import level_0_to_9, output_file, positive_int
-from mnist_data.conversion import line
+from mnist_data.conversion.png import LABELS_AS, to_png
+from mnist_data.conversion.run import line
+from mnist_data.conversion.tfrecord import COMPRESSIONS, ENCODINGS, to_tfrecord
+from mnist_data.conversion.verify import verify
 from mnist_data.fs import write_json_atomic
-from mnist_data.png_export import LABELS_AS, to_png
 from mnist_data.sources.catalog import CATALOG, SPLITS
 from mnist_data.sources.fetch import fetch
 from mnist_data.sources.load import describe
-from mnist_data.tfrecord_export import COMPRESSIONS, ENCODINGS, to_tfrecord
-from mnist_data.verify import verify
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -140,9 +140,10 @@ def _run_to_tfrecord(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        json_path=args.json_path,
     )
     print(line(result))
+    if args.json_path:
+        write_json_atomic(args.json_path, result)
     return 0
 
 
@@ -157,9 +158,10 @@ def _run_to_png(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        json_path=args.json_path,
     )
     print(line(result))
+    if args.json_path:
+        write_json_atomic(args.json_path, result)
     return 0
 
 

@@ -8,6 +8,7 @@ is killed at. The lock lets two processes at once take turns or refuse each othe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -16,6 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_MARKER = ".tmp-"
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """The hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def temp_suffix() -> str:

@@ -16,13 +16,9 @@ from pathlib import Path
 import mnist_data
 import mnist_data.cli
 import pipelines.cli
-from mnist_data.checks import summary_clash
-from mnist_data.conversion import check_summary_path
 from mnist_data.fs import final_name_of
-from mnist_data.sources.source import MANIFEST
 from mnist_data_cli.quiet_start import start_tensorflow_quietly
-from pipelines.config import TrainError
-from pipelines.train import CONFIG, RUN_FILES, run_data
+from pipelines.train import run_data
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,28 +52,6 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def _check_json_target(args: argparse.Namespace) -> None:
-    """Refuse a --json file that would replace part of the command's output or of its inputs:
-    a converted directory's manifest, listings and shards, a run directory's configuration,
-    metrics and checkpoints (a summary beside them, under another name, is fine)."""
-    target = getattr(args, "json_path", None)
-    if not target or target == "-":
-        return
-    runs = [getattr(args, "run_dir", None), args.out if args.command == "train" else None]
-    converted = [args.out] if args.command in ("to-tfrecord", "to-png") else []
-    inputs = [getattr(args, "source", None), getattr(args, "data", None)]
-    inputs += [recorded_data(Path(run)) for run in runs if run and (Path(run) / CONFIG).is_file()]
-    for directory in filter(None, runs):
-        clash = summary_clash(target, directory, RUN_FILES, "the run directory")
-        if clash:
-            raise TrainError(clash)
-    for directory in converted:
-        check_summary_path(Path(directory), target)
-    for directory in inputs:
-        if directory and (Path(directory) / MANIFEST).is_file():
-            check_summary_path(Path(directory), target, "the converted data in")
-
-
 def recorded_data(run_dir: Path) -> str | None:
     """The data a run directory records it was trained on, if it can be read."""
     try:
@@ -90,7 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _one_line_warnings()
     try:
-        _check_json_target(args)
         if getattr(args, "prepare", None):  # checks that need no TensorFlow run before it starts
             args.prepare(args)
         if args.uses_tensorflow and not args.debug:

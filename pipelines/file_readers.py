@@ -12,11 +12,11 @@ import tensorflow as tf
 
 import mnist_data
 from mnist_data.errors import DatasetError
+from mnist_data.formats.png import END as PNG_END
+from mnist_data.formats.png import SIGNATURE as PNG_SIGNATURE
 from mnist_data.sources.source import read_manifest
 from pipelines.options import PipelineOptions
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk that ends every PNG
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 
 

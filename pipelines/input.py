@@ -22,8 +22,8 @@ import tensorflow as tf
 import mnist_data
 from mnist_data.checks import is_whole
 from mnist_data.errors import DatasetError
+from mnist_data.formats.tfrecord_read import check_shard_files, read_tfrecord_split
 from mnist_data.sources.source import MANIFEST, read_manifest
-from mnist_data.tfrecord_read import check_shard_files, read_tfrecord_split
 from pipelines import FORMATS
 from pipelines.cache_folder import writable_cache_prefix
 from pipelines.file_readers import file_chunks, materialize, split_shards, tf_reason, unreadable

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mnist_data.checks import summary_clash
 from mnist_data.fs import (
     first_missing_folder,
     is_temp_name,
@@ -80,9 +79,6 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: not a directory; --out names the run directory to create")
-    clash = summary_clash(json_path, out, RUN_FILES)
-    if clash:
-        raise TrainError(clash)
     if (
         out.is_dir()
         and not (out / CONFIG).is_file()
@@ -480,7 +476,7 @@ def data_fingerprint(data: str | os.PathLike) -> str:
     path, and the files at a path can be replaced (a reconversion, new IDX files) under it."""
     import hashlib
 
-    from mnist_data.conversion import describe_source
+    from mnist_data.conversion.run import describe_source
     from mnist_data.sources.catalog import CATALOG, SPLITS
     from mnist_data.sources.source import MANIFEST
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnist_data import IdxError, read_idx, write_idx
-from mnist_data.idx import DTYPES, encode_idx, gzip_compress
+from mnist_data.formats.idx import DTYPES, encode_idx, gzip_compress
 
 NATIVE_DTYPES = [dt.newbyteorder("=") for dt in DTYPES.values()]
 
@@ -116,7 +116,7 @@ def corrupt_cases() -> dict[str, tuple[bytes, str]]:
         "payload long": (GOOD + b"\0", "needs 40 bytes, found 41"),
         "gzip payload long": (
             gzip_compress(GOOD + b"\0"),
-            "inflates to more than the 40 bytes its IDX header",
+            "needs 40 bytes, found more",
         ),
         "huge claim raw": (huge + b"\0" * 10, "needs 1000000000016 bytes"),
         "huge claim gzip": (gzip_compress(huge + b"\0" * 1000), "more than a"),
@@ -221,16 +221,14 @@ def test_zlib_error_is_not_leaked_for_bad_deflate_block() -> None:
         read_idx(broken)
 
 
-@pytest.mark.parametrize("backend", ["libdeflate-into-array", "deflate-api", "zlib"])
+@pytest.mark.parametrize("backend", ["libdeflate-into-array", "zlib"])
 def test_every_inflate_backend_decodes_and_checks(
     backend: str, monkeypatch, sample_dir: Path
 ) -> None:
-    import mnist_data.inflate as inflate
+    import mnist_data.formats.inflate as inflate
 
-    if backend != "libdeflate-into-array":
-        monkeypatch.setattr(inflate, "LIBDEFLATE", None)
     if backend == "zlib":
-        monkeypatch.setattr(inflate, "_deflate_api", None)
+        monkeypatch.setattr(inflate, "LIBDEFLATE", None)
     path = sample_dir / "t10k-images-idx3-ubyte.gz"
     decoded = read_idx(path)
     assert encode_idx(decoded) == gzip.decompress(path.read_bytes())
@@ -248,19 +246,6 @@ def test_result_is_writable_for_every_input_kind(tmp_path: Path, compress: bool)
     for decoded in (read_idx(blob), read_idx(tmp_path / "f")):
         decoded[0, 0] = 99
         assert decoded[0, 0] == 99
-
-
-def test_more_dimensions_than_an_array_can_have_is_an_idx_error(tmp_path) -> None:
-    from mnist_data.idx import MAX_NDIM
-
-    path = tmp_path / "deep-idx"
-    path.write_bytes(
-        bytes([0, 0, 0x08, MAX_NDIM + 1]) + bytes([0, 0, 0, 1]) * (MAX_NDIM + 1) + b"\x00"
-    )
-    with pytest.raises(
-        IdxError, match=f"{MAX_NDIM + 1} dimensions: at most {MAX_NDIM} can be read"
-    ):
-        read_idx(path)
 
 
 def test_a_huge_file_is_judged_by_its_header_before_it_is_read(tmp_path) -> None:

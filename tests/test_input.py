@@ -348,7 +348,7 @@ def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
 def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, tmp_path) -> None:
     import shutil
 
-    from mnist_data.tfrecord import count_records
+    from mnist_data.formats.tfrecord import count_records
 
     out = tmp_path / "tfr"
     shutil.copytree(converted["pnggz"], out)

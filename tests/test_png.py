@@ -12,7 +12,7 @@ from PIL import Image
 
 import mnist_data
 from mnist_data import ConvertError, to_png
-from mnist_data.pngcodec import encode_gray_pngs
+from mnist_data.formats.png import encode_gray_pngs
 
 
 def test_keras_reads_the_tree_with_the_right_labels(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_keras_labels_of_name_folders_map_back_through_the_manifest(
 
 def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> None:
     from mnist_data import DatasetError, to_tfrecord, write_idx
-    from mnist_data.tfrecord_read import read_tfrecord_split
+    from mnist_data.formats.tfrecord_read import read_tfrecord_split
 
     rng = np.random.default_rng(1)
     letters = tmp_path / "letters"  # an EMNIST-letters-like set: 26 classes
@@ -218,3 +218,12 @@ def test_a_rerun_restores_a_file_deleted_from_a_finished_chunk(tmp_path: Path) -
     victim.unlink()
     restored = to_png("mnist-sample", out, splits=["test"], progress=False)
     assert restored["resumed_files"] == 0 and victim.read_bytes() == kept
+
+
+def test_a_log_gets_no_progress_bar(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "mnist_data_cli", "to-png", "mnist-sample", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True)  # stderr is not a terminal
+    assert done.returncode == 0 and "\r" not in done.stderr and "to-png: 2000 files" in done.stdout

@@ -137,9 +137,7 @@ def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatc
     import os
 
     out = tmp_path / "tfr"
-    to_tfrecord(
-        "mnist-sample", out, progress=False, json_path=out / "summary.json"
-    )  # its own: not foreign
+    to_tfrecord("mnist-sample", out, progress=False)
     (out / "notes.txt").write_text("mine")
     (out / "models").mkdir()
     (out / "models" / "weights.h5").write_text("w")
@@ -172,8 +170,8 @@ def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatc
 
     real_unlink = Path.unlink
 
-    def interrupted(path, *args, **kwargs):  # Ctrl-C as the clearing of the old output ends
-        if path.name == "manifest.json":
+    def interrupted(path, *args, **kwargs):  # Ctrl-C as the clearing of the old output goes on
+        if path.name == "test.csv":
             raise KeyboardInterrupt
         return real_unlink(path, *args, **kwargs)
 
@@ -183,17 +181,12 @@ def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatc
             "mnist-sample", tree, splits="test", compress_level=6, overwrite=True, progress=False
         )
     monkeypatch.undo()
-    assert sorted(p.name for p in tree.iterdir()) == [".mnist-data-run.json", "manifest.json"]
-    assert (
-        tree / ".mnist-data-run.json"
-    ).exists()  # still known as ours: the same command completes it
-    assert (
-        to_png(
-            "mnist-sample", tree, splits="test", compress_level=6, overwrite=True, progress=False
-        )["files"]
-        == 400
+    assert not (tree / "manifest.json").exists()  # gone first: what is left is not complete
+    assert (tree / ".mnist-data-run.json").exists()  # still ours: the same command completes it
+    summary = to_png(
+        "mnist-sample", tree, splits="test", compress_level=6, overwrite=True, progress=False
     )
-    assert mnist_data.verify(tree).ok
+    assert summary["files"] == 400 and mnist_data.verify(tree).ok
 
     def no_flock(*args):
         raise OSError(errno.ENOLCK, "No locks available")
@@ -233,14 +226,6 @@ def test_split_sizes_that_differ_are_refused_before_out_exists(tmp_path: Path) -
     assert not (tmp_path / "out").exists()
 
 
-def test_the_rate_counts_only_the_examples_converted() -> None:
-    from mnist_data.conversion import RunSummary
-
-    summary = RunSummary("to-tfrecord", "out", examples=1600, resumed_examples=1200)
-    summary.started -= 2.0  # two seconds ago
-    assert summary.finish()["examples_per_second"] == pytest.approx(200, rel=0.01)
-
-
 def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
     for kwargs, says in (
         (dict(shards=2001), "2001 shards for 1600 records"),
@@ -258,7 +243,7 @@ def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> No
 
 
 def test_resume_rewrites_a_shard_damaged_since_it_was_written(tmp_path: Path) -> None:
-    from mnist_data.tfrecord_read import read_tfrecord_split
+    from mnist_data.formats.tfrecord_read import read_tfrecord_split
 
     out = tmp_path / "tfr"
     to_tfrecord("mnist-sample", out, shards=4, splits=["train"], progress=False)
@@ -293,19 +278,9 @@ def test_bad_source_and_unwritable_out_leave_nothing(tmp_path: Path) -> None:
 
 def test_cli_writes_json_summary(tmp_path: Path, capsys) -> None:
     report = tmp_path / "summary.json"
+    out = tmp_path / "o"
     assert (
-        main(
-            [
-                "to-tfrecord",
-                "mnist-sample",
-                str(tmp_path / "o"),
-                "--shard-size",
-                "1000",
-                "--quiet",
-                "--json",
-                str(report),
-            ]
-        )
+        main(f"to-tfrecord mnist-sample {out} --shard-size 1000 --quiet --json {report}".split())
         == 0
     )
     summary = json.loads(report.read_text())
@@ -316,7 +291,7 @@ def test_cli_writes_json_summary(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("start,count", [(0, 300), (16_300, 200), ((1 << 21) - 2, 4)])
 def test_bulk_raw_records_equal_one_example_at_a_time(start: int, count: int) -> None:
     """The numpy record builder gives the plain per-record encoder's bytes, across varint widths."""
-    from mnist_data.tfrecord import encode_example, encode_raw_records, frame
+    from mnist_data.formats.tfrecord import encode_example, encode_raw_records, frame
 
     rng = np.random.default_rng(start)
     images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
@@ -332,7 +307,7 @@ def test_bulk_raw_records_equal_one_example_at_a_time(start: int, count: int) ->
 
 
 def test_a_refused_run_names_what_differs_and_nothing_else(tmp_path: Path) -> None:
-    from mnist_data.conversion import _difference
+    from mnist_data.conversion.run import _difference
 
     files = {"a.gz": "1", "b.gz": "2"}
     before = {

@@ -12,8 +12,8 @@ from google_crc32c import value as crc32c
 
 import mnist_data
 from mnist_data import DatasetError
-from mnist_data.tfrecord import encode_example, encode_raw_records, frame
-from mnist_data.tfrecord_read import read_tfrecord_split
+from mnist_data.formats.tfrecord import encode_example, encode_raw_records, frame
+from mnist_data.formats.tfrecord_read import read_tfrecord_split
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_foreign_feature_and_truncation_are_named(raw_dir: Path, tmp_path: Path)
     images, labels = mnist_data.load("mnist-sample")
     good = encode_raw_records(images[:10], labels[:10], 0)
     replace_shard(out, 0, good + frame(encode_example(bytes(100), 1, 10)), 11)
-    with pytest.raises(DatasetError, match="record 10: image of 100 bytes, expected 784"):
+    with pytest.raises(DatasetError, match="record 10: not a raw record of 784 pixels"):
         read_tfrecord_split(out, "train")
     replace_shard(out, 0, good[:-7], 10)
     with pytest.raises(DatasetError, match="record 9 .*truncated record"):
@@ -126,12 +126,7 @@ def test_duplicate_indices_and_wrong_counts_are_caught(raw_dir: Path, tmp_path: 
     with pytest.raises(DatasetError, match="20 records, manifest.json says 5"):
         read_tfrecord_split(out, "train")
     replace_shard(out, 1, encode_raw_records(images[:5], labels[:5], 0), second)
-    with pytest.raises(DatasetError, match=f"manifest.json says {second} records, more than its 4"):
-        read_tfrecord_split(out, "train")
-    replace_shard(out, 1, encode_raw_records(images[:5], labels[:5], 0), 10**12)  # never allocated
-    with pytest.raises(
-        DatasetError, match="manifest.json says 1000000000000 records, more than its 4"
-    ):
+    with pytest.raises(DatasetError, match=f"5 records, manifest.json says {second}"):
         read_tfrecord_split(out, "train")
 
 

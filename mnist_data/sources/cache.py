@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_data.formats.idx import read_idx
 from mnist_data.fs import TEMP_MARKER, atomic_path, writer_is_gone
-from mnist_data.idx import read_idx
 
 
 def cache_entry(source: Path, cache_dir: Path) -> tuple[Path, str]:

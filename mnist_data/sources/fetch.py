@@ -13,9 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mnist_data.checksum import file_digest
 from mnist_data.errors import FetchError
-from mnist_data.fs import locked, publish
+from mnist_data.fs import file_digest, locked, publish
 from mnist_data.sources.catalog import (
     ROLES,
     SPLITS,

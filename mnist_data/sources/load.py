@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from mnist_data.checksum import file_digest
 from mnist_data.errors import DatasetError
-from mnist_data.idx import read_idx
+from mnist_data.formats.idx import read_idx
+from mnist_data.fs import file_digest
 from mnist_data.sources.cache import read_idx_cached
 from mnist_data.sources.catalog import CATALOG, SPLITS, user_cache_dir
 from mnist_data.sources.source import Source, SplitFiles, resolve_source, split_files

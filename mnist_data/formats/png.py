@@ -1,11 +1,9 @@
 """A minimal encoder for 8-bit grayscale PNGs, for many small images at once.
 
 A 28x28 PNG is a signature, an IHDR chunk, one zlib-compressed IDAT of the rows (each
-prefixed by filter type 0) and IEND. Building that directly, with libdeflate compressing
-the IDAT, takes about 15 us per image here, where zlib's compress alone takes 23 us at
-level 1 and Pillow's save to memory 48 us (docs/BENCHMARKS.md). libdeflate is called
-through ctypes, which releases the GIL, so converter threads encode in parallel. Pillow
-and TensorFlow decode the result like any other PNG. Output is deterministic.
+prefixed by filter type 0) and IEND. Building that directly, with libdeflate (GIL released)
+compressing the IDAT, takes about 15 us per image, where zlib's compress alone takes 23 us
+and Pillow's save 48 us (docs/BENCHMARKS.md). Output is deterministic.
 """
 
 from __future__ import annotations
@@ -17,19 +15,16 @@ import zlib
 import deflate
 import numpy as np
 
-from mnist_data.inflate import LIBDEFLATE
+from mnist_data.formats.inflate import LIBDEFLATE
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_BIG_ENDIAN_U32 = struct.Struct(">I").pack
-_IDAT_CRC = zlib.crc32(b"IDAT")
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(data, zlib.crc32(tag))
-    return _BIG_ENDIAN_U32(len(data)) + tag + data + _BIG_ENDIAN_U32(crc)
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
-_IEND = _chunk(b"IEND", b"")
+END = _chunk(b"IEND", b"")  # the empty IEND chunk that ends every PNG
 
 
 def encode_gray_pngs(images: np.ndarray, compress_level: int = 1) -> list[bytes]:
@@ -38,11 +33,8 @@ def encode_gray_pngs(images: np.ndarray, compress_level: int = 1) -> list[bytes]
     rows = np.zeros((count, height, width + 1), dtype=np.uint8)  # column 0: filter type "none"
     rows[:, :, 1:] = images
     head = SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-    pngs = []
-    for idat in _zlib_streams(rows.reshape(count, -1), compress_level):
-        crc = _BIG_ENDIAN_U32(zlib.crc32(idat, _IDAT_CRC))
-        pngs.append(b"".join((head, _BIG_ENDIAN_U32(len(idat)), b"IDAT", idat, crc, _IEND)))
-    return pngs
+    streams = _zlib_streams(rows.reshape(count, -1), compress_level)
+    return [b"".join((head, _chunk(b"IDAT", idat), END)) for idat in streams]
 
 
 def _zlib_streams(rows: np.ndarray, level: int) -> list[bytes]:

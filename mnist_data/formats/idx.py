@@ -17,29 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from mnist_data.errors import IdxError
+from mnist_data.formats.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 from mnist_data.fs import write_bytes_atomic
-from mnist_data.inflate import GZIP_MAGIC, inflate_exact, inflate_members
 
 # Deflate cannot expand data by more than about 1032:1, so a header that needs more
 # than this many bytes per compressed byte is a lie we can reject before inflating.
 MAX_DEFLATE_RATIO = 1032
 MAX_HEADER_SIZE = 4 + 4 * 255
-MAX_NDIM = (
-    64 if int(np.__version__.split(".")[0]) >= 2 else 32
-)  # NumPy's limit on an array's dimensions
-HEADER_WINDOW = 64 * 1024  # compressed bytes inflated to read the header
 
-DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-TYPE_CODES: dict[tuple[str, int], int] = {
-    (dt.kind, dt.itemsize): code for code, dt in DTYPES.items()
-}
+_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+DTYPES = {code: np.dtype(name) for code, name in _TYPES.items()}  # the type byte's table
+TYPE_CODES = {(dt.kind, dt.itemsize): code for code, dt in DTYPES.items()}
 
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
@@ -52,45 +40,24 @@ class IdxHeader:
     shape: tuple[int, ...]
 
     @property
-    def header_size(self) -> int:
-        return 4 + 4 * len(self.shape)
-
-    @property
-    def payload_size(self) -> int:
-        return prod(self.shape) * self.dtype.itemsize
-
-    @property
     def total_size(self) -> int:
-        return self.header_size + self.payload_size
+        return 4 + 4 * len(self.shape) + prod(self.shape) * self.dtype.itemsize
 
 
 def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
     """Decode and check the header at the start of `head` (the rest is ignored)."""
     if len(head) < 4:
-        raise IdxError(
-            f"{name}: too short for an IDX header: expected at least 4 bytes, found {len(head)}"
-        )
+        raise IdxError(f"{name}: too short for an IDX header: {len(head)} bytes")
     zero0, zero1, code, ndim = bytes(head[:4])
     if zero0 or zero1:
-        raise IdxError(
-            f"{name}: bad IDX magic: expected 00 00 in the first two bytes, "
-            f"found {zero0:02x} {zero1:02x}"
-        )
+        raise IdxError(f"{name}: bad IDX magic: expected 00 00, found {zero0:02x} {zero1:02x}")
     if code not in DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in DTYPES)
         raise IdxError(f"{name}: unknown IDX type code 0x{code:02X}: expected one of {known}")
     if ndim < 1:
         raise IdxError(f"{name}: IDX header declares 0 dimensions: expected at least 1")
-    if ndim > MAX_NDIM:
-        raise IdxError(
-            f"{name}: IDX header declares {ndim} dimensions: "
-            f"at most {MAX_NDIM} can be read into an array"
-        )
     if len(head) < 4 + 4 * ndim:
-        raise IdxError(
-            f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
-            f"found {len(head)}"
-        )
+        raise IdxError(f"{name}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes")
     shape = tuple(int(d) for d in np.frombuffer(bytes(head[4 : 4 + 4 * ndim]), dtype=">u4"))
     return IdxHeader(DTYPES[code], shape)
 
@@ -131,10 +98,6 @@ def encode_idx(array: np.ndarray, name: str = "<array>") -> bytes:
         raise IdxError(
             f"{name}: cannot encode dtype {array.dtype} as IDX: supported are {supported}"
         )
-    if not 1 <= array.ndim <= 255:
-        raise IdxError(f"{name}: IDX needs 1 to 255 dimensions, found {array.ndim}")
-    if any(d >= 2**32 for d in array.shape):
-        raise IdxError(f"{name}: IDX dimensions must fit in uint32, found shape {array.shape}")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     payload = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
     return header + payload
@@ -147,74 +110,33 @@ def gzip_compress(data: bytes, compresslevel: int = 6) -> bytes:
 
 
 def _read_source(source: Source) -> tuple[str, bytes]:
+    """The name and bytes of `source`; a raw IDX file is first judged by its header against
+    its size, so that a foreign or lying file of many gigabytes is refused before it is read."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<bytes>", bytes(source)
-    path = Path(source)
+    name = os.fspath(source)
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            start = handle.read(HEADER_WINDOW)
-            _check_before_reading(start, size, str(path))
-            return str(path), start + handle.read()
+        with open(name, "rb") as handle:
+            start = handle.read(MAX_HEADER_SIZE)
+            if start and start[:2] != GZIP_MAGIC:
+                _check_length(parse_header(start, name), os.fstat(handle.fileno()).st_size, name)
+            return name, start + handle.read()
     except IsADirectoryError:
-        raise IdxError(f"{path}: is a directory, expected an IDX file") from None
-    except MemoryError:
-        raise IdxError(
-            f"{path}: {size / 2**30:.1f} GiB, more than the free memory can read"
-        ) from None
-
-
-def _check_before_reading(start: bytes, size: int, name: str) -> None:
-    """The header's checks against the file's size, on its first bytes, so that a foreign or
-    lying file of many gigabytes is refused before it is read (read_idx checks all again)."""
-    if not start:
-        return
-    if start[:2] != GZIP_MAGIC:
-        _check_length(parse_header(start[:MAX_HEADER_SIZE], name), size, name)
-        return
-    try:
-        head = zlib.decompressobj(31).decompress(start, MAX_HEADER_SIZE)
-    except zlib.error as exc:
-        raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
-    if len(head) < 4 or len(head) < 4 + 4 * head[3]:
-        return  # a header split across gzip members, or cut short: read_idx says which
-    header = parse_header(head, name)
-    if header.total_size > size * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
-        raise IdxError(
-            f"{name}: IDX header declares shape {header.shape} ({header.total_size} bytes), "
-            f"more than a {size}-byte gzip stream can hold"
-        )
+        raise IdxError(f"{name}: is a directory, expected an IDX file") from None
 
 
 def _check_length(header: IdxHeader, found: int, name: str, inflated: bool = False) -> None:
-    if found > header.total_size and inflated:
-        raise IdxError(
-            f"{name}: the gzip stream inflates to more than the {header.total_size} bytes "
-            f"its IDX header declares ({header.dtype.newbyteorder('=')} {header.shape}): "
-            "corrupt data or a wrong header"
-        )
     if found != header.total_size:
+        found_text = "more" if inflated and found > header.total_size else found
         raise IdxError(
-            f"{name}: IDX length mismatch: "
-            f"header declares {header.dtype.newbyteorder('=')} {header.shape}, "
-            f"which needs {header.total_size} bytes, found {found}"
+            f"{name}: IDX length mismatch: header declares {header.dtype.newbyteorder('=')} "
+            f"{header.shape}, which needs {header.total_size} bytes, found {found_text}"
         )
 
 
 def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytearray]:
     """Inflate a gzipped IDX stream after checking its header against the gzip size."""
-    window = memoryview(data)[:HEADER_WINDOW]
-    inflater = zlib.decompressobj(31)
-    try:
-        head = inflater.decompress(window, MAX_HEADER_SIZE)
-    except zlib.error as exc:
-        raise IdxError(f"{name}: corrupt gzip stream: {exc}") from None
-    if len(head) < MAX_HEADER_SIZE and not inflater.eof and len(window) == len(data):
-        raise IdxError(f"{name}: truncated gzip stream: it ends after {len(head)} inflated bytes")
-    if (
-        len(head) < MAX_HEADER_SIZE and inflater.eof and inflater.unused_data
-    ):  # header split across members
-        head = bytes(inflate_members(data, MAX_HEADER_SIZE, name))
+    head = bytes(inflate_members(data, MAX_HEADER_SIZE, name))
     header = parse_header(head, name)
     if header.total_size > len(data) * MAX_DEFLATE_RATIO + MAX_HEADER_SIZE:
         raise IdxError(
@@ -223,21 +145,18 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         )
     try:
         raw = inflate_exact(data, header.total_size, name)
-    except (
-        MemoryError
-    ):  # a header within the deflate bound can still ask for more than this machine has
+    except MemoryError:  # a header within the deflate bound can still ask for too much
+        size = f"{header.total_size / 2**30:.1f} GiB"
         raise IdxError(
-            f"{name}: IDX header declares shape {header.shape}, "
-            f"{header.total_size / 2**30:.1f} GiB: "
-            "more memory than is free"
+            f"{name}: IDX header declares shape {header.shape}, {size}: more memory than is free"
         ) from None
     _check_length(header, len(raw), name, inflated=True)
     return header, raw
 
 
 def _to_array(raw: bytes | bytearray | np.ndarray, header: IdxHeader) -> np.ndarray:
-    count = prod(header.shape)
-    array = np.frombuffer(raw, dtype=header.dtype, count=count, offset=header.header_size)
+    offset = 4 + 4 * len(header.shape)
+    array = np.frombuffer(raw, dtype=header.dtype, count=prod(header.shape), offset=offset)
     if header.dtype.itemsize > 1:
         array = array.astype(header.dtype.newbyteorder("="))
     return array.reshape(header.shape)

@@ -1,0 +1,1 @@
+"""Converters from IDX splits to PNG trees and TFRecord shards, and their verification."""

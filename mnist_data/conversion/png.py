@@ -1,0 +1,146 @@
+"""`to_png`: IDX splits to OUT/<split>/<class>/<index>.png, in parallel, atomic, resumable.
+
+Workers write contiguous chunks of a split, each PNG atomically, then a `.done` marker; a
+resumed run redoes only the chunks without one, or with a file gone since (rewriting the same
+bytes). OUT/<split>.csv lists every file with its label, source index and pixels' CRC-32.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zlib
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from mnist_data.checks import is_whole
+from mnist_data.conversion.run import PROGRESS_DIR, convert, load_source, wait_all
+from mnist_data.errors import ConvertError
+from mnist_data.formats.png import encode_gray_pngs
+from mnist_data.fs import write_bytes_atomic
+from mnist_data.sources.catalog import SPLITS
+from mnist_data.sources.load import class_names
+
+CHUNK = 2000
+LABELS_AS = ("digits", "names")
+LISTING_HEADER = "file,label,index,pixels_crc32\n"
+
+
+def read_listing(directory: str | os.PathLike, split: str) -> list[tuple[int, dict]]:
+    """The rows of a PNG tree's <split>.csv, each with its line number (blank lines are
+    skipped, not counted). Raises OSError if the listing cannot be read."""
+    with open(Path(directory) / f"{split}.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [(reader.line_num, row) for row in reader]
+
+
+def check_choice(name: str, value: object, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise ConvertError(f"unknown {name} {value!r}: expected one of {', '.join(known)}")
+
+
+def check_compress_level(compress_level: object) -> int:
+    if not (is_whole(compress_level, 0) and compress_level <= 9):
+        raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
+    return int(compress_level)
+
+
+def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) -> list[str]:
+    """Class folder names: the number, or the dataset's class name made safe for a path.
+
+    Numbers are zero-padded past 10 classes ("00".."25"): Keras numbers class folders in
+    sorted order, where "10" would come before "2".
+    """
+    check_choice("labels_as", labels_as, LABELS_AS)
+    if labels_as == "digits":
+        return [f"{label:0{len(str(num_classes - 1))}d}" for label in range(num_classes)]
+    names = class_names(source) or []
+    if len(names) < num_classes:
+        raise ConvertError(
+            f"{source}: {len(names) or 'no'} class names known for {num_classes} classes; "
+            "use digit labels (labels_as='digits', --labels-as digits)"
+        )
+    return [name.replace("/", "-").replace(" ", "_") for name in names]
+
+
+def to_png(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    splits: Sequence[str] = SPLITS,
+    workers: int | None = None,
+    compress_level: int = 1,
+    labels_as: str = "digits",
+    num_classes: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Export the splits of `source` as 8-bit grayscale PNGs in class folders; returns the summary.
+
+    `num_classes` admits labels up to num_classes - 1 for sets with more classes than the
+    catalog knows of (default: the catalog's count, else 10).
+    """
+    compress_level = check_compress_level(compress_level)
+    arrays = load_source(source, splits, workers, num_classes)
+    num_classes = num_classes or max(
+        [10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)]
+    )
+    folders = folder_names(source, labels_as, num_classes)
+    options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(arrays)}
+    if labels_as == "digits" and num_classes > 10:  # a tree of unpadded folders is another run
+        options["digit_width"] = len(folders[0])
+    writer = partial(_export_split, Path(out), folders, compress_level, progress)
+    manifest = {"classes": folders}
+    return convert("png", source, out, arrays, options, manifest, writer, workers, overwrite)
+
+
+def _export_split(out, folders, compress_level, progress, pool, split, images, labels, counts):
+    width = max(5, len(str(len(labels) - 1)))
+    paths = [
+        f"{split}/{folders[label]}/{index:0{width}d}.png"
+        for index, label in enumerate(labels.tolist())
+    ]
+    for folder in {folders[label] for label in labels.tolist()}:
+        (out / split / folder).mkdir(parents=True, exist_ok=True)
+    (out / PROGRESS_DIR).mkdir(exist_ok=True)
+    jobs, done = [], 0
+    for start in range(0, len(labels), CHUNK):
+        chunk = slice(start, min(start + CHUNK, len(labels)))
+        marker = out / PROGRESS_DIR / f"{split}-{start:06d}.done"
+        try:  # finished by an earlier run, and all its files still there?
+            kept = marker.exists() and sum((out / p).stat().st_size for p in paths[chunk])
+        except FileNotFoundError:
+            kept = False
+        if kept is not False:
+            counts.update(resumed_files=len(paths[chunk]), bytes=kept)
+            done += len(paths[chunk])
+        else:
+            job = pool.submit(
+                _write_chunk, out, paths[chunk], images[chunk], compress_level, marker
+            )
+            jobs.append((len(paths[chunk]), job))
+    # The listing is built while the workers write (the CRCs take ~0.5 us an image).
+    crcs = [zlib.crc32(image) for image in np.ascontiguousarray(images)]
+    rows = (
+        f"{p},{label},{i},{crc:08x}\n"
+        for i, (p, label, crc) in enumerate(zip(paths, labels.tolist(), crcs))
+    )
+    listing = LISTING_HEADER + "".join(rows)
+    counts["bytes"] += sum(wait_all(jobs, len(labels), done, f"to-png {split}", progress))
+    write_bytes_atomic(out / f"{split}.csv", listing.encode())
+    counts.update(examples=len(labels), files=len(labels), resumed_examples=done)
+    return {"records": len(labels)}
+
+
+def _write_chunk(out: Path, paths: list[str], images: np.ndarray, level: int, marker: Path) -> int:
+    """Write one chunk's PNGs, each atomically, then its marker. No fsync per file: one sync
+    before the marker makes the chunk durable."""
+    blobs = encode_gray_pngs(images, level)
+    for relative, blob in zip(paths, blobs):
+        write_bytes_atomic(out / relative, blob, durable=False)
+    os.sync()  # the chunk's files reach the disk before the marker that lets a rerun skip them
+    write_bytes_atomic(marker, b"")
+    return sum(map(len, blobs))

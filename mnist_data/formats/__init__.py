@@ -1,0 +1,1 @@
+"""File formats read and written without TensorFlow: IDX, gzip, TFRecord, PNG."""
