@@ -12,9 +12,10 @@ import tensorflow as tf
 
 import mnist_data
 import pipelines
-import pipelines.file_readers
-import pipelines.input
 from mnist_data.describe import describe
+from pipelines.input.dataset import dataset_from_arrays, detect_format
+from pipelines.input.options import PipelineOptions
+from pipelines.input.readers import tf_reason
 
 
 def collect(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +137,7 @@ def converted(tmp_path_factory) -> dict[str, str]:
 @pytest.mark.parametrize("name,fmt", [("raw", "tfrecord"), ("pnggz", "tfrecord"), ("png", "png")])
 def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -> None:
     source = converted[name]
-    assert pipelines.input.detect_format(source) == fmt
+    assert detect_format(source) == fmt
     for split in ("train", "test"):
         images, labels = collect(pipelines.make_dataset(source, split, 128, seed=1))
         assert images.shape[1:] == (28, 28, 1) and labels.dtype == np.int32
@@ -149,9 +150,7 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
     streamed = collect(pipelines.make_dataset(source, "test", 64, epochs=2, cache=False, seed=3))
     assert_same_examples(streamed[0][:400], streamed[1][:400])
     assert_same_examples(streamed[0][400:], streamed[1][400:])
-    serial = pipelines.input.PipelineOptions(
-        parallel_calls=1, prefetch=1, private_threadpool=1, interleave_cycle=1
-    )
+    serial = PipelineOptions(parallel_calls=1, prefetch=1, private_threadpool=1, interleave_cycle=1)
     for cache in (True, False):  # every stage run one at a time gives the same examples
         assert_same_examples(
             *collect(pipelines.make_dataset(source, "test", 64, cache=cache, options=serial))
@@ -196,15 +195,6 @@ def test_missing_split_in_manifest_is_clear(converted) -> None:
         pipelines.make_dataset(converted["png"], format="tfrecord")
     with pytest.raises(mnist_data.DatasetError, match="holds converted output"):
         describe(converted["png"])
-
-
-def test_to_device_yields_the_same_batches_on_the_cpu() -> None:
-    dataset = pipelines.make_dataset("mnist-sample", "test", 100, shuffle=False)
-    moved = list(pipelines.input.to_device(dataset, "/cpu:0"))
-    assert len(moved) == 4 and "CPU" in moved[0][0].device
-    for (x, y), (mx, my) in zip(dataset, moved):
-        np.testing.assert_array_equal(x.numpy(), mx.numpy())
-        np.testing.assert_array_equal(y.numpy(), my.numpy())
 
 
 def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
@@ -327,13 +317,8 @@ def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
     ) as raised:  # where verify cannot help: TF's reason, tidied
         tf.io.decode_png(b"not a png")
     assert "{{function_node" in str(raised.value) and "[Op:DecodePng]" in str(raised.value)
-    assert (
-        pipelines.file_readers.tf_reason(raised.value)
-        == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
-    )
-    assert "{{" not in pipelines.file_readers.tf_reason(
-        raised.value
-    ) and "[Op:" not in pipelines.file_readers.tf_reason(raised.value)
+    assert tf_reason(raised.value) == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
+    assert "{{" not in tf_reason(raised.value) and "[Op:" not in tf_reason(raised.value)
     (out / "manifest.json").write_text(
         (out / "manifest.json").read_text().replace('"sha256"', '"sha-256"')
     )
@@ -395,7 +380,7 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
 
 def test_dataset_from_arrays_batches_like_make_dataset() -> None:
     images, labels = mnist_data.load("mnist-sample", "test")
-    ours = collect(pipelines.input.dataset_from_arrays(images, labels, 64, seed=5))
+    ours = collect(dataset_from_arrays(images, labels, 64, seed=5))
     theirs = collect(pipelines.make_dataset("mnist-sample", "test", 64, seed=5))
     np.testing.assert_array_equal(ours[0], theirs[0])
     np.testing.assert_array_equal(ours[1], theirs[1])
@@ -540,8 +525,6 @@ def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_p
 
 
 def test_settings_tf_data_would_reject_later_are_named_up_front(converted, tmp_path) -> None:
-    from pipelines.options import PipelineOptions
-
     for field, value in (
         ("parallel_calls", 0),
         ("interleave_cycle", 0),
@@ -563,6 +546,8 @@ def test_settings_tf_data_would_reject_later_are_named_up_front(converted, tmp_p
     assert_same_examples(
         *collect(pipelines.make_dataset(converted["raw"], "test", 100, cache=False, options=tuned))
     )
+    with pytest.raises(mnist_data.DatasetError, match="epochs must be a whole number >= 1"):
+        pipelines.make_dataset("mnist-sample", "test", epochs=0)  # as --epochs 0 is refused
     for seed in (1.5, "3", -1, 2**63):
         with pytest.raises(
             mnist_data.DatasetError, match="seed must be a whole number in 0..2\\*\\*63-1"
@@ -585,24 +570,3 @@ def test_a_cache_folder_serves_a_source_however_its_path_is_spelled(
     for spelling in ("tfr", str(tmp_path / "tfr"), "./tfr/"):
         assert_same_examples(*collect(pipelines.make_dataset(spelling, "test", 100, cache=cache)))
     assert len(list((tmp_path / "cache").glob("test-*.index"))) == 1
-
-
-def test_without_file_locks_nothing_of_a_cache_set_is_swept(
-    converted, tmp_path, monkeypatch
-) -> None:
-    import errno
-
-    from pipelines import cache_folder
-
-    def no_locks(*args) -> None:  # a file system without flock
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(cache_folder.fcntl, "flock", no_locks)
-    source, folder = Path(converted["raw"]), tmp_path / "cache"
-    prefix = cache_folder.cache_prefix(folder, source, "test", "tfrecord")
-    live = Path(
-        prefix + "_0.lockfile"
-    )  # perhaps a live writer's, which only tf.data's lockfile guards
-    live.write_text("a writer")
-    assert cache_folder.writable_cache_prefix(folder, source, "test", "tfrecord") == prefix
-    assert live.exists()

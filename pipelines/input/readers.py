@@ -1,9 +1,12 @@
-"""Decoded chunks of what the converters write (TFRecord shards, PNG trees), and, when a
-split fails to read, which file is at fault."""
+"""Decoded chunks of what the converters write (TFRecord shards, PNG trees); which file is at
+fault when a split fails to read; and a folder of tf.data cache files for streamed splits."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -12,20 +15,22 @@ import tensorflow as tf
 
 import mnist_data
 from mnist_data.errors import DatasetError
-from mnist_data.manifest import read_manifest
-from pipelines.options import PipelineOptions
+from mnist_data.fs import locked
+from mnist_data.manifest import MANIFEST, read_manifest
+from pipelines.input.options import PipelineOptions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk that ends every PNG
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
+_HELD: dict[str, contextlib.ExitStack] = {}  # cache prefix -> its lock, held until the process ends
 
 
 def file_chunks(
     directory: Path, split: str, fmt: str, options: PipelineOptions, records: int | None = None
 ) -> tf.data.Dataset:
     """Decoded (images, labels, index) chunks of a split. With `records`, a pass that yields any
-    other number of examples ends in an error instead of its end, so a damaged split is never
-    taken for a whole one (nor finalised as such in a tf.data cache downstream)."""
+    other number of examples ends in an error, so a damaged split is never taken for a whole one
+    (nor finalised as such in a tf.data cache downstream)."""
     chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
     if records is None:
         return chunks
@@ -34,30 +39,27 @@ def file_chunks(
 
 
 def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
+    """The manifest of a converted directory and the paths of `split`'s shards."""
     manifest = read_manifest(directory)
-    if split not in manifest.get("splits", {}):
+    splits = manifest.get("splits", {})
+    if split not in splits:
         raise DatasetError(
-            f"{directory}: no split {split!r} in manifest.json "
-            f"(has {', '.join(manifest.get('splits', {}))})"
+            f"{directory}: no split {split!r} in manifest.json (has {', '.join(splits)})"
         )
-    return manifest, [
-        str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])
-    ]
+    return manifest, [str(directory / shard["file"]) for shard in splits[split].get("shards", [])]
 
 
 def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
     """Parsed uint8 chunks: shards read in parallel, records batched before parsing. With
-    deterministic options they come in source order: each shard's chunks whole, in the
-    manifest's order (a block as long as the longest shard), while later shards are read ahead."""
+    deterministic options they come in source order: each shard's chunks whole, in the manifest's
+    order (a block as long as the longest shard), while later shards are read ahead."""
     manifest, files = split_shards(directory, split)
     longest = max([shard["records"] for shard in manifest["splits"][split]["shards"]], default=0)
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     png = manifest.get("encoding") == "png"
-    spec = {
-        name: tf.io.FixedLenFeature([], tf.string if name == "image" else tf.int64)
-        for name in ("image", "label", "index")
-    }
+    spec = {name: tf.io.FixedLenFeature([], tf.int64) for name in ("label", "index")}
+    spec["image"] = tf.io.FixedLenFeature([], tf.string)
 
     def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         parsed = tf.io.parse_example(records, spec)
@@ -71,8 +73,7 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
             images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
         return images, parsed["label"], parsed["index"]
 
-    shards = tf.data.Dataset.from_tensor_slices(files)
-    records = shards.interleave(
+    records = tf.data.Dataset.from_tensor_slices(files).interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
         cycle_length=options.interleave_cycle,
         block_length=max(1, -(-longest // PARSE_CHUNK)),
@@ -90,13 +91,11 @@ def png_listing(
     """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
     listing = directory / f"{split}.csv"
     try:
-        with open(listing, newline="") as handle:
-            reader = csv.DictReader(handle)
-            numbered = [
-                (reader.line_num, row) for row in reader
-            ]  # blank lines are skipped, not counted
+        text = listing.read_text()
     except OSError as exc:
-        raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
+        raise DatasetError(f"{listing}: cannot read the PNG listing: {exc.strerror}") from None
+    reader = csv.DictReader(text.splitlines())
+    numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
     expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
     if len(numbered) != expected:
         raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
@@ -123,11 +122,9 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
     manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named as such
     files, labels, index = png_listing(directory, split, manifest)
     order = np.argsort(index, kind="stable")
-    files, labels, index = [files[i] for i in order], labels[order], index[order]
-    paths = tf.constant(files, tf.string)  # strings, even if none
+    paths = tf.constant([files[i] for i in order], tf.string)  # strings, even if none
     image = manifest.get("image", {})
     static = [image.get("height", 28), image.get("width", 28)]
-    size = tf.constant(static)
 
     def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
         # Checked here so that a streamed tree's bad file is named in the error (decode_png names
@@ -142,7 +139,7 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
         with tf.control_dependencies([whole]):
             pixels = tf.io.decode_png(blob, channels=1)[..., 0]
         right_size = tf.debugging.Assert(
-            tf.reduce_all(tf.equal(tf.shape(pixels), size)),
+            tf.reduce_all(tf.equal(tf.shape(pixels), static)),
             ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)],
         )
         with tf.control_dependencies([right_size]):
@@ -150,7 +147,8 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
         pixels.set_shape(static)  # checked above; later stages (flatten, Keras) need it known
         return pixels, label, position
 
-    examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
+    examples = tf.data.Dataset.from_tensor_slices((paths, labels[order], index[order]))
+    examples = examples.map(
         decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic
     )
     return examples.batch(PARSE_CHUNK)
@@ -161,32 +159,31 @@ def unreadable(directory: Path, split: str, fmt: str, reason: str) -> str:
     the first PNG of a tree that is missing, not a PNG or not of the manifest's size; else
     `reason`, with the split it concerns."""
     if fmt == "tfrecord":
-        try:
-            problems = mnist_data.verify(directory).problems
-        except mnist_data.MnistDataError:
-            problems = []
-        damaged = [problem for problem in problems if problem.startswith(f"{split}-")]
-        if damaged:
-            return f"{directory / damaged[0]} (mnist-data verify {directory} checks every shard)"
-        return f"{directory}: cannot read the {split} split: {reason}"
-    if fmt != "png":
-        return f"{directory}: cannot read the {split} split: {reason}"
-    from PIL import Image, UnidentifiedImageError
+        with contextlib.suppress(mnist_data.MnistDataError):
+            damaged = [
+                p for p in mnist_data.verify(directory).problems if p.startswith(f"{split}-")
+            ]
+            if damaged:
+                return (
+                    f"{directory / damaged[0]} (mnist-data verify {directory} checks every shard)"
+                )
+    if fmt == "png":
+        from PIL import Image, UnidentifiedImageError
 
-    manifest = read_manifest(directory)
-    image = manifest.get("image", {})
-    expected = (image.get("width", 28), image.get("height", 28))
-    for path in png_listing(directory, split, manifest)[0]:
-        try:
-            with Image.open(path) as png:
-                if png.format != "PNG" or png.size != expected:
-                    found = f"a {png.size[0]}x{png.size[1]} {png.format}"
-                    return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
-                png.load()  # the pixel data too: a file cut short or a damaged chunk fails here
-        except FileNotFoundError:
-            return f"{path}: listed in {directory / (split + '.csv')} but missing"
-        except (UnidentifiedImageError, OSError) as error:
-            return f"{path}: not a readable PNG ({error})"
+        manifest = read_manifest(directory)
+        image = manifest.get("image", {})
+        expected = (image.get("width", 28), image.get("height", 28))
+        for path in png_listing(directory, split, manifest)[0]:
+            try:
+                with Image.open(path) as png:
+                    if png.format != "PNG" or png.size != expected:
+                        found = f"a {png.size[0]}x{png.size[1]} {png.format}"
+                        return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
+                    png.load()  # the pixels too: a file cut short or a damaged chunk fails here
+            except FileNotFoundError:
+                return f"{path}: listed in {directory / (split + '.csv')} but missing"
+            except (UnidentifiedImageError, OSError) as error:
+                return f"{path}: not a readable PNG ({error})"
     return f"{directory}: cannot read the {split} split: {reason}"
 
 
@@ -198,11 +195,8 @@ def tf_reason(exc: Exception) -> str:
 
 
 def materialize(chunks: tf.data.Dataset, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read every (images, labels, index) chunk once into arrays in source order; DatasetError
-    naming `where` unless the indices are 0..N-1, each once.
-
-    Chunks may arrive in any order (the reader runs nondeterministically for speed).
-    """
+    """Every (images, labels, index) chunk, arriving in any order, as arrays in source order;
+    DatasetError naming `where` unless the indices are 0..N-1, each once."""
     parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
     if not parts:
         return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
@@ -226,3 +220,43 @@ def _check_indices(ordered: np.ndarray, where: str) -> None:
     else:
         problem = f"lacks source index {first}"
     raise DatasetError(f"{where} {problem} (a shard or row copied or replaced?)")
+
+
+def cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
+    """Where in `folder` tf.data keeps one split's decoded chunks: a name keyed by the split, the
+    source's manifest, and the size and time of every file the split is read from (a PNG tree's
+    listing too), so another source, split or version of the files never reads these."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest, files = split_shards(source, split)
+    if fmt == "png":
+        files = [str(source / f"{split}.csv"), *png_listing(source, split, manifest)[0]]
+    digest = hashlib.sha256((source / MANIFEST).read_bytes() + fmt.encode())
+    for name in files:
+        with contextlib.suppress(OSError):  # reading the split will name a missing file
+            state = os.stat(name)
+            relative = os.path.relpath(name, source)  # however the source's path is spelled
+            digest.update(f"{relative}:{state.st_size}:{state.st_mtime_ns}\n".encode())
+    return str(folder / f"{split}-{digest.hexdigest()[:16]}")
+
+
+def writable_cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str | None:
+    """`cache_prefix` once this process may use its files: the set is complete, or this process
+    holds its lock; None while another live process writes the set.
+
+    Why: tf.data refuses to write a set while a lockfile of an earlier writer is there, and a
+    killed writer leaves its lockfile for good. Whoever holds this lock (the OS releases it when
+    its process dies) sweeps what a dead writer left, and keeps it until it ends: tf.data says
+    nothing when it stops writing."""
+    prefix = cache_prefix(folder, source, split, fmt)
+    if prefix in _HELD or os.path.exists(prefix + ".index"):  # ours, or complete: anyone reads
+        return prefix
+    leftovers = list(folder.glob(Path(prefix).name + "_*"))  # tf.data's lockfile, partial files
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(locked(prefix + ".lock", busy=BlockingIOError()))
+    except BlockingIOError:  # a live process holds it: writing now if it left a lockfile
+        return None if leftovers else prefix
+    for stale in leftovers:
+        stale.unlink(missing_ok=True)
+    _HELD[prefix] = held
+    return prefix

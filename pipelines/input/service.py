@@ -6,6 +6,7 @@ Workers send uint8 batches (4x fewer bytes than float32); the consumer normalise
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import queue
@@ -34,15 +35,10 @@ def dispatcher_target(address: str, timeout_s: float | None) -> str:
             f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
             "(a port 1..65535; an IPv6 host in brackets: [::1]:5050)"
         )
-    if timeout_s is None:
-        return f"grpc://{host_port}"
+    awaited = f"the tf.data service dispatcher at {host_port}"
     if (
-        _wait(
-            lambda seconds: _workers_reply(host_port, seconds),
-            timeout_s,
-            f"the tf.data service dispatcher at {host_port}",
-        )
-        is None
+        timeout_s is not None
+        and _wait(lambda seconds: _workers_reply(host_port, seconds), timeout_s, awaited) is None
     ):
         raise DatasetError(
             f"no tf.data service dispatcher answers at {host_port} (waited {timeout_s:g} s)"
@@ -131,10 +127,8 @@ def _fetch(batches: Any, asks: queue.Queue, answers: queue.Queue) -> None:
 
 
 def _get(answers: queue.Queue, timeout_s: float) -> Any:
-    try:
+    with contextlib.suppress(queue.Empty):
         return answers.get(timeout=timeout_s)
-    except queue.Empty:
-        return None
 
 
 def _missing(host_port: str) -> str:
@@ -173,41 +167,29 @@ def check_port_free(port: int) -> None:
     except OSError:  # IPv6 is off on this machine
         probe, host = socket.socket(socket.AF_INET, socket.SOCK_STREAM), "0.0.0.0"
     with probe:
-        probe.setsockopt(
-            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-        )  # a closed server's TIME_WAIT is no owner
+        # A closed server's TIME_WAIT is no owner.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            taken = exc.errno == errno.EADDRINUSE
+            if exc.errno != errno.EADDRINUSE:
+                raise DatasetError(f"cannot listen on port {port}: {exc.strerror}") from None
             raise DatasetError(
                 f"port {port} is in use (another dispatcher, worker or program listens there)"
-                if taken
-                else f"cannot listen on port {port}: {exc.strerror or exc}"
             ) from None
-
-
-def _work_dir(path: str | os.PathLike) -> str:
-    """The dispatcher's journal directory, made if missing; DatasetError if it cannot be one."""
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise DatasetError(
-            f"{directory}: exists and is not a directory, "
-            "so it cannot hold the dispatcher's journal"
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(
-            f"{directory}: cannot make the dispatcher's journal directory: {exc.strerror or exc}"
-        ) from None
-    return os.fspath(directory)
 
 
 def dispatcher_checks(port: int, work_dir: str | os.PathLike | None) -> str | None:
     """What serve_dispatcher checks before TensorFlow starts; the journal directory, made."""
     check_port_free(port)
-    return _work_dir(work_dir) if work_dir else None
+    if not work_dir:
+        return None
+    if Path(work_dir).exists() and not Path(work_dir).is_dir():
+        raise DatasetError(
+            f"{work_dir}: exists and is not a directory, so it cannot hold a journal"
+        )
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return os.fspath(work_dir)
 
 
 def serve_dispatcher(

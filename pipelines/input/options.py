@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from mnist_data.checks import is_whole
+from mnist_data.errors import DatasetError
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -24,22 +27,18 @@ class PipelineOptions:
 
     def __post_init__(self) -> None:
         """Refuse settings tf.data would reject only once a pipeline runs, naming the setting."""
-        from mnist_data.checks import is_whole
-        from mnist_data.errors import DatasetError
-
-        for name, low, tunable in (
-            ("parallel_calls", 1, True),
-            ("prefetch", 0, True),
-            ("interleave_cycle", 1, True),
-            ("private_threadpool", 0, False),
-        ):
+        for name, low in (("parallel_calls", 1), ("prefetch", 0), ("interleave_cycle", 1)):
             value = getattr(self, name)
-            if not (
-                is_whole(value, low)
-                or (tunable and is_whole(value, AUTOTUNE) and value == AUTOTUNE)
-            ):
-                allowed = f"a whole number >= {low}" + (" or AUTOTUNE (-1)" if tunable else "")
-                raise DatasetError(f"PipelineOptions.{name} must be {allowed}, got {value!r}")
+            if not (is_whole(value, low) or (is_whole(value, -1) and value == AUTOTUNE)):
+                raise DatasetError(
+                    f"PipelineOptions.{name} must be a whole number >= {low} or AUTOTUNE (-1), "
+                    f"got {value!r}"
+                )
+        if not is_whole(self.private_threadpool, 0):
+            raise DatasetError(
+                "PipelineOptions.private_threadpool must be a whole number >= 0, "
+                f"got {self.private_threadpool!r}"
+            )
 
 
 def tf_options(options: PipelineOptions) -> tf.data.Options:
