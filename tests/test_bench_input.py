@@ -29,7 +29,6 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
 
     from pipelines.input import bench
     from pipelines.input.dataset import read_arrays
-    from pipelines.input.options import PipelineOptions
 
     mnist_data.to_png("mnist-sample", tmp_path / "png", progress=False)
     source = str(tmp_path / "png")
@@ -62,7 +61,7 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
         "tutorial": bench.tutorial(images, labels),
         "tfds-like": bench.tfds_like(tmp_path / "tfr", 100),
         "tfds-like, gzip png": bench.tfds_like(tmp_path / "tfr-gz", 100),
-        "ours": bench.ours(source, "png", 100, None, PipelineOptions(), len(labels)),
+        "ours": bench.ours(source, 100, len(labels), format="png"),
     }
     for name, build in builders.items():
         for epoch in build(2):

@@ -100,11 +100,12 @@ def test_forever_repeats() -> None:
 
 def test_batches_that_cannot_be_made_are_refused(converted) -> None:
     with pytest.raises(
-        mnist_data.DatasetError, match="labels go up to 9, but one_hot has num_classes=5"
+        tf.errors.InvalidArgumentError, match="does not fit one_hot with num_classes=5"
     ):
-        pipelines.make_dataset("mnist-sample", one_hot=True, num_classes=5)
+        collect(pipelines.make_dataset("mnist-sample", one_hot=True, num_classes=5))
     with pytest.raises(
-        mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600"
+        mnist_data.DatasetError,
+        match="the train split: batch_size 5000 with drop_remainder exceeds its 1600 examples",
     ):
         pipelines.make_dataset("mnist-sample", batch_size=5000, drop_remainder=True)
     streamed = pipelines.make_dataset(converted["raw"], one_hot=True, num_classes=5, cache=False)
@@ -113,7 +114,8 @@ def test_batches_that_cannot_be_made_are_refused(converted) -> None:
     ):
         collect(streamed)
     with pytest.raises(
-        mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600 train"
+        mnist_data.DatasetError,
+        match="the train split: batch_size 5000 with drop_remainder exceeds its 1600 examples",
     ):
         pipelines.make_dataset(converted["raw"], batch_size=5000, drop_remainder=True, cache=False)
 
@@ -267,8 +269,8 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     tree = tmp_path / "png"
     shutil.copytree(converted["png"], tree)
     victim = sorted((tree / "test").rglob("*.png"))[5]
-    victim.write_bytes(b"not a png at all")
-    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
+    victim.write_bytes(b"not a png at all")  # named as `verify` names it, with its advice
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: cannot identify image file"):
         pipelines.make_dataset(tree, "test")
     streamed = pipelines.make_dataset(
         tree, "test", cache=False
@@ -276,10 +278,8 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     not_whole = f"not a PNG file, or one cut short:.*{victim}"
     with pytest.raises(tf.errors.InvalidArgumentError, match=not_whole):
         collect(streamed)
-    Image.new("RGB", (32, 32), "white").save(victim)
-    with pytest.raises(
-        mnist_data.DatasetError, match=f"{victim}: a 32x32 PNG image, expected a 28x28 PNG"
-    ):
+    Image.new("L", (32, 32), 255).save(victim)
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: 32x32, expected 28x28"):
         pipelines.make_dataset(tree, "test")
     with pytest.raises(
         tf.errors.InvalidArgumentError, match=f"differs from the manifest.*{victim}.*32 32"
@@ -287,14 +287,12 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
         collect(streamed)
     whole = (Path(converted["png"]) / victim.relative_to(tree)).read_bytes()
     victim.write_bytes(whole[: len(whole) // 2])  # a PNG cut short: its header still reads
-    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: .*truncated"):
         pipelines.make_dataset(tree, "test")
     with pytest.raises(tf.errors.InvalidArgumentError, match=not_whole):
         collect(streamed)
     victim.unlink()
-    with pytest.raises(
-        mnist_data.DatasetError, match=f"{victim}: listed in .*test.csv but missing"
-    ):
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: .*No such file"):
         pipelines.make_dataset(tree, "test")
 
 
@@ -525,19 +523,14 @@ def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_p
 
 
 def test_settings_tf_data_would_reject_later_are_named_up_front(converted, tmp_path) -> None:
-    for field, value in (
-        ("parallel_calls", 0),
-        ("interleave_cycle", 0),
-        ("prefetch", -5),
-        ("private_threadpool", -1),
-        ("parallel_calls", 2.5),
-        ("prefetch", -1.0),
-        ("prefetch", True),
-    ):
-        with pytest.raises(
-            mnist_data.DatasetError, match=f"PipelineOptions.{field} must be a whole number"
-        ):
-            PipelineOptions(**{field: value})
+    for field, value, says in (
+        ("parallel_calls", 0, "num_parallel_calls must be greater than zero"),
+        ("interleave_cycle", 0, "`cycle_length` must be `tf.data.AUTOTUNE` or greater than 0"),
+        ("prefetch", -5, "buffer_size must be >= 0"),
+    ):  # refused as the pipeline is built, not once it runs
+        with pytest.raises(tf.errors.InvalidArgumentError, match=says):
+            options = PipelineOptions(**{field: value})
+            pipelines.make_dataset(converted["raw"], "test", cache=False, options=options)
     tuned = PipelineOptions(
         parallel_calls=tf.data.AUTOTUNE,
         prefetch=tf.data.AUTOTUNE,

@@ -1,9 +1,7 @@
 """`mnist-data bench pipeline`: input throughput with a consumer that does no model work.
 
-Epoch 1 is reported apart from the rest: it includes building the pipeline and reading and
-parsing the source; later epochs show the cache. Figures are medians of repeated runs.
-`compare=True` also runs, in the same process and on the same data, the pipelines users have
-today and a ceiling.
+Epoch 1 (building the pipeline, reading the source) is reported apart from later epochs. With
+`compare`, the pipelines users write today and a ceiling run too, on the same data.
 """
 
 from __future__ import annotations
@@ -26,6 +24,10 @@ from pipelines.input.dataset import detect_format, make_dataset, read_arrays
 from pipelines.input.options import PipelineOptions, tf_options
 from pipelines.input.readers import split_shards
 
+TUTORIAL = "tutorial (map per example, shuffle 1024, batch 64)"
+TFDS_LIKE = "tfds-like (parse_single_example per record)"
+CEILING = "ceiling (pre-made batches)"
+
 
 def _epochs(dataset: tf.data.Dataset, batches: int, epochs: int):
     """One iterator over all epochs, handed out epoch by epoch."""
@@ -34,27 +36,11 @@ def _epochs(dataset: tf.data.Dataset, batches: int, epochs: int):
         yield (next(iterator) for _ in range(batches))
 
 
-def ours(
-    source: str,
-    fmt: str,
-    batch_size: int,
-    service: str | None,
-    options: PipelineOptions,
-    count: int,
-    service_timeout: float | None = 60.0,
-):
+def ours(source: str, batch_size: int, count: int, **settings):
+    """make_dataset over a train split of `count` examples, with `settings` (format, ...)."""
+
     def build(epochs: int):
-        dataset = make_dataset(
-            source,
-            "train",
-            batch_size,
-            format=fmt,
-            epochs=epochs,
-            seed=0,
-            service=service,
-            service_timeout=service_timeout,
-            options=options,
-        )
+        dataset = make_dataset(source, "train", batch_size, epochs=epochs, seed=0, **settings)
         return _epochs(dataset, -(-count // batch_size), epochs)
 
     return build
@@ -106,8 +92,7 @@ def tfds_like(tfrecord_dir: Path, batch_size: int):
 
 
 def ceiling(count: int, batch_size: int):
-    """Iterating batches that already exist: the cost of tf.data and the loop alone (one
-    iterator over all epochs, with our options, as ours has)."""
+    """Batches that already exist: the cost of tf.data and the loop alone."""
     batch = (tf.zeros((batch_size, 28, 28, 1)), tf.zeros(batch_size, tf.int32))
 
     def build(epochs: int):
@@ -135,18 +120,30 @@ def _time_epochs(build, epochs: int) -> tuple[list[float], list[int]]:
     return seconds, examples
 
 
-def _result(name: str, batch_size: int, runs: list[list[float]], examples: list[int]) -> dict:
-    first = statistics.median(examples[0] / seconds[0] for seconds in runs)
-    later = [sum(examples[1:]) / sum(seconds[1:]) for seconds in runs if len(seconds) > 1]
+def _result(name: str, batch_size: int, runs: list[tuple[list[float], list[int]]]) -> dict:
+    examples = runs[-1][1]
+    first = statistics.median(examples[0] / seconds[0] for seconds, _ in runs)
+    later = [sum(examples[1:]) / sum(seconds[1:]) for seconds, _ in runs if len(seconds) > 1]
     return {
         "name": name,
         "batch_size": batch_size,
-        "epoch_seconds": runs,
+        "epoch_seconds": [seconds for seconds, _ in runs],
         "epoch_examples": examples,
         "examples_per_second_first_epoch": round(first),
         "examples_per_second_later_epochs": round(statistics.median(later)) if later else None,
         "batches_per_second_first_epoch": round(first / batch_size, 1),
     }
+
+
+def _as_tfrecords(source: str, fmt: str, images, labels, scratch: Path) -> Path:
+    """The train split as TFRecords for the tfds-like baseline: the source, or a conversion."""
+    if fmt == "tfrecord":
+        return Path(source)
+    (scratch / "idx").mkdir()
+    mnist_data.write_idx(scratch / "idx/train-images-idx3-ubyte.gz", images, compresslevel=1)
+    mnist_data.write_idx(scratch / "idx/train-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    mnist_data.to_tfrecord(scratch / "idx", scratch / "tfr", splits=["train"], progress=False)
+    return scratch / "tfr"
 
 
 def bench_pipeline(
@@ -160,52 +157,31 @@ def bench_pipeline(
     repeat: int = 3,
     service_timeout: float | None = 60.0,
 ) -> dict:
-    """Measure our pipeline (and with `compare` the baselines and the ceiling); return a report.
-
-    Each pipeline runs `repeat` times, taking turns with the others, and the median run counts:
-    the machines this runs on are shared and noisy.
-    """
+    """Our pipeline's throughput (and with `compare`, the baselines'), as a JSON-ready report.
+    Pipelines take turns, `repeat` times, and the median run counts: machines are noisy."""
     for name, value in (("batch_size", batch_size), ("epochs", epochs), ("repeat", repeat)):
         if not is_whole(value, 1):
             raise DatasetError(f"{name} must be a whole number >= 1, got {value!r}")
     options = options or PipelineOptions()
-    fmt = fmt or detect_format(source)
+    fmt = detect_format(source, fmt)
     images, labels = read_arrays(source, "train", format=fmt)
     if not len(labels):
         raise DatasetError(f"{source}: the train split holds no examples to measure")
+    settings = dict(format=fmt, service=service, service_timeout=service_timeout, options=options)
+    name = f"ours ({fmt}{', service' if service else ''})"
+    builds = [(name, batch_size, ours(source, batch_size, len(labels), **settings))]
     with tempfile.TemporaryDirectory() as scratch:
-        builds = {}
         if compare:
-            tfrecords = Path(source) if fmt == "tfrecord" else Path(scratch) / "tfrecord"
-            if fmt == "png":  # as IDX files, which to_tfrecord reads
-                source_idx = Path(scratch)
-                mnist_data.write_idx(
-                    source_idx / "train-images-idx3-ubyte.gz", images, compresslevel=1
-                )
-                mnist_data.write_idx(
-                    source_idx / "train-labels-idx1-ubyte.gz", labels.astype(np.uint8)
-                )
-            if fmt != "tfrecord":
-                idx = source_idx if fmt == "png" else source
-                mnist_data.to_tfrecord(idx, tfrecords, splits=["train"], progress=False)
-            builds = {
-                ("tutorial (map per example, shuffle 1024, batch 64)", 64): tutorial(
-                    images, labels
-                ),
-                ("tfds-like (parse_single_example per record)", batch_size): tfds_like(
-                    tfrecords, batch_size
-                ),
-                ("ceiling (pre-made batches)", batch_size): ceiling(len(labels), batch_size),
-            }
-        name = f"ours ({fmt}{', service' if service else ''})"
-        builds[name, batch_size] = ours(
-            source, fmt, batch_size, service, options, len(labels), service_timeout
-        )
-        runs, examples = {key: [] for key in builds}, {}
+            tfrecords = _as_tfrecords(source, fmt, images, labels, Path(scratch))
+            builds[:0] = [
+                (TUTORIAL, 64, tutorial(images, labels)),
+                (TFDS_LIKE, batch_size, tfds_like(tfrecords, batch_size)),
+                (CEILING, batch_size, ceiling(len(labels), batch_size)),
+            ]
+        runs = [[] for _ in builds]
         for _ in range(repeat):
-            for key, build in builds.items():
-                seconds, examples[key] = _time_epochs(build, epochs)
-                runs[key].append(seconds)
+            for (_, _, build), run in zip(builds, runs):
+                run.append(_time_epochs(build, epochs))
     return {
         "source": source,
         "format": fmt,
@@ -216,33 +192,32 @@ def bench_pipeline(
         "options": asdict(options),
         "service": service,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "results": [_result(*key, runs[key], examples[key]) for key in builds],
+        "results": [_result(name, size, run) for (name, size, _), run in zip(builds, runs)],
     }
 
 
 def format_report(report: dict) -> str:
     """A table; with baselines, our ratios to each of them."""
-    *baselines, ours_row = report["results"]
+    rows = report["results"]
+    ours_first, ours_later = (
+        rows[-1][f"examples_per_second_{e}"] for e in ("first_epoch", "later_epochs")
+    )
     lines = [
         f"bench pipeline: {report['source']} ({report['format']}), {report['examples']} examples, "
         f"batch {report['batch_size']}, {report['epochs']} epochs, median of {report['repeat']} "
         f"runs, peak RSS {report['peak_rss_mb']} MB",
         f"{'pipeline':52} {'epoch 1 ex/s':>13} {'later ex/s':>12} {'ours/this (ep1, later)':>24}",
     ]
-    ours_first, ours_later = (
-        ours_row["examples_per_second_first_epoch"],
-        ours_row["examples_per_second_later_epochs"],
-    )
-    for row in report["results"]:
+    for row in rows:
         first, later = (
             row["examples_per_second_first_epoch"],
             row["examples_per_second_later_epochs"],
         )
-        ratio = ""
-        if row is not ours_row:
-            later_ratio = f"{ours_later / later:8.2f}x" if later and ours_later else f"{'-':>9s}"
-            ratio = f"{ours_first / first:8.2f}x {later_ratio}"
-        later_text = f"{later:12,d}" if later else f"{'-':>12s}"  # one epoch has no later ones
-        lines.append(f"{row['name']:52s} {first:13,d} {later_text} {ratio:>24s}")
+        line = f"{row['name']:52} {first:13,d} " + (f"{later:12,d}" if later else f"{'-':>12}")
+        if row is not rows[-1]:  # one epoch has no later rate
+            line += f" {ours_first / first:14.2f}x " + (
+                f"{ours_later / later:8.2f}x" if later and ours_later else f"{'-':>9}"
+            )
+        lines.append(line)
     lines.append("options: " + ", ".join(f"{k}={v}" for k, v in report["options"].items()))
     return "\n".join(lines)

@@ -1,11 +1,11 @@
-"""Decoded chunks of what the converters write (TFRecord shards, PNG trees); which file is at
-fault when a split fails to read; and a folder of tf.data cache files for streamed splits."""
+"""Reading a split of any source: whole into arrays, or as decoded chunks of what the converters
+write (TFRecord shards, PNG trees); and, when it fails, which file is at fault."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -15,22 +15,70 @@ import tensorflow as tf
 
 import mnist_data
 from mnist_data.errors import DatasetError
-from mnist_data.fs import locked
 from mnist_data.manifest import MANIFEST, read_manifest
+from mnist_data.tfrecord_read import check_shard_files, read_tfrecord_split
+from pipelines import FORMATS
 from pipelines.input.options import PipelineOptions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk that ends every PNG
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
-_HELD: dict[str, contextlib.ExitStack] = {}  # cache prefix -> its lock, held until the process ends
+
+
+def detect_format(source: str | os.PathLike, format: str | None = None) -> str:
+    """'tfrecord' or 'png' from OUT/manifest.json, else 'idx' (a dataset name or IDX files); a
+    `format` the source cannot have is refused before anything is read."""
+    manifest = Path(source) / MANIFEST
+    found = read_manifest(Path(source)).get("format") if manifest.is_file() else "idx"
+    if found not in FORMATS:
+        raise DatasetError(f"{manifest}: unknown format {found!r}: expected 'tfrecord' or 'png'")
+    if format not in (None, *FORMATS):
+        raise DatasetError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    if found == "idx" and format not in (None, "idx"):
+        raise DatasetError(
+            f"{source}: format {format!r} reads a directory written by to-{format} "
+            "(with its manifest.json); for a dataset name or IDX files use format 'idx'"
+        )
+    if format not in (None, "idx", found):
+        raise DatasetError(f"{source}: holds {found} output, not {format} (see its manifest.json)")
+    return format or found
+
+
+def read_arrays(
+    source: str | os.PathLike,
+    split: str = "train",
+    *,
+    format: str | None = None,
+    options: PipelineOptions = PipelineOptions(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole split in source order: uint8 images [N, H, W] and integer labels [N]. Raw
+    TFRecords are decoded by mnist_data, PNGs by a parallel tf.data reader."""
+    fmt = detect_format(source, format)
+    if fmt == "idx":
+        return mnist_data.load(source, split)
+    directory = Path(source)
+    manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named
+    if fmt == "tfrecord" and manifest.get("encoding") == "raw":
+        return read_tfrecord_split(source, split)
+    if fmt == "tfrecord":
+        check_shard_files(source, split)
+    chunks = file_chunks(directory, split, fmt, dataclasses.replace(options, deterministic=False))
+    try:
+        images, labels = materialize(chunks, f"{source}: the {split} split")
+    except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
+        raise DatasetError(unreadable(directory, split, tf_reason(exc))) from None
+    expected = manifest["splits"][split]["records"]
+    if len(labels) != expected:  # shards cut at a record boundary read without error
+        found = f"{len(labels)} examples, manifest says {expected}"
+        raise DatasetError(unreadable(directory, split, found))
+    return images, labels
 
 
 def file_chunks(
     directory: Path, split: str, fmt: str, options: PipelineOptions, records: int | None = None
 ) -> tf.data.Dataset:
-    """Decoded (images, labels, index) chunks of a split. With `records`, a pass that yields any
-    other number of examples ends in an error, so a damaged split is never taken for a whole one
-    (nor finalised as such in a tf.data cache downstream)."""
+    """Decoded (images, labels, index) chunks of a split; with `records`, a pass of any other
+    length is an error, so a damaged split is never taken (nor cached) for a whole one."""
     chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
     if records is None:
         return chunks
@@ -50,9 +98,8 @@ def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
 
 
 def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Parsed uint8 chunks: shards read in parallel, records batched before parsing. With
-    deterministic options they come in source order: each shard's chunks whole, in the manifest's
-    order (a block as long as the longest shard), while later shards are read ahead."""
+    """Parsed uint8 chunks, shards read in parallel; in source order with deterministic options
+    (a block as long as the longest shard: each shard whole, in the manifest's order)."""
     manifest, files = split_shards(directory, split)
     longest = max([shard["records"] for shard in manifest["splits"][split]["shards"]], default=0)
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
@@ -154,36 +201,13 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
     return examples.batch(PARSE_CHUNK)
 
 
-def unreadable(directory: Path, split: str, fmt: str, reason: str) -> str:
-    """Why a split failed to read: the first shard of the split that `verify` finds damaged, or
-    the first PNG of a tree that is missing, not a PNG or not of the manifest's size; else
-    `reason`, with the split it concerns."""
-    if fmt == "tfrecord":
-        with contextlib.suppress(mnist_data.MnistDataError):
-            damaged = [
-                p for p in mnist_data.verify(directory).problems if p.startswith(f"{split}-")
-            ]
-            if damaged:
-                return (
-                    f"{directory / damaged[0]} (mnist-data verify {directory} checks every shard)"
-                )
-    if fmt == "png":
-        from PIL import Image, UnidentifiedImageError
-
-        manifest = read_manifest(directory)
-        image = manifest.get("image", {})
-        expected = (image.get("width", 28), image.get("height", 28))
-        for path in png_listing(directory, split, manifest)[0]:
-            try:
-                with Image.open(path) as png:
-                    if png.format != "PNG" or png.size != expected:
-                        found = f"a {png.size[0]}x{png.size[1]} {png.format}"
-                        return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
-                    png.load()  # the pixels too: a file cut short or a damaged chunk fails here
-            except FileNotFoundError:
-                return f"{path}: listed in {directory / (split + '.csv')} but missing"
-            except (UnidentifiedImageError, OSError) as error:
-                return f"{path}: not a readable PNG ({error})"
+def unreadable(directory: Path, split: str, reason: str) -> str:
+    """Why a split failed to read: the first problem `verify` finds in the split's files (a
+    damaged shard; a PNG missing, cut short or of another size), else `reason`."""
+    with contextlib.suppress(mnist_data.MnistDataError):
+        for problem in mnist_data.verify(directory).problems:
+            if problem.startswith((f"{split}-", f"{split}/")):
+                return f"{directory / problem} (mnist-data verify {directory} checks every file)"
     return f"{directory}: cannot read the {split} split: {reason}"
 
 
@@ -195,8 +219,7 @@ def tf_reason(exc: Exception) -> str:
 
 
 def materialize(chunks: tf.data.Dataset, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every (images, labels, index) chunk, arriving in any order, as arrays in source order;
-    DatasetError naming `where` unless the indices are 0..N-1, each once."""
+    """Every (images, labels, index) chunk, arriving in any order, as arrays in source order."""
     parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
     if not parts:
         return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
@@ -220,43 +243,3 @@ def _check_indices(ordered: np.ndarray, where: str) -> None:
     else:
         problem = f"lacks source index {first}"
     raise DatasetError(f"{where} {problem} (a shard or row copied or replaced?)")
-
-
-def cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str:
-    """Where in `folder` tf.data keeps one split's decoded chunks: a name keyed by the split, the
-    source's manifest, and the size and time of every file the split is read from (a PNG tree's
-    listing too), so another source, split or version of the files never reads these."""
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest, files = split_shards(source, split)
-    if fmt == "png":
-        files = [str(source / f"{split}.csv"), *png_listing(source, split, manifest)[0]]
-    digest = hashlib.sha256((source / MANIFEST).read_bytes() + fmt.encode())
-    for name in files:
-        with contextlib.suppress(OSError):  # reading the split will name a missing file
-            state = os.stat(name)
-            relative = os.path.relpath(name, source)  # however the source's path is spelled
-            digest.update(f"{relative}:{state.st_size}:{state.st_mtime_ns}\n".encode())
-    return str(folder / f"{split}-{digest.hexdigest()[:16]}")
-
-
-def writable_cache_prefix(folder: Path, source: Path, split: str, fmt: str) -> str | None:
-    """`cache_prefix` once this process may use its files: the set is complete, or this process
-    holds its lock; None while another live process writes the set.
-
-    Why: tf.data refuses to write a set while a lockfile of an earlier writer is there, and a
-    killed writer leaves its lockfile for good. Whoever holds this lock (the OS releases it when
-    its process dies) sweeps what a dead writer left, and keeps it until it ends: tf.data says
-    nothing when it stops writing."""
-    prefix = cache_prefix(folder, source, split, fmt)
-    if prefix in _HELD or os.path.exists(prefix + ".index"):  # ours, or complete: anyone reads
-        return prefix
-    leftovers = list(folder.glob(Path(prefix).name + "_*"))  # tf.data's lockfile, partial files
-    held = contextlib.ExitStack()
-    try:
-        held.enter_context(locked(prefix + ".lock", busy=BlockingIOError()))
-    except BlockingIOError:  # a live process holds it: writing now if it left a lockfile
-        return None if leftovers else prefix
-    for stale in leftovers:
-        stale.unlink(missing_ok=True)
-    _HELD[prefix] = held
-    return prefix
