@@ -1,9 +1,8 @@
 """A folder of tf.data cache files for streamed splits (`make_dataset(cache="FOLDER")`).
 
-tf.data refuses to write a set of cache files while a lockfile of an earlier writer is there, and
-a killed writer leaves its lockfile for good. Here each set has a lock the OS releases when its
-process dies: whoever takes it sweeps what a dead writer left, and keeps it until it ends (tf.data
-says nothing when it stops writing); while a live process holds it, others read the source files.
+tf.data will not write a set while a killed writer's lockfile is there, so each set also has a
+lock the OS drops when its holder dies: the next holder sweeps the leftovers, and keeps the lock
+until it ends; while a live process holds it, others read the source files.
 """
 
 from __future__ import annotations

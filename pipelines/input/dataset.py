@@ -66,10 +66,7 @@ def make_dataset(
     finish = _finisher(flatten, one_hot, num_classes, normalize)
     if service:
         if not isinstance(cache, bool):  # a folder, as str or Path
-            raise DatasetError(
-                f"{source}: cache={cache!r} does not combine with service=: use cache=True "
-                "(the split travels to the workers in the graph) or False (they read the files)"
-            )
+            raise DatasetError(f"{source}: cache={cache!r} does not combine with service=")
         service = dispatcher_target(service, service_timeout)
     batching = (batch_size, epochs, shuffle, int(seed), drop_remainder)
     if fmt == "idx" or cache is True:  # in memory: service workers get the split in the graph
