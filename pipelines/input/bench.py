@@ -65,10 +65,8 @@ def tfds_like(tfrecord_dir: Path, batch_size: int):
     manifest, files = split_shards(tfrecord_dir, "train")
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
     png = manifest.get("encoding") == "png"
-    spec = {
-        "image": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([], tf.int64),
-    }
+    feature = tf.io.FixedLenFeature
+    spec = {"image": feature([], tf.string), "label": feature([], tf.int64)}
 
     def parse(record):
         parsed = tf.io.parse_single_example(record, spec)
@@ -94,16 +92,15 @@ def tfds_like(tfrecord_dir: Path, batch_size: int):
 def ceiling(count: int, batch_size: int):
     """Batches that already exist: the cost of tf.data and the loop alone."""
     batch = (tf.zeros((batch_size, 28, 28, 1)), tf.zeros(batch_size, tf.int32))
+    options = tf_options(PipelineOptions())  # ours
 
     def build(epochs: int):
         full, rest = divmod(count, batch_size)  # an epoch's batches, the last one short as ours
         epoch = tf.data.Dataset.from_tensors(batch).repeat(full)
         if rest:
             epoch = epoch.concatenate(tf.data.Dataset.from_tensors(tuple(t[:rest] for t in batch)))
-        dataset = epoch.repeat(epochs).prefetch(tf.data.AUTOTUNE)
-        return _epochs(
-            dataset.with_options(tf_options(PipelineOptions())), full + bool(rest), epochs
-        )
+        dataset = epoch.repeat(epochs).prefetch(tf.data.AUTOTUNE).with_options(options)
+        return _epochs(dataset, full + bool(rest), epochs)
 
     return build
 

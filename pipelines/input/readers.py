@@ -137,11 +137,7 @@ def png_listing(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
     listing = directory / f"{split}.csv"
-    try:
-        text = listing.read_text()
-    except OSError as exc:
-        raise DatasetError(f"{listing}: cannot read the PNG listing: {exc.strerror}") from None
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(listing.read_text().splitlines())  # OSError names a missing one
     numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
     expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
     if len(numbered) != expected:

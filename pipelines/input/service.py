@@ -131,10 +131,7 @@ def _missing(host_port: str) -> str:
         return "its dispatcher no longer answers"
     if not reply:
         return "no worker is registered with its dispatcher"
-    return (
-        "workers are registered, but none sent a batch (one may have died holding part of "
-        "the epoch, or be unreachable at its --worker-address)"
-    )
+    return "workers are registered, but none sent a batch (one died, or is unreachable)"
 
 
 def _host_port(text: str, template: bool = False) -> bool:
