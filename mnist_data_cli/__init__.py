@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tf = sys.modules.get("tensorflow")
         if args.debug or tf is None or not isinstance(exc, tf.errors.OpError):
             raise
-        from pipelines.file_readers import (
+        from pipelines.input.readers import (
             tf_reason,
         )  # an op that failed: a full disk while saving, say
 

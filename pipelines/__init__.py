@@ -1,21 +1,24 @@
 """pipelines: tf.data input over mnist_data's outputs, and the reference trainers.
 
-`make_dataset` is imported on first use so that `import pipelines` stays light.
+`make_dataset`, `train`, `evaluate` and `predict` are imported on first use: `import pipelines`
+does not import TensorFlow.
 """
 
-from __future__ import annotations
+import importlib
 
-from typing import Any
+FORMATS = ("idx", "tfrecord", "png")  # what make_dataset reads: IDX, to_tfrecord or to_png output
+_HOMES = {
+    "make_dataset": "pipelines.input.dataset",
+    "train": "pipelines.training.train",
+    "evaluate": "pipelines.training.export",
+    "predict": "pipelines.training.export",
+}
 
-FORMATS = (
-    "idx",
-    "tfrecord",
-    "png",
-)  # what make_dataset reads: IDX files, or to_tfrecord/to_png output
 
-
-def make_dataset(*args: Any, **kwargs: Any):
-    """See pipelines.input.make_dataset."""
-    from pipelines.input import make_dataset as build
-
-    return build(*args, **kwargs)
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    try:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    except ModuleNotFoundError:  # the trainers before their move into pipelines.training
+        return getattr(importlib.import_module("pipelines.train"), name)

@@ -104,8 +104,8 @@ def register(
 
 def _run_bench(args: argparse.Namespace) -> int:
     from mnist_data.fs import write_json_atomic
-    from pipelines.bench_input import bench_pipeline, format_report
-    from pipelines.input import PipelineOptions
+    from pipelines.input.bench import bench_pipeline, format_report
+    from pipelines.input.options import PipelineOptions
 
     options = PipelineOptions(deterministic=not args.nondeterministic)
     report = bench_pipeline(
@@ -126,13 +126,13 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _check_dispatcher(args: argparse.Namespace) -> None:
-    from pipelines.service import dispatcher_checks
+    from pipelines.input.service import dispatcher_checks
 
     dispatcher_checks(args.port, args.work_dir)
 
 
 def _run_dispatcher(args: argparse.Namespace) -> int:
-    from pipelines.service import serve_dispatcher
+    from pipelines.input.service import serve_dispatcher
 
     _stop_on_sigterm()
     serve_dispatcher(args.port, work_dir=args.work_dir, worker_timeout_ms=args.worker_timeout_ms)
@@ -140,13 +140,13 @@ def _run_dispatcher(args: argparse.Namespace) -> int:
 
 
 def _check_worker(args: argparse.Namespace) -> None:
-    from pipelines.service import worker_checks
+    from pipelines.input.service import worker_checks
 
     worker_checks(args.dispatcher, args.port, args.worker_address, args.timeout)
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from pipelines.service import serve_worker
+    from pipelines.input.service import serve_worker
 
     _stop_on_sigterm()
     serve_worker(

@@ -511,7 +511,7 @@ def _check_resumed_data(
     recorded = _recorded(out)
     if recorded.get("data") is None or not _data_exists(recorded["data"]):
         return  # not recorded, or moved away since: the data given now is taken at its word
-    from pipelines.input import detect_format
+    from pipelines.input.dataset import detect_format
 
     now = (_portable(data), format or detect_format(data))
     before = (recorded["data"], recorded.get("format") or detect_format(recorded["data"]))

@@ -188,7 +188,7 @@ class Trainer:
     def train_dataset(self, epoch: int) -> Any:
         """This epoch's batches, `self.fetch` stacked per element (the last element may hold fewer
         and a remainder); the seed depends on the epoch so a resumed run sees the same order."""
-        from pipelines.input import dataset_from_arrays
+        from pipelines.input.dataset import dataset_from_arrays
 
         return dataset_from_arrays(
             *self.train_arrays,
@@ -200,7 +200,7 @@ class Trainer:
 
     def _prepare_train_data(self) -> None:
         """Read the train split once; every epoch's dataset is built from these arrays."""
-        from pipelines.input import dataset_from_arrays, read_arrays
+        from pipelines.input.dataset import dataset_from_arrays, read_arrays
 
         self.train_arrays = read_arrays(self.data, "train", format=self.format)
         count = len(self.train_arrays[1])

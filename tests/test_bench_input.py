@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mnist_data
-from pipelines.bench_input import bench_pipeline, format_report
+from pipelines.input.bench import bench_pipeline, format_report
 
 
 def test_compare_on_a_png_tree_runs_every_baseline_on_the_same_examples(tmp_path):
@@ -27,17 +27,15 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
 
     import numpy as np
 
-    from pipelines import bench_input
-    from pipelines.input import PipelineOptions, read_arrays
+    from pipelines.input import bench
+    from pipelines.input.dataset import read_arrays
 
     mnist_data.to_png("mnist-sample", tmp_path / "png", progress=False)
     source = str(tmp_path / "png")
     images, labels = read_arrays(source, "train", format="png")
-    (tmp_path / "scratch").mkdir()
-    idx = bench_input._as_idx(source, "png", images, labels, tmp_path / "scratch")
-    mnist_data.to_tfrecord(idx, tmp_path / "tfr", splits=["train"], progress=False)
+    mnist_data.to_tfrecord("mnist-sample", tmp_path / "tfr", splits=["train"], progress=False)
     mnist_data.to_tfrecord(
-        idx,
+        "mnist-sample",
         tmp_path / "tfr-gz",
         splits=["train"],
         compression="gzip",
@@ -60,10 +58,10 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
         for p, c in zip(images.reshape(len(images), -1), labels)
     )
     builders = {
-        "tutorial": bench_input.tutorial(images, labels),
-        "tfds-like": bench_input.tfds_like(tmp_path / "tfr", 100),
-        "tfds-like, gzip png": bench_input.tfds_like(tmp_path / "tfr-gz", 100),
-        "ours": bench_input.ours(source, "png", 100, None, PipelineOptions(), len(labels)),
+        "tutorial": bench.tutorial(images, labels),
+        "tfds-like": bench.tfds_like(tmp_path / "tfr", 100),
+        "tfds-like, gzip png": bench.tfds_like(tmp_path / "tfr-gz", 100),
+        "ours": bench.ours(source, 100, len(labels), format="png"),
     }
     for name, build in builders.items():
         for epoch in build(2):

@@ -12,9 +12,10 @@ import tensorflow as tf
 
 import mnist_data
 import pipelines
-import pipelines.file_readers
-import pipelines.input
 from mnist_data.sources.load import describe
+from pipelines.input.dataset import dataset_from_arrays, detect_format
+from pipelines.input.options import PipelineOptions
+from pipelines.input.readers import tf_reason
 
 
 def collect(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -99,11 +100,12 @@ def test_forever_repeats() -> None:
 
 def test_batches_that_cannot_be_made_are_refused(converted) -> None:
     with pytest.raises(
-        mnist_data.DatasetError, match="labels go up to 9, but one_hot has num_classes=5"
+        tf.errors.InvalidArgumentError, match="does not fit one_hot with num_classes=5"
     ):
-        pipelines.make_dataset("mnist-sample", one_hot=True, num_classes=5)
+        collect(pipelines.make_dataset("mnist-sample", one_hot=True, num_classes=5))
     with pytest.raises(
-        mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600"
+        mnist_data.DatasetError,
+        match="the train split: batch_size 5000 with drop_remainder exceeds its 1600 examples",
     ):
         pipelines.make_dataset("mnist-sample", batch_size=5000, drop_remainder=True)
     streamed = pipelines.make_dataset(converted["raw"], one_hot=True, num_classes=5, cache=False)
@@ -112,7 +114,8 @@ def test_batches_that_cannot_be_made_are_refused(converted) -> None:
     ):
         collect(streamed)
     with pytest.raises(
-        mnist_data.DatasetError, match="batch_size 5000 with drop_remainder exceeds the 1600 train"
+        mnist_data.DatasetError,
+        match="the train split: batch_size 5000 with drop_remainder exceeds its 1600 examples",
     ):
         pipelines.make_dataset(converted["raw"], batch_size=5000, drop_remainder=True, cache=False)
 
@@ -136,7 +139,7 @@ def converted(tmp_path_factory) -> dict[str, str]:
 @pytest.mark.parametrize("name,fmt", [("raw", "tfrecord"), ("pnggz", "tfrecord"), ("png", "png")])
 def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -> None:
     source = converted[name]
-    assert pipelines.input.detect_format(source) == fmt
+    assert detect_format(source) == fmt
     for split in ("train", "test"):
         images, labels = collect(pipelines.make_dataset(source, split, 128, seed=1))
         assert images.shape[1:] == (28, 28, 1) and labels.dtype == np.int32
@@ -149,9 +152,7 @@ def test_every_source_yields_the_same_examples(converted, name: str, fmt: str) -
     streamed = collect(pipelines.make_dataset(source, "test", 64, epochs=2, cache=False, seed=3))
     assert_same_examples(streamed[0][:400], streamed[1][:400])
     assert_same_examples(streamed[0][400:], streamed[1][400:])
-    serial = pipelines.input.PipelineOptions(
-        parallel_calls=1, prefetch=1, private_threadpool=1, interleave_cycle=1
-    )
+    serial = PipelineOptions(parallel_calls=1, prefetch=1, private_threadpool=1, interleave_cycle=1)
     for cache in (True, False):  # every stage run one at a time gives the same examples
         assert_same_examples(
             *collect(pipelines.make_dataset(source, "test", 64, cache=cache, options=serial))
@@ -198,15 +199,6 @@ def test_missing_split_in_manifest_is_clear(converted) -> None:
         describe(converted["png"])
 
 
-def test_to_device_yields_the_same_batches_on_the_cpu() -> None:
-    dataset = pipelines.make_dataset("mnist-sample", "test", 100, shuffle=False)
-    moved = list(pipelines.input.to_device(dataset, "/cpu:0"))
-    assert len(moved) == 4 and "CPU" in moved[0][0].device
-    for (x, y), (mx, my) in zip(dataset, moved):
-        np.testing.assert_array_equal(x.numpy(), mx.numpy())
-        np.testing.assert_array_equal(y.numpy(), my.numpy())
-
-
 def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
     import shutil
 
@@ -244,31 +236,6 @@ def test_file_cache_is_written_once_and_read_back(converted, tmp_path) -> None:
     )  # another source
 
 
-def test_a_short_split_never_fills_a_cache_folder(converted, tmp_path) -> None:
-    import shutil
-
-    source, cache = tmp_path / "pnggz", tmp_path / "cache"
-    shutil.copytree(converted["pnggz"], source)
-    shard = source / "test-00001-of-00002.tfrecord.gz"
-    whole = shard.read_bytes()
-    mnist_data.to_tfrecord(
-        "mnist-sample",
-        tmp_path / "quarter",
-        encoding="png",
-        compression="gzip",
-        shards=4,
-        splits="test",
-        progress=False,
-    )
-    shard.write_bytes(
-        (tmp_path / "quarter" / "test-00003-of-00004.tfrecord.gz").read_bytes()
-    )  # 100 of 200
-    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 400 elements"):
-        collect(pipelines.make_dataset(source, "test", 100, cache=str(cache)))
-    shard.write_bytes(whole)  # repaired: the cache holds nothing of the short pass
-    assert_same_examples(*collect(pipelines.make_dataset(source, "test", 100, cache=str(cache))))
-
-
 def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     import shutil
 
@@ -277,8 +244,8 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     tree = tmp_path / "png"
     shutil.copytree(converted["png"], tree)
     victim = sorted((tree / "test").rglob("*.png"))[5]
-    victim.write_bytes(b"not a png at all")
-    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
+    victim.write_bytes(b"not a png at all")  # named as `verify` names it, with its advice
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: cannot identify image file"):
         pipelines.make_dataset(tree, "test")
     streamed = pipelines.make_dataset(
         tree, "test", cache=False
@@ -286,10 +253,8 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
     not_whole = f"not a PNG file, or one cut short:.*{victim}"
     with pytest.raises(tf.errors.InvalidArgumentError, match=not_whole):
         collect(streamed)
-    Image.new("RGB", (32, 32), "white").save(victim)
-    with pytest.raises(
-        mnist_data.DatasetError, match=f"{victim}: a 32x32 PNG image, expected a 28x28 PNG"
-    ):
+    Image.new("L", (32, 32), 255).save(victim)
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: 32x32, expected 28x28"):
         pipelines.make_dataset(tree, "test")
     with pytest.raises(
         tf.errors.InvalidArgumentError, match=f"differs from the manifest.*{victim}.*32 32"
@@ -297,14 +262,12 @@ def test_a_broken_png_tree_names_the_file_at_fault(converted, tmp_path) -> None:
         collect(streamed)
     whole = (Path(converted["png"]) / victim.relative_to(tree)).read_bytes()
     victim.write_bytes(whole[: len(whole) // 2])  # a PNG cut short: its header still reads
-    with pytest.raises(mnist_data.DatasetError, match=f"{victim}: not a readable PNG"):
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: .*truncated"):
         pipelines.make_dataset(tree, "test")
     with pytest.raises(tf.errors.InvalidArgumentError, match=not_whole):
         collect(streamed)
     victim.unlink()
-    with pytest.raises(
-        mnist_data.DatasetError, match=f"{victim}: listed in .*test.csv but missing"
-    ):
+    with pytest.raises(mnist_data.DatasetError, match=f"^{victim}: .*No such file"):
         pipelines.make_dataset(tree, "test")
 
 
@@ -327,13 +290,8 @@ def test_a_damaged_png_encoded_shard_is_named(tmp_path) -> None:
     ) as raised:  # where verify cannot help: TF's reason, tidied
         tf.io.decode_png(b"not a png")
     assert "{{function_node" in str(raised.value) and "[Op:DecodePng]" in str(raised.value)
-    assert (
-        pipelines.file_readers.tf_reason(raised.value)
-        == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
-    )
-    assert "{{" not in pipelines.file_readers.tf_reason(
-        raised.value
-    ) and "[Op:" not in pipelines.file_readers.tf_reason(raised.value)
+    assert tf_reason(raised.value) == raised.value.message.split("}}")[-1].split(" [Op:")[0].strip()
+    assert "{{" not in tf_reason(raised.value) and "[Op:" not in tf_reason(raised.value)
     (out / "manifest.json").write_text(
         (out / "manifest.json").read_text().replace('"sha256"', '"sha-256"')
     )
@@ -353,6 +311,7 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
     out = tmp_path / "tfr"
     shutil.copytree(converted["pnggz"], out)
     shard = out / "test-00001-of-00002.tfrecord.gz"
+    whole = shard.read_bytes()
     short = tmp_path / "short"
     mnist_data.to_tfrecord(
         "mnist-sample",
@@ -369,8 +328,11 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
     assert count_records(shard, True) == (100, None)
     with pytest.raises(mnist_data.DatasetError, match=f"^{shard}: size .* manifest.json says"):
         pipelines.make_dataset(out, "test")
-    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 400 elements"):
-        collect(pipelines.make_dataset(out, "test", 64, cache=False))
+    for cache in (False, str(tmp_path / "cache")):
+        with pytest.raises(tf.errors.FailedPreconditionError, match="to contain 400 elements"):
+            collect(pipelines.make_dataset(out, "test", 64, cache=cache))
+    shard.write_bytes(whole)  # repaired: the cache folder holds nothing of the short pass
+    assert_same_examples(*collect(pipelines.make_dataset(out, "test", 100, cache=cache)))
     tree = tmp_path / "png"
     shutil.copytree(converted["png"], tree)
     listing = tree / "test.csv"
@@ -395,7 +357,7 @@ def test_a_split_short_of_its_manifest_is_refused_cached_or_streamed(converted, 
 
 def test_dataset_from_arrays_batches_like_make_dataset() -> None:
     images, labels = mnist_data.load("mnist-sample", "test")
-    ours = collect(pipelines.input.dataset_from_arrays(images, labels, 64, seed=5))
+    ours = collect(dataset_from_arrays(images, labels, 64, seed=5))
     theirs = collect(pipelines.make_dataset("mnist-sample", "test", 64, seed=5))
     np.testing.assert_array_equal(ours[0], theirs[0])
     np.testing.assert_array_equal(ours[1], theirs[1])
@@ -540,21 +502,14 @@ def test_a_cache_folder_survives_a_killed_writer_and_a_live_one(converted, tmp_p
 
 
 def test_settings_tf_data_would_reject_later_are_named_up_front(converted, tmp_path) -> None:
-    from pipelines.options import PipelineOptions
-
-    for field, value in (
-        ("parallel_calls", 0),
-        ("interleave_cycle", 0),
-        ("prefetch", -5),
-        ("private_threadpool", -1),
-        ("parallel_calls", 2.5),
-        ("prefetch", -1.0),
-        ("prefetch", True),
-    ):
-        with pytest.raises(
-            mnist_data.DatasetError, match=f"PipelineOptions.{field} must be a whole number"
-        ):
-            PipelineOptions(**{field: value})
+    for field, value, says in (
+        ("parallel_calls", 0, "num_parallel_calls must be greater than zero"),
+        ("interleave_cycle", 0, "`cycle_length` must be `tf.data.AUTOTUNE` or greater than 0"),
+        ("prefetch", -5, "buffer_size must be >= 0"),
+    ):  # refused as the pipeline is built, not once it runs
+        with pytest.raises(tf.errors.InvalidArgumentError, match=says):
+            options = PipelineOptions(**{field: value})
+            pipelines.make_dataset(converted["raw"], "test", cache=False, options=options)
     tuned = PipelineOptions(
         parallel_calls=tf.data.AUTOTUNE,
         prefetch=tf.data.AUTOTUNE,
@@ -563,6 +518,8 @@ def test_settings_tf_data_would_reject_later_are_named_up_front(converted, tmp_p
     assert_same_examples(
         *collect(pipelines.make_dataset(converted["raw"], "test", 100, cache=False, options=tuned))
     )
+    with pytest.raises(mnist_data.DatasetError, match="epochs must be a whole number >= 1"):
+        pipelines.make_dataset("mnist-sample", "test", epochs=0)  # as --epochs 0 is refused
     for seed in (1.5, "3", -1, 2**63):
         with pytest.raises(
             mnist_data.DatasetError, match="seed must be a whole number in 0..2\\*\\*63-1"
@@ -585,24 +542,3 @@ def test_a_cache_folder_serves_a_source_however_its_path_is_spelled(
     for spelling in ("tfr", str(tmp_path / "tfr"), "./tfr/"):
         assert_same_examples(*collect(pipelines.make_dataset(spelling, "test", 100, cache=cache)))
     assert len(list((tmp_path / "cache").glob("test-*.index"))) == 1
-
-
-def test_without_file_locks_nothing_of_a_cache_set_is_swept(
-    converted, tmp_path, monkeypatch
-) -> None:
-    import errno
-
-    from pipelines import cache_folder
-
-    def no_locks(*args) -> None:  # a file system without flock
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(cache_folder.fcntl, "flock", no_locks)
-    source, folder = Path(converted["raw"]), tmp_path / "cache"
-    prefix = cache_folder.cache_prefix(folder, source, "test", "tfrecord")
-    live = Path(
-        prefix + "_0.lockfile"
-    )  # perhaps a live writer's, which only tf.data's lockfile guards
-    live.write_text("a writer")
-    assert cache_folder.writable_cache_prefix(folder, source, "test", "tfrecord") == prefix
-    assert live.exists()

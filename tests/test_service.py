@@ -203,7 +203,7 @@ def test_ctrl_c_in_a_terminal_stops_a_dispatcher_and_a_worker():
 
 
 def test_a_port_in_use_a_file_as_journal_and_a_bad_worker_address_are_one_line_errors(tmp_path):
-    from pipelines.service import check_port_free
+    from pipelines.input.service import check_port_free
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -239,7 +239,7 @@ def test_a_missing_dispatcher_or_worker_is_announced_then_an_error_naming_it(fil
     import tensorflow as tf
 
     import pipelines
-    from pipelines.service import dispatcher_target
+    from pipelines.input.service import dispatcher_target
 
     nobody = f"127.0.0.1:{free_port()}"
     worker_cli = subprocess.Popen(
@@ -287,7 +287,7 @@ def test_a_missing_dispatcher_or_worker_is_announced_then_an_error_naming_it(fil
 
 
 def test_address_forms_and_a_kernel_without_ipv6(monkeypatch):
-    from pipelines import service
+    from pipelines.input import service
 
     for address in ("localhost:0", "localhost:65536", "host name:5", "[fe80::1%eth0]:%port%"):
         assert service._host_port(address, template=True) == address.endswith("%port%"), address

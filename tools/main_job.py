@@ -115,9 +115,9 @@ def run(source: str | None, work: Path, quick: bool) -> None:
         )
 
     start_tensorflow_quietly()
-    from pipelines.bench_input import bench_pipeline, format_report
     from pipelines.bench_train import bench_train
     from pipelines.config import get_config
+    from pipelines.input.bench import bench_pipeline, format_report
     from pipelines.train import train
 
     work = work_folder(work, source)

@@ -1,9 +1,12 @@
-"""Decoded chunks of what the converters write (TFRecord shards, PNG trees), and, when a
-split fails to read, which file is at fault."""
+"""Reading a split of any source: whole into arrays, or as decoded chunks of what the converters
+write (TFRecord shards, PNG trees); and, when it fails, which file is at fault."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -14,18 +17,68 @@ import mnist_data
 from mnist_data.errors import DatasetError
 from mnist_data.formats.png import END as PNG_END
 from mnist_data.formats.png import SIGNATURE as PNG_SIGNATURE
-from mnist_data.sources.source import read_manifest
-from pipelines.options import PipelineOptions
+from mnist_data.formats.tfrecord_read import check_shard_files, read_tfrecord_split
+from mnist_data.sources.source import MANIFEST, read_manifest
+from pipelines import FORMATS
+from pipelines.input.options import PipelineOptions
 
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
+
+
+def detect_format(source: str | os.PathLike, format: str | None = None) -> str:
+    """'tfrecord' or 'png' from OUT/manifest.json, else 'idx' (a dataset name or IDX files); a
+    `format` the source cannot have is refused before anything is read."""
+    manifest = Path(source) / MANIFEST
+    found = read_manifest(Path(source)).get("format") if manifest.is_file() else "idx"
+    if found not in FORMATS:
+        raise DatasetError(f"{manifest}: unknown format {found!r}: expected 'tfrecord' or 'png'")
+    if format not in (None, *FORMATS):
+        raise DatasetError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    if found == "idx" and format not in (None, "idx"):
+        raise DatasetError(
+            f"{source}: format {format!r} reads a directory written by to-{format} "
+            "(with its manifest.json); for a dataset name or IDX files use format 'idx'"
+        )
+    if format not in (None, "idx", found):
+        raise DatasetError(f"{source}: holds {found} output, not {format}")
+    return format or found
+
+
+def read_arrays(
+    source: str | os.PathLike,
+    split: str = "train",
+    *,
+    format: str | None = None,
+    options: PipelineOptions = PipelineOptions(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole split in source order: uint8 images [N, H, W] and integer labels [N]. Raw
+    TFRecords are decoded by mnist_data, PNGs by a parallel tf.data reader."""
+    fmt = detect_format(source, format)
+    if fmt == "idx":
+        return mnist_data.load(source, split)
+    directory = Path(source)
+    manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named
+    if fmt == "tfrecord" and manifest.get("encoding") == "raw":
+        return read_tfrecord_split(source, split)
+    if fmt == "tfrecord":
+        check_shard_files(source, split)
+    chunks = file_chunks(directory, split, fmt, dataclasses.replace(options, deterministic=False))
+    try:
+        images, labels = materialize(chunks)
+    except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
+        raise DatasetError(unreadable(directory, split, tf_reason(exc))) from None
+    expected = manifest["splits"][split]["records"]
+    if len(labels) != expected:  # shards cut at a record boundary read without error
+        found = f"{len(labels)} examples, manifest says {expected}"
+        raise DatasetError(unreadable(directory, split, found))
+    return images, labels
 
 
 def file_chunks(
     directory: Path, split: str, fmt: str, options: PipelineOptions, records: int | None = None
 ) -> tf.data.Dataset:
-    """Decoded (images, labels, index) chunks of a split. With `records`, a pass that yields any
-    other number of examples ends in an error instead of its end, so a damaged split is never
-    taken for a whole one (nor finalised as such in a tf.data cache downstream)."""
+    """Decoded (images, labels, index) chunks of a split; with `records`, a pass of any other
+    length is an error, so a damaged split is never taken (nor cached) for a whole one."""
     chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
     if records is None:
         return chunks
@@ -34,30 +87,26 @@ def file_chunks(
 
 
 def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
+    """The manifest of a converted directory and the paths of `split`'s shards."""
     manifest = read_manifest(directory)
-    if split not in manifest.get("splits", {}):
+    splits = manifest.get("splits", {})
+    if split not in splits:
         raise DatasetError(
-            f"{directory}: no split {split!r} in manifest.json "
-            f"(has {', '.join(manifest.get('splits', {}))})"
+            f"{directory}: no split {split!r} in manifest.json (has {', '.join(splits)})"
         )
-    return manifest, [
-        str(directory / shard["file"]) for shard in manifest["splits"][split].get("shards", [])
-    ]
+    return manifest, [str(directory / shard["file"]) for shard in splits[split].get("shards", [])]
 
 
 def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Parsed uint8 chunks: shards read in parallel, records batched before parsing. With
-    deterministic options they come in source order: each shard's chunks whole, in the
-    manifest's order (a block as long as the longest shard), while later shards are read ahead."""
+    """Parsed uint8 chunks, shards read in parallel; in source order with deterministic options
+    (a block as long as the longest shard: each shard whole, in the manifest's order)."""
     manifest, files = split_shards(directory, split)
     longest = max([shard["records"] for shard in manifest["splits"][split]["shards"]], default=0)
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
     height, width = manifest["image"]["height"], manifest["image"]["width"]
     png = manifest.get("encoding") == "png"
-    spec = {
-        name: tf.io.FixedLenFeature([], tf.string if name == "image" else tf.int64)
-        for name in ("image", "label", "index")
-    }
+    spec = {name: tf.io.FixedLenFeature([], tf.int64) for name in ("label", "index")}
+    spec["image"] = tf.io.FixedLenFeature([], tf.string)
 
     def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         parsed = tf.io.parse_example(records, spec)
@@ -71,8 +120,7 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
             images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
         return images, parsed["label"], parsed["index"]
 
-    shards = tf.data.Dataset.from_tensor_slices(files)
-    records = shards.interleave(
+    records = tf.data.Dataset.from_tensor_slices(files).interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
         cycle_length=options.interleave_cycle,
         block_length=max(1, -(-longest // PARSE_CHUNK)),
@@ -89,14 +137,8 @@ def png_listing(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
     listing = directory / f"{split}.csv"
-    try:
-        with open(listing, newline="") as handle:
-            reader = csv.DictReader(handle)
-            numbered = [
-                (reader.line_num, row) for row in reader
-            ]  # blank lines are skipped, not counted
-    except OSError as exc:
-        raise DatasetError(f"{listing}: cannot read the PNG listing: {exc}") from None
+    reader = csv.DictReader(listing.read_text().splitlines())  # OSError names a missing one
+    numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
     expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
     if len(numbered) != expected:
         raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
@@ -123,11 +165,9 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
     manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named as such
     files, labels, index = png_listing(directory, split, manifest)
     order = np.argsort(index, kind="stable")
-    files, labels, index = [files[i] for i in order], labels[order], index[order]
-    paths = tf.constant(files, tf.string)  # strings, even if none
+    paths = tf.constant([files[i] for i in order], tf.string)  # strings, even if none
     image = manifest.get("image", {})
     static = [image.get("height", 28), image.get("width", 28)]
-    size = tf.constant(static)
 
     def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
         # Checked here so that a streamed tree's bad file is named in the error (decode_png names
@@ -142,7 +182,7 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
         with tf.control_dependencies([whole]):
             pixels = tf.io.decode_png(blob, channels=1)[..., 0]
         right_size = tf.debugging.Assert(
-            tf.reduce_all(tf.equal(tf.shape(pixels), size)),
+            tf.reduce_all(tf.equal(tf.shape(pixels), static)),
             ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)],
         )
         with tf.control_dependencies([right_size]):
@@ -150,43 +190,20 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
         pixels.set_shape(static)  # checked above; later stages (flatten, Keras) need it known
         return pixels, label, position
 
-    examples = tf.data.Dataset.from_tensor_slices((paths, labels, index)).map(
+    examples = tf.data.Dataset.from_tensor_slices((paths, labels[order], index[order]))
+    examples = examples.map(
         decode, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic
     )
     return examples.batch(PARSE_CHUNK)
 
 
-def unreadable(directory: Path, split: str, fmt: str, reason: str) -> str:
-    """Why a split failed to read: the first shard of the split that `verify` finds damaged, or
-    the first PNG of a tree that is missing, not a PNG or not of the manifest's size; else
-    `reason`, with the split it concerns."""
-    if fmt == "tfrecord":
-        try:
-            problems = mnist_data.verify(directory).problems
-        except mnist_data.MnistDataError:
-            problems = []
-        damaged = [problem for problem in problems if problem.startswith(f"{split}-")]
-        if damaged:
-            return f"{directory / damaged[0]} (mnist-data verify {directory} checks every shard)"
-        return f"{directory}: cannot read the {split} split: {reason}"
-    if fmt != "png":
-        return f"{directory}: cannot read the {split} split: {reason}"
-    from PIL import Image, UnidentifiedImageError
-
-    manifest = read_manifest(directory)
-    image = manifest.get("image", {})
-    expected = (image.get("width", 28), image.get("height", 28))
-    for path in png_listing(directory, split, manifest)[0]:
-        try:
-            with Image.open(path) as png:
-                if png.format != "PNG" or png.size != expected:
-                    found = f"a {png.size[0]}x{png.size[1]} {png.format}"
-                    return f"{path}: {found} image, expected a {expected[0]}x{expected[1]} PNG"
-                png.load()  # the pixel data too: a file cut short or a damaged chunk fails here
-        except FileNotFoundError:
-            return f"{path}: listed in {directory / (split + '.csv')} but missing"
-        except (UnidentifiedImageError, OSError) as error:
-            return f"{path}: not a readable PNG ({error})"
+def unreadable(directory: Path, split: str, reason: str) -> str:
+    """Why a split failed to read: the first problem `verify` finds in the split's files (a
+    damaged shard; a PNG missing, cut short or of another size), else `reason`."""
+    with contextlib.suppress(mnist_data.MnistDataError):
+        for problem in mnist_data.verify(directory).problems:
+            if problem.startswith((f"{split}-", f"{split}/")):
+                return f"{directory / problem} (mnist-data verify {directory} checks every file)"
     return f"{directory}: cannot read the {split} split: {reason}"
 
 
@@ -197,18 +214,13 @@ def tf_reason(exc: Exception) -> str:
     return re.sub(r"\s*\[Op:\w+\]( name:.*)?$", "", reason)
 
 
-def materialize(chunks: tf.data.Dataset, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read every (images, labels, index) chunk once into arrays in source order; DatasetError
-    naming `where` unless the indices are 0..N-1, each once.
-
-    Chunks may arrive in any order (the reader runs nondeterministically for speed).
-    """
+def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Every (images, labels, index) chunk, arriving in any order, as arrays in source order."""
     parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
     if not parts:
         return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
     images, labels, index = (np.concatenate(column) for column in zip(*parts))
-    order = np.argsort(index, kind="stable")
-    _check_indices(index[order], where)
+    order = np.argsort(index, kind="stable")  # shards copied or replaced: see check_shard_files
     return images[order], labels[order]
 
 

@@ -1,12 +1,11 @@
-"""tf.data service servers (a dispatcher and workers that run make_dataset's pipelines
-remotely) and the consumer's waits on them, which TensorFlow's own client makes silent and endless.
-
-Workers send uint8 batches (4x fewer bytes than float32); the consumer normalises them.
-"""
+"""tf.data service servers (a dispatcher and workers that run make_dataset's pipelines remotely)
+and the consumer's waits on them, which TensorFlow's own client makes silent and endless."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import os
 import queue
 import re
@@ -16,34 +15,25 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from mnist_data.errors import DatasetError
 
 NOTICE_S = 3.0  # a wait longer than this says, once, what it waits for
-T = TypeVar("T")
 
 
 def dispatcher_target(address: str, timeout_s: float | None) -> str:
-    """`grpc://HOST:PORT` for a dispatcher given with or without the scheme, once it answers.
-    Why: TensorFlow's client waits for an unreachable dispatcher forever, silently; this says
-    what it waits for and gives up after `timeout_s` (None: does not wait), naming the address."""
+    """`grpc://HOST:PORT` of a dispatcher, once it answers within `timeout_s` (None: not waited
+    for). Why: TensorFlow's client waits for an unreachable dispatcher forever, silently."""
     host_port = address.removeprefix("grpc://")
     if not _host_port(host_port):
         raise DatasetError(
             f"tf.data service address {address!r}: expected HOST:PORT or grpc://HOST:PORT "
             "(a port 1..65535; an IPv6 host in brackets: [::1]:5050)"
         )
-    if timeout_s is None:
-        return f"grpc://{host_port}"
-    if (
-        _wait(
-            lambda seconds: _workers_reply(host_port, seconds),
-            timeout_s,
-            f"the tf.data service dispatcher at {host_port}",
-        )
-        is None
-    ):
+    awaited = f"the tf.data service dispatcher at {host_port}"
+    ask = functools.partial(_workers_reply, host_port)
+    if timeout_s is not None and _wait(ask, timeout_s, awaited) is None:
         raise DatasetError(
             f"no tf.data service dispatcher answers at {host_port} (waited {timeout_s:g} s)"
         )
@@ -52,7 +42,7 @@ def dispatcher_target(address: str, timeout_s: float | None) -> str:
 
 def _workers_reply(host_port: str, timeout_s: float) -> bytes | None:
     """The dispatcher's answer to GetWorkers (empty while no worker is registered), or None if
-    nothing answers at `host_port` as a gRPC server within `timeout_s`."""
+    no gRPC server answers within `timeout_s`."""
     import grpc
 
     with grpc.insecure_channel(host_port) as channel:
@@ -68,9 +58,9 @@ def _workers_reply(host_port: str, timeout_s: float) -> bytes | None:
             ) from None
 
 
-def _wait(attempt: Callable[[float], T | None], timeout_s: float, awaited: str) -> T | None:
-    """`attempt(seconds)` until it gives a value, or None once `timeout_s` have passed; says
-    once, after NOTICE_S, what it waits for."""
+def _wait(attempt: Callable[[float], Any], timeout_s: float, awaited: str) -> Any:
+    """`attempt(seconds)` until it gives a value, or None after `timeout_s`; says once what it
+    waits for."""
     start = time.monotonic()
     announced = False
     while (left := start + timeout_s - time.monotonic()) > 0:
@@ -83,12 +73,16 @@ def _wait(attempt: Callable[[float], T | None], timeout_s: float, awaited: str) 
     return None
 
 
-def with_deadline(batches: Any, target: str, timeout_s: float) -> Any:
-    """`batches` (a service dataset), fetched one at a time by a thread so that a batch that
-    has not come after `timeout_s` is an error naming what is missing. Why: TensorFlow's
-    client waits forever, silently, when no worker serves the job: none is registered, or one
-    died holding part of a distributed epoch."""
+def distributed(batches: Any, processing_mode: str, target: str, timeout_s: float | None) -> Any:
+    """`batches` made by the tf.data service at `target`; with `timeout_s`, fetched by a thread,
+    so that a batch late by that long is an error naming what is missing. Why: TensorFlow's client
+    waits forever, silently, when no worker serves the job (none registered, or one died)."""
     import tensorflow as tf
+
+    batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, target))
+    if timeout_s is None:
+        return batches
+    awaited = f"a batch from the tf.data service at {target}"
 
     def read() -> Iterator:
         asks, answers = queue.Queue(), queue.Queue()
@@ -96,16 +90,12 @@ def with_deadline(batches: Any, target: str, timeout_s: float) -> Any:
         try:
             while True:
                 asks.put(True)
-                answer = _wait(
-                    lambda seconds: _get(answers, seconds),
-                    timeout_s,
-                    f"a batch from the tf.data service at {target}",
-                )
+                answer = _wait(lambda seconds: _get(answers, seconds), timeout_s, awaited)
                 if answer is None:
                     missing = _missing(target.removeprefix("grpc://"))
                     raise DatasetError(
-                        f"no batch from the tf.data service at {target} in "
-                        f"{timeout_s:g} s: {missing}"
+                        f"no batch from the tf.data service at {target} in {timeout_s:g} s: "
+                        + missing
                     )
                 batch, error = answer
                 if error is not None:
@@ -120,8 +110,7 @@ def with_deadline(batches: Any, target: str, timeout_s: float) -> Any:
 
 
 def _fetch(batches: Any, asks: queue.Queue, answers: queue.Queue) -> None:
-    """Answer each True on `asks` with (next batch, None), (None, None) at the end, or
-    (None, error); stop at False."""
+    """Answer each True on `asks` with (next batch or None at the end, error or None)."""
     try:
         iterator = iter(batches)
         while asks.get():
@@ -131,10 +120,8 @@ def _fetch(batches: Any, asks: queue.Queue, answers: queue.Queue) -> None:
 
 
 def _get(answers: queue.Queue, timeout_s: float) -> Any:
-    try:
+    with contextlib.suppress(queue.Empty):
         return answers.get(timeout=timeout_s)
-    except queue.Empty:
-        return None
 
 
 def _missing(host_port: str) -> str:
@@ -144,26 +131,22 @@ def _missing(host_port: str) -> str:
         return "its dispatcher no longer answers"
     if not reply:
         return "no worker is registered with its dispatcher"
-    return (
-        "workers are registered, but none sent a batch (one may have died holding part of "
-        "the epoch, or be unreachable at its --worker-address)"
-    )
+    return "workers are registered, but none sent a batch (one died, or is unreachable)"
 
 
 def _host_port(text: str, template: bool = False) -> bool:
-    """Whether `text` is HOST:PORT with a port 1..65535 (or, with `template`, the literal
-    %port% that a worker replaces with its own); an IPv6 host in brackets, a zone allowed."""
+    """Whether `text` is HOST:PORT, a port 1..65535 (or with `template` %port%, which a worker
+    replaces with its own); an IPv6 host in brackets."""
     found = re.fullmatch(r"(\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]|[^\s:/\[\]%]+):(\d{1,5}|%port%)", text)
-    if not found:
-        return False
-    port = found.group(3)
-    return (template and port == "%port%") or (port.isdigit() and 1 <= int(port) <= 65535)
+    port = found and found.group(3)
+    return bool(port) and (
+        template and port == "%port%" or port.isdigit() and 0 < int(port) < 65536
+    )
 
 
 def check_port_free(port: int) -> None:
-    """DatasetError if something listens on `port` already. Why: gRPC servers share a port with
-    SO_REUSEPORT, so a second dispatcher (or a worker given the dispatcher's port) would start
-    'successfully' beside the first and split its connections."""
+    """DatasetError if something listens on `port`. Why: gRPC servers share ports (SO_REUSEPORT):
+    a second dispatcher would start beside the first and split its connections."""
     if port == 0:
         return
     try:
@@ -173,69 +156,53 @@ def check_port_free(port: int) -> None:
     except OSError:  # IPv6 is off on this machine
         probe, host = socket.socket(socket.AF_INET, socket.SOCK_STREAM), "0.0.0.0"
     with probe:
-        probe.setsockopt(
-            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-        )  # a closed server's TIME_WAIT is no owner
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
         try:
             probe.bind((host, port))
         except OSError as exc:
-            taken = exc.errno == errno.EADDRINUSE
+            if exc.errno != errno.EADDRINUSE:
+                raise DatasetError(f"cannot listen on port {port}: {exc.strerror}") from None
             raise DatasetError(
                 f"port {port} is in use (another dispatcher, worker or program listens there)"
-                if taken
-                else f"cannot listen on port {port}: {exc.strerror or exc}"
             ) from None
-
-
-def _work_dir(path: str | os.PathLike) -> str:
-    """The dispatcher's journal directory, made if missing; DatasetError if it cannot be one."""
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise DatasetError(
-            f"{directory}: exists and is not a directory, "
-            "so it cannot hold the dispatcher's journal"
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(
-            f"{directory}: cannot make the dispatcher's journal directory: {exc.strerror or exc}"
-        ) from None
-    return os.fspath(directory)
 
 
 def dispatcher_checks(port: int, work_dir: str | os.PathLike | None) -> str | None:
     """What serve_dispatcher checks before TensorFlow starts; the journal directory, made."""
     check_port_free(port)
-    return _work_dir(work_dir) if work_dir else None
+    if not work_dir:
+        return None
+    if Path(work_dir).exists() and not Path(work_dir).is_dir():
+        raise DatasetError(
+            f"{work_dir}: exists and is not a directory, so it cannot hold a journal"
+        )
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return os.fspath(work_dir)
 
 
 def serve_dispatcher(
     port: int, *, work_dir: str | os.PathLike | None = None, worker_timeout_ms: int = 0
 ) -> None:
-    """Start a dispatcher on `port` and serve until interrupted; `work_dir` keeps its state
-    across restarts.
-
-    `worker_timeout_ms` (0 = TF default): after this long without a heartbeat a worker is
-    declared dead and its unfinished work is dropped (see docs/tfdata-service.md).
-    """
+    """Serve a dispatcher on `port` until interrupted; `work_dir` keeps its state across
+    restarts; a worker silent for `worker_timeout_ms` (0: TensorFlow's default) is dead."""
     import tensorflow as tf
 
+    service = tf.data.experimental.service
     work_dir = dispatcher_checks(port, work_dir)
-    config = tf.data.experimental.service.DispatcherConfig(
-        port=port,
-        work_dir=work_dir,
-        fault_tolerant_mode=bool(work_dir),
-        worker_timeout_ms=worker_timeout_ms or None,
+    server = service.DispatchServer(
+        service.DispatcherConfig(
+            port=port,
+            work_dir=work_dir,
+            fault_tolerant_mode=bool(work_dir),
+            worker_timeout_ms=worker_timeout_ms or None,
+        )
     )
-    server = tf.data.experimental.service.DispatchServer(config)
     print(f"dispatcher listening on {server.target}", flush=True)
     _serve_until_interrupted(server)
 
 
 def worker_checks(dispatcher: str, port: int, address: str | None, timeout_s: float) -> str:
-    """What serve_worker checks before TensorFlow starts, waiting up to `timeout_s` for the
-    dispatcher; its HOST:PORT."""
+    """What serve_worker checks before TensorFlow starts; the dispatcher's HOST:PORT."""
     if address is not None and not _host_port(address, template=True):
         raise DatasetError(
             f"worker address {address!r}: expected HOST:PORT (a port 1..65535) or "
@@ -253,27 +220,28 @@ def serve_worker(
     heartbeat_interval_ms: int = 0,
     timeout_s: float = 30.0,
 ) -> None:
-    """Start a worker registered with `dispatcher` (HOST:PORT) and serve until interrupted;
-    `address` is how consumers reach it (HOST:PORT, where PORT may be %port% for the port it
-    serves on). A dispatcher that does not answer within `timeout_s` is a DatasetError."""
+    """Serve a worker registered with `dispatcher` until interrupted; consumers reach it at
+    `address` (HOST:PORT, or HOST:%port% for the port it serves on)."""
     import tensorflow as tf
 
+    service = tf.data.experimental.service
     dispatcher = worker_checks(dispatcher, port, address, timeout_s)
-    config = tf.data.experimental.service.WorkerConfig(
-        dispatcher_address=dispatcher,
-        port=port,
-        worker_address=address,
-        heartbeat_interval_ms=heartbeat_interval_ms or None,
+    server = service.WorkerServer(
+        service.WorkerConfig(
+            dispatcher_address=dispatcher,
+            port=port,
+            worker_address=address,
+            heartbeat_interval_ms=heartbeat_interval_ms or None,
+        )
     )
-    server = tf.data.experimental.service.WorkerServer(config)
     served_on = server._address.rsplit(":", 1)[-1]
     print(f"worker on port {served_on} registered with {dispatcher}", flush=True)
     _serve_until_interrupted(server)
 
 
 def _serve_until_interrupted(server: Any) -> None:
-    """Wait in Python, where Ctrl-C's KeyboardInterrupt can be raised (server.join() waits in
-    C++, where it never is), and stop the server however the wait ends."""
+    """Wait in Python, where Ctrl-C can interrupt (server.join() waits in C++, where it
+    cannot), and stop the server however the wait ends."""
     try:
         while True:
             time.sleep(0.2)
