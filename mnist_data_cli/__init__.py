@@ -22,12 +22,8 @@ class _Formatter(argparse.HelpFormatter):
     """Shows each option's default after its help, unless the help already says it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if (
-            action.default in (None, argparse.SUPPRESS)
-            or isinstance(action.default, bool)
-            or "default" in text
-        ):
+        text, default = action.help or "", action.default
+        if default in (None, argparse.SUPPRESS) or type(default) is bool or "default" in text:
             return text
         return f"{text} (default: %(default)s)"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ def json_target(text: str) -> str:
     folder = next(p for p in path.absolute().parents if p.exists())
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: {folder} is a file, so no folder can be made")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: the folder {folder} is not writable")
     return text
 
 
@@ -55,20 +58,14 @@ OPTIONS = {
         help="also write the summary as JSON to PATH; bare or '-': print only the JSON",
     ),
     "--quiet": dict(action="store_false", dest="progress", default=True, help="no progress bars"),
-    "--num-classes": dict(
-        type=int, help="labels allowed: 0..N-1 (default: the catalog's, else 10)"
-    ),
+    "--num-classes": dict(type=int, help="labels are 0..N-1 (default: the catalog's, else 10)"),
     "--data": dict(help="dataset name, IDX directory, or converted TFRecord/PNG directory"),
     "--format": dict(choices=FORMATS, help="input format (default: detected from the data)"),
     "--batch-size": dict(type=int, help="examples per batch"),
     "--epochs": dict(type=int, help="passes over the data"),
     "--repeat": dict(type=int, help="runs per method, taking turns"),
-    "--xla": dict(
-        action=argparse.BooleanOptionalAction, help="compile the step with XLA (jit_compile)"
-    ),
-    "--op-threads": dict(
-        type=int, metavar="N", help="threads TensorFlow runs ops on (0: one per core)"
-    ),
+    "--xla": dict(action=argparse.BooleanOptionalAction, help="compile the step with XLA"),
+    "--op-threads": dict(type=int, metavar="N", help="TensorFlow's op threads (0: one per core)"),
 }
 
 
