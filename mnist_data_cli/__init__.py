@@ -1,47 +1,59 @@
-"""The `mnist-data` command: the composition root above `mnist_data` and `pipelines`.
-
-Each layer registers its own subcommands; errors the packages raise on purpose are
-printed as one line with a non-zero exit, never as a traceback.
-"""
+"""The `mnist-data` command. Each subcommand maps its flags onto one public function and prints
+the summary it returns; `--json` is written here. Errors the packages raise on purpose are one
+line and exit 1."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import mnist_data
-import mnist_data.cli
-import pipelines.cli
-from mnist_data.fs import final_name_of
+from mnist_data.fs import final_name_of, write_json_atomic
+from mnist_data_cli import data, input, train
 from mnist_data_cli.quiet_start import start_tensorflow_quietly
-from pipelines.train import run_data
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Shows each option's default after its help, unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        if default in (None, argparse.SUPPRESS) or type(default) is bool or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser, and all its subcommands' parsers, showing defaults in --help."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(formatter_class=_Formatter, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mnist-data", description=mnist_data.__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"mnist-data {mnist_data.__version__}"
-    )
+    parser = _Parser(prog="mnist-data", description=mnist_data.__doc__.splitlines()[0])
+    version = f"mnist-data {mnist_data.__version__}"
+    parser.add_argument("--version", action="version", version=version)
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    parser.set_defaults(tensorflow=False, prepare=None, json=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    mnist_data.cli.register(commands)
-    data_commands = set(commands.choices)
-    pipelines.cli.register(commands)
-    parser.set_defaults(uses_tensorflow=False)
-    for name in set(commands.choices) - data_commands:
-        commands.choices[name].set_defaults(uses_tensorflow=True)
+    data.register(commands)
+    bench = commands.add_parser(
+        "bench", help="benchmarks (pipeline, train)", description="See docs/BENCHMARKS.md."
+    )
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    input.register(commands, benchmarks)
+    train.register(commands, benchmarks)
     return parser
 
 
 def _one_line_warnings() -> None:
-    """Print each distinct warning once, as 'mnist-data: warning: ...' rather than Python's
-    two-line format with a source line."""
+    """Each distinct warning once, as 'mnist-data: warning: ...', without Python's source line."""
     shown: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
@@ -52,23 +64,27 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def recorded_data(run_dir: Path) -> str | None:
-    """The data a run directory records it was trained on, if it can be read."""
-    try:
-        return str(run_data(run_dir)[0])
-    except (OSError, ValueError):
-        return None
+def _emit(summary: object, text: str, target: str | None) -> None:
+    """The text for people, or with `--json -` only the JSON, so that stdout stays parseable."""
+    if target and target != "-":
+        write_json_atomic(target, summary)
+    if target == "-":
+        print(json.dumps(summary, indent=2))
+    elif text:
+        print(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _one_line_warnings()
     try:
-        if getattr(args, "prepare", None):  # checks that need no TensorFlow run before it starts
+        if args.prepare:  # checks that need no TensorFlow run before it starts
             args.prepare(args)
-        if args.uses_tensorflow and not args.debug:
+        if args.tensorflow and not args.debug:
             start_tensorflow_quietly()
-        code = args.run(args)
+        with contextlib.redirect_stdout(sys.stderr if args.json == "-" else sys.stdout):
+            summary, text, code = args.run(args)  # with `--json -`, stdout is the JSON's alone
+        _emit(summary, text, args.json)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at exit
         return code
     except BrokenPipeError:  # the reader went away (`mnist-data info | head`): stop quietly
@@ -78,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = str(exc).strip()
-        if (
-            isinstance(exc, OSError) and exc.filename
-        ):  # the output a user asked for, not its temporary
+        if isinstance(exc, OSError) and exc.filename:  # the output asked for, not its temporary
             message = f"{final_name_of(exc.filename)}: {exc.strerror or message}"
         print(f"mnist-data: error: {message}", file=sys.stderr)
         return 1
@@ -91,9 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tf = sys.modules.get("tensorflow")
         if args.debug or tf is None or not isinstance(exc, tf.errors.OpError):
             raise
-        from pipelines.input.readers import (
-            tf_reason,
-        )  # an op that failed: a full disk while saving, say
+        from pipelines.input.readers import tf_reason  # imports TensorFlow, running already
 
-        print(f"mnist-data: error: {tf_reason(exc)}", file=sys.stderr)
+        print(f"mnist-data: error: {tf_reason(exc)}", file=sys.stderr)  # a full disk, say
         return 1

@@ -1,51 +1,70 @@
-"""The `mnist-data` command: every subcommand has --help; errors are one line."""
+"""The `mnist-data` command: help with defaults, one --json, errors in one line."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mnist_data
+import pipelines
 from mnist_data_cli import build_parser, main
+from mnist_data_cli.quiet_start import _is_start_up_chatter
+
+COMMAND = [sys.executable, "-m", "mnist_data_cli"]
 
 
-def subcommand_names() -> list[str]:
-    parser = build_parser()
-    action = next(a for a in parser._actions if a.dest == "command")
-    return sorted(action.choices)
+def leaf_parsers(parser: argparse.ArgumentParser, path: tuple = ()) -> dict:
+    """Every runnable subcommand's parser, by its words (`bench pipeline`, `serve worker`...)."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= leaf_parsers(sub, (*path, name))
+    return found or {path: parser}
 
 
-@pytest.mark.parametrize("name", subcommand_names())
-def test_every_subcommand_has_help(name: str, capsys) -> None:
+LEAVES = leaf_parsers(build_parser())
+
+
+@pytest.mark.parametrize("words", LEAVES, ids=" ".join)
+def test_every_subcommand_has_help_that_shows_its_defaults(words: tuple, capsys) -> None:
     with pytest.raises(SystemExit) as info:
-        main([name, "--help"])
-    assert info.value.code == 0
-    assert "usage: mnist-data" in capsys.readouterr().out
+        main([*words, "--help"])
+    shown = "".join(capsys.readouterr().out.split())  # help wraps lines, even at hyphens
+    assert info.value.code == 0 and shown.startswith(f"usage:mnist-data{''.join(words)}")
+    for action in LEAVES[words]._actions:
+        default = action.default
+        if default not in (None, argparse.SUPPRESS) and not isinstance(default, bool):
+            assert "".join(f"(default: {default})".split()) in shown, action
 
 
-def test_info_on_sample_writes_json(tmp_path: Path, capsys) -> None:
+def test_info_writes_json_to_a_file_or_alone_to_stdout(tmp_path: Path, capsys) -> None:
     out = tmp_path / "info.json"
     assert main(["info", "mnist-sample", "--json", str(out)]) == 0
+    assert "(400, 28, 28)" in capsys.readouterr().out and out.read_text().endswith("}\n")
     files = {Path(f["file"]).name: f for f in json.loads(out.read_text())["files"]}
     labels = files["train-labels-idx1-ubyte.gz"]
     assert labels["shape"] == [1600] and sum(labels["per_class"]) == 1600
     assert labels["catalog_match"] == "mnist-sample/train-labels-idx1-ubyte.gz"
     assert files["t10k-images-idx3-ubyte.gz"]["shape"] == [400, 28, 28]
-    assert files["t10k-images-idx3-ubyte.gz"]["dtype"] == "uint8"
-    assert "(400, 28, 28)" in capsys.readouterr().out
+    for bare in (["--json"], ["--json", "-"]):
+        assert main(["info", "mnist-sample", *bare]) == 0
+        assert json.loads(capsys.readouterr().out) == json.loads(out.read_text())
 
 
 def test_info_on_a_single_file(sample_dir: Path, capsys) -> None:
     assert main(["info", str(sample_dir / "t10k-labels-idx1-ubyte.gz")]) == 0
     out = capsys.readouterr().out
-    assert (
-        "uint8 (400,)" in out and "per class:" in out and "0c148cd64fc4226c2ed350580c2d59cb" in out
-    )
+    assert "uint8 (400,)" in out and "per class:" in out
+    assert "0c148cd64fc4226c2ed350580c2d59cb" in out
 
 
 def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
@@ -61,23 +80,16 @@ def test_console_script_reports_bad_file_in_one_line(tmp_path: Path) -> None:
     directory.mkdir()
     (directory / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
     (directory / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_data_cli", "info", str(directory)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 1
+    result = subprocess.run([*COMMAND, "info", str(directory)], capture_output=True, text=True)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mnist-data: error: ")
-    assert str(directory) in lines[0]
+    assert result.returncode == 1 and len(lines) == 1
+    assert lines[0].startswith("mnist-data: error: ") and str(directory) in lines[0]
 
 
 def test_import_does_not_pull_tensorflow() -> None:
     code = "import sys, mnist_data, mnist_data.input_data; print('tensorflow' in sys.modules)"
-    assert (
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
-        == "False"
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_a_failed_write_names_the_output_not_its_temporary(tmp_path: Path, capsys) -> None:
@@ -88,155 +100,71 @@ def test_a_failed_write_names_the_output_not_its_temporary(tmp_path: Path, capsy
     shard.mkdir()  # the resumed run cannot rename its finished shard onto a directory
     (out / "manifest.json").unlink()
     assert main(["to-tfrecord", "mnist-sample", str(out), "--workers", "1", "--quiet"]) == 1
-    err = capsys.readouterr().err
-    assert err == f"mnist-data: error: {shard}: Is a directory\n"
+    assert capsys.readouterr().err == f"mnist-data: error: {shard}: Is a directory\n"
 
 
-def test_bad_numbers_and_unwritable_json_paths_stop_before_any_work(tmp_path, capsys) -> None:
-    import pipelines
-    from mnist_data import DatasetError
-
-    for args, says in (
+def test_the_command_and_the_api_refuse_the_same_values_alike(tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "o")
+    for args, call, says in (
         (
             ["bench", "pipeline", "--source", "mnist-sample", "--batch-size", "0"],
-            "expected a whole number >= 1",
+            lambda: pipelines.make_dataset("mnist-sample", batch_size=0),
+            "batch_size must be a whole number",
         ),
         (
             ["bench", "pipeline", "--source", "mnist-sample", "--epochs", "-1"],
-            "expected a whole number >= 1",
+            lambda: pipelines.make_dataset("mnist-sample", epochs=-1),
+            "epochs must be a whole number",
         ),
         (
-            ["bench", "pipeline", "--source", "mnist-sample", "--repeat", "0"],
-            "expected a whole number >= 1",
+            ["to-png", "mnist-sample", out, "--compress-level", "12"],
+            lambda: mnist_data.to_png("mnist-sample", out, compress_level=12),
+            "compress_level must be 0..9, found 12",
         ),
-        (["serve", "dispatcher", "--port", "99999"], "expected a port number 0..65535"),
-        (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--num-classes", "0"], ">= 1"),
         (
-            [
-                "to-tfrecord",
-                "mnist-sample",
-                str(tmp_path / "o"),
-                "--json",
-                str(tmp_path / "f" / "s.json"),
-            ],
-            f"{tmp_path / 'f'} is a file, so no folder can be made there",
-        ),
-        (["to-tfrecord", "mnist-sample", str(tmp_path / "o"), "--json", "-"], "give a file name"),
-        (
-            [
-                "train",
-                "softmax",
-                "--data",
-                "mnist-sample",
-                "--out",
-                str(tmp_path / "r"),
-                "--json",
-                str(tmp_path),
-            ],
-            "is a directory",
+            ["to-tfrecord", "mnist-sample", out, "--workers", "0"],
+            lambda: mnist_data.to_tfrecord("mnist-sample", out, workers=0),
+            "workers must be a whole number, at least 1, found 0",
         ),
     ):
-        (tmp_path / "f").write_text("a file, not a folder")
-        with pytest.raises(SystemExit) as stop:
-            main(args)
+        assert main(args) == 1
         err = capsys.readouterr().err
-        assert stop.value.code == 2 and says in err, (args, err)
-    assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
-    out = tmp_path / "tfr"  # a summary inside the OUT the command creates is fine
-    assert (
-        main(
-            [
-                "to-tfrecord",
-                "mnist-sample",
-                str(out),
-                "--quiet",
-                "--json",
-                str(out / "summary.json"),
-            ]
-        )
-        == 0
-    )
-    assert json.loads((out / "summary.json").read_text())["examples"] == 2000
-    for kwargs in (
-        dict(batch_size=0),
-        dict(batch_size=2.5),
-        dict(batch_size=True),
-        dict(epochs=-1),
-    ):
-        with pytest.raises(DatasetError, match="must be a whole number"):
-            pipelines.make_dataset("mnist-sample", **kwargs)
-    import numpy as np
-
-    batch = next(
-        iter(pipelines.make_dataset("mnist-sample", "test", np.int64(100), epochs=np.int32(1)))
-    )
+        assert err.startswith("mnist-data: error: ") and says in err and err.count("\n") == 1
+        with pytest.raises(mnist_data.MnistDataError, match=says):
+            call()
+    with pytest.raises(SystemExit) as stop:  # argparse converts the type, no more
+        main(["bench", "pipeline", "--batch-size", "2.5"])
+    assert stop.value.code == 2 and "invalid int value: '2.5'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    batch = next(iter(pipelines.make_dataset("mnist-sample", "test", np.int64(100), epochs=1)))
     assert batch[0].shape[0] == 100  # NumPy's integers are whole numbers too
     summary = mnist_data.to_tfrecord(
-        "mnist-sample",
-        tmp_path / "np",
-        splits="test",
-        workers=np.int64(1),
-        shard_size=np.int64(100),
-        progress=False,
+        "mnist-sample", tmp_path / "np", splits="test", shard_size=np.int64(100), progress=False
     )
     assert summary["files"] == 4
 
 
-def test_a_reader_that_stops_early_gets_no_error(tmp_path) -> None:
+def test_a_reader_that_stops_early_gets_no_error() -> None:
     reader = subprocess.Popen(
-        [sys.executable, "-m", "mnist_data_cli", "info", "mnist-sample"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        [*COMMAND, "info", "mnist-sample"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     reader.stdout.close()  # like `| head -0`: nobody reads the output
     assert reader.wait(timeout=60) in (0, 141) and reader.stderr.read() == b""
 
 
-def test_tensorflow_start_up_chatter_is_kept_off_the_terminal(tmp_path) -> None:
-    import os
-
-    from mnist_data_cli.quiet_start import _is_start_up_chatter
-
+def test_tensorflow_start_up_chatter_is_kept_off_the_terminal() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_data_cli",
-            "bench",
-            "pipeline",
-            "--source",
-            "mnist-sample",
-            "--epochs",
-            "1",
-            "--repeat",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert run.returncode == 0 and "ours" in run.stdout
-    assert not [line for line in run.stderr.splitlines() if _is_start_up_chatter(line)], run.stderr
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_data_cli",
-            "bench",
-            "pipeline",
-            "--source",
-            "mnist-sample",
-            "--epochs",
-            "1",
-            "--repeat",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"},
-    )  # asked for: all of it
-    assert any(_is_start_up_chatter(line) for line in shown.stderr.splitlines()), shown.stderr
+    bench = "bench pipeline --source mnist-sample --epochs 1 --repeat 1".split()
+    for level, chatter in ((None, False), ("0", True)):  # TF_CPP_MIN_LOG_LEVEL=0: all of it
+        run = subprocess.run(
+            [*COMMAND, *bench],
+            capture_output=True,
+            text=True,
+            env=env if level is None else {**env, "TF_CPP_MIN_LOG_LEVEL": level},
+        )
+        assert run.returncode == 0 and "ours" in run.stdout
+        lines = run.stderr.splitlines()
+        assert any(_is_start_up_chatter(line) for line in lines) == chatter, run.stderr
     kept = (
         "E0000 00:00:1795481120.570149   23223 cuda_dnn.cc:8579] Unable to register cuDNN factory",
         "mnist-data: warning: a warning of ours",
@@ -245,123 +173,65 @@ def test_tensorflow_start_up_chatter_is_kept_off_the_terminal(tmp_path) -> None:
     assert not any(_is_start_up_chatter(line) for line in kept)
 
 
-def test_json_never_replaces_an_input_or_the_commands_own_output(tmp_path: Path, capsys) -> None:
+def test_json_takes_a_json_name_of_its_own_and_is_checked_before_any_work(
+    tmp_path: Path, capsys
+) -> None:
     image = tmp_path / "a.png"
     image.write_bytes(b"\x89PNG\r\n not JSON")
-    for args in (["info", "mnist-sample"], ["to-png", "mnist-sample", str(tmp_path / "p")]):
-        with pytest.raises(SystemExit) as stop:
-            main([*args, "--json", str(image)])
-        assert (
-            stop.value.code == 2
-            and "a.png exists and does not hold JSON" in capsys.readouterr().err
-        )
-    assert image.read_bytes() == b"\x89PNG\r\n not JSON"
+    (tmp_path / "f").write_text("a file, not a folder")
+    out = tmp_path / "tfr"
+    for target, says in (
+        (image, "a.png exists and does not hold JSON"),
+        (tmp_path, "is a directory"),
+        (tmp_path / "f" / "s.json", f"{tmp_path / 'f'} is a file, so no folder can be made"),
+        *(
+            (out / name, "give the summary another name")
+            for name in ("manifest.json", ".mnist-data-run.json", "test.csv", ".progress", ".")
+        ),
+        (tmp_path / "run" / "config.json", "give the summary another name"),
+        (tmp_path / "train-00000-of-00001.tfrecord", "give the summary another name"),
+    ):
+        for command in (["info", "mnist-sample"], ["to-tfrecord", "mnist-sample", str(out)]):
+            with pytest.raises(SystemExit) as stop:
+                main([*command, "--json", str(target)])
+            err = capsys.readouterr().err
+            assert stop.value.code == 2 and says in err, (target, err)
+    assert image.read_bytes() == b"\x89PNG\r\n not JSON" and not out.exists()
     earlier = tmp_path / "earlier.json"  # an earlier summary is replaced
     earlier.write_text(' {"files": []}')
-    assert main(["info", "mnist-sample", "--json", str(earlier)]) == 0
-    assert len(json.loads(earlier.read_text())["files"]) == 4
-    out = tmp_path / "tfr"
-    for name in (
-        "manifest.json",
-        ".mnist-data-run.json",
-        "test.csv",
-        "train-00000-of-00001.tfrecord",
-        "train/summary.json",
-        ".progress",
-        ".",
-    ):
-        assert (
-            main(["to-tfrecord", "mnist-sample", str(out), "--quiet", "--json", str(out / name)])
-            == 1
-        )
-        assert "give the summary another name" in capsys.readouterr().err
-    assert not out.exists()
-    mnist_data.to_tfrecord(
-        "mnist-sample", out, splits="test", progress=False
-    )  # inputs holding JSON
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"model": "softmax", "data": str(out)}))
-    for args in (
-        ["bench", "pipeline", "--source", str(out), "--json", str(out / "manifest.json")],
-        [
-            "train",
-            "softmax",
-            "--data",
-            str(out),
-            "--out",
-            str(tmp_path / "r"),
-            "--json",
-            str(out / "manifest.json"),
-        ],
-        ["evaluate", str(run), "--json", str(run / "config.json")],
-        ["evaluate", str(run), "--json", str(out / "manifest.json")],  # the data the run records
-        [
-            "train",
-            "softmax",
-            "--data",
-            str(out),
-            "--out",
-            str(run),
-            "--resume",
-            "--json",
-            str(run / "metrics.json"),
-        ],
-    ):
-        assert main(args) == 1, args
-        assert "give the summary another name" in capsys.readouterr().err
-    assert (
-        mnist_data.verify(out).ok
-        and json.loads((run / "config.json").read_text())["model"] == "softmax"
-    )
-    for kind in ("empty", "pipe"):  # an empty file takes the JSON; a pipe is not read before
-        target = tmp_path / f"{kind}.json"
-        target.touch() if kind == "empty" else os.mkfifo(target)
+    (tmp_path / "empty.json").touch()
+    os.mkfifo(tmp_path / "pipe.json")  # a pipe is not read before
+    for target in (earlier, tmp_path / "empty.json", tmp_path / "pipe.json"):
         assert main(["info", "mnist-sample", "--json", str(target)]) == 0
         assert len(json.loads(target.read_text())["files"]) == 4
+    summary = out / "summary.json"  # inside the OUT the command creates
+    assert main(["to-tfrecord", "mnist-sample", str(out), "--quiet", "--json", str(summary)]) == 0
+    assert json.loads(summary.read_text())["examples"] == 2000
+
+
+def test_a_conversion_prints_its_line_or_only_its_json(tmp_path: Path, capsys) -> None:
+    mnist_data.to_tfrecord("mnist-sample", tmp_path / "t", splits="test", progress=False)
+    mnist_data.to_png("mnist-sample", tmp_path / "p", splits="test", progress=False)
+    assert capsys.readouterr().out == ""  # the library prints nothing
+    png = ["to-png", "mnist-sample", str(tmp_path / "p"), "--splits", "test", "--quiet"]
+    assert main(png) == 0 and "to-png:" in capsys.readouterr().out
+    assert main([*png, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed_files"] == 400
+    assert main(["verify", str(tmp_path / "t")]) == 0
+    assert capsys.readouterr().out.endswith(": tfrecord, 1 file, 400 records: OK\n")
 
 
 def test_splits_in_any_order_or_repeated_are_the_same_run(tmp_path: Path, capsys) -> None:
     out = tmp_path / "tfr"
-    assert (
-        main(
-            [
-                "to-tfrecord",
-                "mnist-sample",
-                str(out),
-                "--quiet",
-                "--splits",
-                "test",
-                "train",
-                "test",
-            ]
-        )
-        == 0
-    )
+    assert main(f"to-tfrecord mnist-sample {out} --quiet --splits test train test".split()) == 0
     assert json.loads((out / "manifest.json").read_text())["options"]["splits"] == ["train", "test"]
-    assert (
-        main(["to-tfrecord", "mnist-sample", str(out), "--quiet"]) == 0
-    )  # the same run: nothing to redo
+    assert main(["to-tfrecord", "mnist-sample", str(out), "--quiet"]) == 0  # nothing to redo
     assert "(2 already done)" in capsys.readouterr().out.splitlines()[-1]
     with pytest.raises(mnist_data.ConvertError, match="unknown split 'validation'"):
         mnist_data.to_tfrecord("mnist-sample", out, splits=["train", "validation"], progress=False)
 
 
-def test_converters_leave_the_summary_line_to_the_command(tmp_path: Path, capsys) -> None:
-    mnist_data.to_tfrecord("mnist-sample", tmp_path / "t", progress=False)
-    mnist_data.to_png("mnist-sample", tmp_path / "p", splits="test", progress=False)
-    assert capsys.readouterr().out == ""
-    assert main(["to-png", "mnist-sample", str(tmp_path / "p"), "--splits", "test", "--quiet"]) == 0
-    assert "to-png:" in capsys.readouterr().out
-
-
-def test_flag_values_and_outputs_that_cannot_work_are_named(tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as stop:
-        main(["to-png", "mnist-sample", str(tmp_path / "p"), "--compress-level", "12"])
-    assert (
-        stop.value.code == 2
-        and "expected a compression level 0..9, got '12'" in capsys.readouterr().err
-    )
+def test_an_output_that_is_a_file_is_named(tmp_path: Path, capsys) -> None:
     taken = tmp_path / "taken"
     taken.write_text("a file")
     assert main(["to-tfrecord", "mnist-sample", str(taken), "--quiet"]) == 1
@@ -369,10 +239,6 @@ def test_flag_values_and_outputs_that_cannot_work_are_named(tmp_path: Path, caps
 
 
 def test_info_takes_more_classes_when_told(tmp_path: Path, sample_dir: Path, capsys) -> None:
-    import shutil
-
-    import numpy as np
-
     directory = tmp_path / "twelve"
     shutil.copytree(sample_dir, directory)
     labels = mnist_data.read_idx(directory / "t10k-labels-idx1-ubyte.gz").copy()
@@ -383,3 +249,25 @@ def test_info_takes_more_classes_when_told(tmp_path: Path, sample_dir: Path, cap
     assert main(["info", str(directory), "--num-classes", "12"]) == 0
     per_class = [line for line in capsys.readouterr().out.splitlines() if "per class" in line]
     assert per_class[1].endswith(f"{np.bincount(labels).tolist()}")
+
+
+def test_run_commands_word_a_mistake_alike_and_count_in_words(tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=300)
+
+    run, summary = tmp_path / "run", tmp_path / "s.json"
+    trained = cli("train", "softmax", "--data", "mnist-sample", "--epochs", "1", "--quiet",
+                  "--out", str(run), "--json", str(summary))  # fmt: skip
+    assert trained.returncode == 0 and "after 1 epoch," in trained.stdout, trained.stderr
+    assert summary.read_text().endswith("}\n")
+    evaluated = cli("evaluate", str(run), "--json")  # the JSON alone on stdout
+    assert (
+        json.loads(evaluated.stdout)["test_accuracy"]
+        == json.loads(summary.read_text())["test_accuracy"]
+    )
+    wrong = [cli("evaluate", str(tmp_path)), cli("predict", str(tmp_path), "x.png")]
+    assert [w.returncode for w in wrong] == [1, 1] and wrong[0].stderr == wrong[1].stderr
+    assert wrong[0].stderr == (
+        f"mnist-data: error: {tmp_path / 'config.json'}: missing, "
+        f"{tmp_path} is not a training run directory\n"
+    )
