@@ -44,7 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     shards = p.add_mutually_exclusive_group()
     shards.add_argument("--shards", type=int, help="shards per split (default: by --shard-size)")
     shards.add_argument("--shard-size", type=int, help="records per shard (default: 10000)")
-    p.add_argument("--compression", choices=COMPRESSIONS, default="none", help="of each file")
+    p.add_argument(
+        "--compression", type=str.lower, choices=COMPRESSIONS, default="none", help="of each file"
+    )
     p.add_argument("--encoding", choices=ENCODINGS, default="raw", help="raw bytes or PNG files")
     p.set_defaults(run=lambda args: _converted(call(to_tfrecord, args)))
 

@@ -20,7 +20,7 @@ def register(commands: argparse._SubParsersAction, benchmarks: argparse._SubPars
     p.add_argument("--service", help="grpc://HOST:PORT of a tf.data service dispatcher")
     p.add_argument(
         "--service-timeout",
-        type=int,
+        type=float,
         default=60,
         metavar="SECONDS",
         help="give up when the dispatcher or a batch does not come for this long (0: never)",
@@ -58,8 +58,7 @@ def _bench(args: argparse.Namespace) -> tuple:
     from pipelines.input.options import PipelineOptions
 
     options = PipelineOptions(deterministic=not args.nondeterministic)
-    timeout = args.service_timeout or None
-    report = call(bench_pipeline, args, fmt=args.format, options=options, service_timeout=timeout)
+    report = call(bench_pipeline, args, fmt=args.format, options=options)
     return report, format_report(report), 0
 
 

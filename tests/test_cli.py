@@ -17,6 +17,7 @@ import mnist_data
 import pipelines
 from mnist_data_cli import build_parser, main
 from mnist_data_cli.quiet_start import _is_start_up_chatter
+from pipelines.input.service import dispatcher_checks, worker_checks
 
 COMMAND = [sys.executable, "-m", "mnist_data_cli"]
 
@@ -124,7 +125,29 @@ def test_the_command_and_the_api_refuse_the_same_values_alike(tmp_path: Path, ca
         (
             ["to-tfrecord", "mnist-sample", out, "--workers", "0"],
             lambda: mnist_data.to_tfrecord("mnist-sample", out, workers=0),
-            "workers must be a whole number, at least 1, found 0",
+            "workers must be a whole number >= 1, got 0",
+        ),
+        (
+            ["to-tfrecord", "mnist-sample", out, "--num-classes", "0"],
+            lambda: mnist_data.to_tfrecord("mnist-sample", out, num_classes=0),
+            "num_classes must be a whole number >= 1, got 0",
+        ),
+        (
+            ["serve", "dispatcher", "--port", "99999"],
+            lambda: dispatcher_checks(99999, None),
+            "port must be a whole number in 0..65535, got 99999",
+        ),
+        (
+            ["serve", "worker", "--dispatcher", "localhost:1", "--heartbeat-interval-ms", "-1"],
+            lambda: worker_checks("localhost:1", 0, None, 1, heartbeat_interval_ms=-1),
+            "heartbeat_interval_ms must be a whole number >= 0, got -1",
+        ),
+        (
+            ["bench", "pipeline", "--service", "localhost:1", "--service-timeout", "-1"],
+            lambda: pipelines.make_dataset(
+                "mnist-sample", service="localhost:1", service_timeout=-1
+            ),
+            "timeout must be a number of seconds >= 0, got -1",
         ),
     ):
         assert main(args) == 1
@@ -142,6 +165,12 @@ def test_the_command_and_the_api_refuse_the_same_values_alike(tmp_path: Path, ca
         "mnist-sample", tmp_path / "np", splits="test", shard_size=np.int64(100), progress=False
     )
     assert summary["files"] == 4
+    for spelling in ("GZIP", "gzip"):  # TensorFlow's spelling and ours
+        args = ["to-tfrecord", "mnist-sample", str(tmp_path / spelling), "--splits", "test"]
+        assert main([*args, "--compression", spelling, "--quiet"]) == 0
+        assert mnist_data.to_tfrecord(
+            "mnist-sample", tmp_path / f"api-{spelling}", splits="test", compression=spelling
+        )["files"]
 
 
 def test_a_reader_that_stops_early_gets_no_error() -> None:

@@ -229,11 +229,11 @@ def test_split_sizes_that_differ_are_refused_before_out_exists(tmp_path: Path) -
 def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> None:
     for kwargs, says in (
         (dict(shards=2001), "2001 shards for 1600 records"),
-        (dict(shard_size=0), "shard_size must be a whole number, at least 1, found 0"),
-        (dict(shard_size=2.5), "shard_size must be a whole number, at least 1, found 2.5"),
+        (dict(shard_size=0), "shard_size must be a whole number >= 1, got 0"),
+        (dict(shard_size=2.5), "shard_size must be a whole number >= 1, got 2.5"),
         (dict(compress_level=12), "compress_level must be 0..9"),
         (dict(workers=0), "workers must be a whole number, at least 1"),
-        (dict(workers="2"), "workers must be a whole number, at least 1, found '2'"),
+        (dict(workers="2"), "workers must be a whole number >= 1, got '2'"),
     ):
         with pytest.raises(ConvertError, match=says):
             to_tfrecord("mnist-sample", tmp_path / "out", progress=False, **kwargs)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mnist_data.checks import is_whole
+from mnist_data.checks import check_whole
 from mnist_data.errors import ConvertError
 from mnist_data.fs import file_digest, is_temp_name, locked, remove_stale_temps, write_json_atomic
 from mnist_data.sources.catalog import SPLITS
@@ -44,8 +44,10 @@ def load_source(
     unknown = [split for split in wanted if split not in SPLITS]
     if unknown:
         raise ConvertError(f"unknown split {unknown[0]!r}: expected {' and/or '.join(SPLITS)}")
-    if workers is not None and not is_whole(workers, 1):
-        raise ConvertError(f"workers must be a whole number, at least 1, found {workers!r}")
+    if workers is not None:
+        check_whole("workers", workers, 1, error=ConvertError)
+    if num_classes is not None:
+        check_whole("num_classes", num_classes, 1, error=ConvertError)
     ordered = [split for split in SPLITS if split in wanted]
     return load_splits(source, ordered, fallback=False, num_classes=num_classes)
 

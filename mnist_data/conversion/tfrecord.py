@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from google_crc32c import value as crc32c
 
-from mnist_data.checks import is_whole
+from mnist_data.checks import check_whole
 from mnist_data.conversion.png import check_choice, check_compress_level
 from mnist_data.conversion.run import convert, load_source, wait_all
 from mnist_data.errors import ConvertError, DatasetError
@@ -39,8 +39,8 @@ def shard_bounds(count: int, shards: int | None, shard_size: int | None) -> list
     if shards is not None and shard_size is not None:
         raise ConvertError("give either shards or shard_size, not both")
     for name, value in (("shards", shards), ("shard_size", shard_size)):
-        if value is not None and not is_whole(value, 1):
-            raise ConvertError(f"{name} must be a whole number, at least 1, found {value!r}")
+        if value is not None:
+            check_whole(name, value, 1, error=ConvertError)
     n = shards if shards is not None else max(1, -(-count // (shard_size or DEFAULT_SHARD_SIZE)))
     if n > max(count, 1):
         raise ConvertError(f"{n} shards for {count} records: at most one shard per record")
@@ -67,7 +67,7 @@ def to_tfrecord(
 
     `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10).
     """
-    compression = compression or "none"
+    compression = (compression or "none").lower()  # TensorFlow spells it "GZIP"
     check_choice("encoding", encoding, ENCODINGS)
     check_choice("compression", compression, COMPRESSIONS)
     compress_level = check_compress_level(compress_level)

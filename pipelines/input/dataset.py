@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from mnist_data.checks import is_whole
+from mnist_data.checks import check_whole
 from mnist_data.errors import DatasetError
 from pipelines.input.cache import cached
 from pipelines.input.options import PipelineOptions, tf_options
@@ -25,12 +25,10 @@ SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epo
 
 def check_numbers(batch_size: int, epochs: int | None, seed: int = 0) -> None:
     """The one check of the numbers a pipeline takes, from Python or from the command line."""
-    if not is_whole(batch_size, 1):
-        raise DatasetError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    if epochs is not None and not is_whole(epochs, 1):
-        raise DatasetError(f"epochs must be a whole number >= 1 or None (forever), got {epochs!r}")
-    if not (is_whole(seed, 0) and seed < 2**63):
-        raise DatasetError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+    check_whole("batch_size", batch_size, 1, error=DatasetError)
+    if epochs is not None:  # None: forever
+        check_whole("epochs", epochs, 1, error=DatasetError)
+    check_whole("seed", seed, 0, 2**63 - 1, DatasetError)
 
 
 def make_dataset(
@@ -58,7 +56,8 @@ def make_dataset(
 
     `epochs=None` repeats forever, reshuffling every epoch. With `service="grpc://host:port"`
     tf.data service workers make the uint8 batches (docs/tfdata-service.md); a dispatcher or a
-    batch that does not come within `service_timeout` seconds is an error (None: wait forever).
+    batch that does not come within `service_timeout` seconds is an error (None or 0: wait
+    forever).
     """
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
     check_numbers(batch_size, epochs, seed)
@@ -68,6 +67,7 @@ def make_dataset(
         if not isinstance(cache, bool):  # a folder, as str or Path
             raise DatasetError(f"{source}: cache={cache!r} does not combine with service=")
         service = dispatcher_target(service, service_timeout)
+        service_timeout = service_timeout or None
     batching = (batch_size, epochs, shuffle, int(seed), drop_remainder)
     if fmt == "idx" or cache is True:  # in memory: service workers get the split in the graph
         images, labels = read_arrays(source, split, format=fmt, options=options)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mnist_data.checks import check_seconds, check_whole
 from mnist_data.errors import DatasetError
 
 NOTICE_S = 3.0  # a wait longer than this says, once, what it waits for
@@ -25,6 +26,7 @@ NOTICE_S = 3.0  # a wait longer than this says, once, what it waits for
 def dispatcher_target(address: str, timeout_s: float | None) -> str:
     """`grpc://HOST:PORT` of a dispatcher, once it answers within `timeout_s` (None: not waited
     for). Why: TensorFlow's client waits for an unreachable dispatcher forever, silently."""
+    check_seconds("timeout", timeout_s, DatasetError)
     host_port = address.removeprefix("grpc://")
     if not _host_port(host_port):
         raise DatasetError(
@@ -33,7 +35,7 @@ def dispatcher_target(address: str, timeout_s: float | None) -> str:
         )
     awaited = f"the tf.data service dispatcher at {host_port}"
     ask = functools.partial(_workers_reply, host_port)
-    if timeout_s is not None and _wait(ask, timeout_s, awaited) is None:
+    if timeout_s and _wait(ask, timeout_s, awaited) is None:
         raise DatasetError(
             f"no tf.data service dispatcher answers at {host_port} (waited {timeout_s:g} s)"
         )
@@ -147,6 +149,7 @@ def _host_port(text: str, template: bool = False) -> bool:
 def check_port_free(port: int) -> None:
     """DatasetError if something listens on `port`. Why: gRPC servers share ports (SO_REUSEPORT):
     a second dispatcher would start beside the first and split its connections."""
+    check_whole("port", port, 0, 65535, DatasetError)
     if port == 0:
         return
     try:
@@ -167,9 +170,12 @@ def check_port_free(port: int) -> None:
             ) from None
 
 
-def dispatcher_checks(port: int, work_dir: str | os.PathLike | None) -> str | None:
+def dispatcher_checks(
+    port: int, work_dir: str | os.PathLike | None, worker_timeout_ms: int = 0
+) -> str | None:
     """What serve_dispatcher checks before TensorFlow starts; the journal directory, made."""
     check_port_free(port)
+    check_whole("worker_timeout_ms", worker_timeout_ms, 0, error=DatasetError)
     if not work_dir:
         return None
     if Path(work_dir).exists() and not Path(work_dir).is_dir():
@@ -188,7 +194,7 @@ def serve_dispatcher(
     import tensorflow as tf
 
     service = tf.data.experimental.service
-    work_dir = dispatcher_checks(port, work_dir)
+    work_dir = dispatcher_checks(port, work_dir, worker_timeout_ms)
     server = service.DispatchServer(
         service.DispatcherConfig(
             port=port,
@@ -201,8 +207,15 @@ def serve_dispatcher(
     _serve_until_interrupted(server)
 
 
-def worker_checks(dispatcher: str, port: int, address: str | None, timeout_s: float) -> str:
+def worker_checks(
+    dispatcher: str,
+    port: int,
+    address: str | None,
+    timeout_s: float,
+    heartbeat_interval_ms: int = 0,
+) -> str:
     """What serve_worker checks before TensorFlow starts; the dispatcher's HOST:PORT."""
+    check_whole("heartbeat_interval_ms", heartbeat_interval_ms, 0, error=DatasetError)
     if address is not None and not _host_port(address, template=True):
         raise DatasetError(
             f"worker address {address!r}: expected HOST:PORT (a port 1..65535) or "
@@ -225,7 +238,7 @@ def serve_worker(
     import tensorflow as tf
 
     service = tf.data.experimental.service
-    dispatcher = worker_checks(dispatcher, port, address, timeout_s)
+    dispatcher = worker_checks(dispatcher, port, address, timeout_s, heartbeat_interval_ms)
     server = service.WorkerServer(
         service.WorkerConfig(
             dispatcher_address=dispatcher,
