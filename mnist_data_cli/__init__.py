@@ -21,8 +21,8 @@ from mnist_data.conversion import check_summary_path
 from mnist_data.fs import final_name_of
 from mnist_data.manifest import MANIFEST
 from mnist_data_cli.quiet_start import start_tensorflow_quietly
-from pipelines.config import TrainError
-from pipelines.train import CONFIG, RUN_FILES, run_data
+from pipelines.training.config import TrainError
+from pipelines.training.run_dir import CONFIG, RUN_FILES, run_data
 
 
 def build_parser() -> argparse.ArgumentParser:

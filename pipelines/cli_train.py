@@ -9,7 +9,7 @@ from pathlib import Path
 from mnist_data.cli_args import non_negative_int, output_file, output_file_or_stdout, positive_int
 from mnist_data.fs import write_json_atomic
 from pipelines import FORMATS
-from pipelines.config import MODELS, PRESETS
+from pipelines.training.config import MODELS, PRESETS
 
 
 def register(
@@ -158,7 +158,7 @@ def _emit(result: dict, report: str, json_path: str | None) -> None:
 
 def _resolve_train(args: argparse.Namespace) -> None:
     """The run's settings, checked before TensorFlow starts (a bad --seed costs no start-up)."""
-    from pipelines.train import resolve_run
+    from pipelines.training.run_dir import resolve_run
 
     args.resolved = resolve_run(
         args.out,
@@ -176,7 +176,7 @@ def _resolve_train(args: argparse.Namespace) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pipelines.train import train
+    from pipelines.training.train import train
 
     config, data, format = args.resolved
     summary = train(
@@ -185,9 +185,10 @@ def _run_train(args: argparse.Namespace) -> int:
         args.out,
         format=format,
         resume=args.resume,
-        json_path=args.json_path,
         progress=not args.quiet,
     )
+    if args.json_path:
+        write_json_atomic(args.json_path, summary)
     print(
         f"{summary['model']}/{summary['preset']} on {summary['data']}: "
         f"test accuracy {summary['test_accuracy']:.4f} "
@@ -197,8 +198,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from pipelines.train import evaluate, load_run_config
-    from pipelines.trainer_parts import use_op_threads
+    from pipelines.training.export import evaluate
+    from pipelines.training.run_dir import load_run_config
+    from pipelines.training.step import use_op_threads
 
     use_op_threads(
         load_run_config(Path(args.run_dir)).op_threads
@@ -219,7 +221,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     exit status 1; the others still get their answer."""
     import sys
 
-    from pipelines.train import predict
+    from pipelines.training.export import predict
 
     answers = predict(args.run_dir, args.images, top=args.top)
     lines = [
@@ -236,9 +238,9 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from pipelines.bench_train import bench_train, format_report
-    from pipelines.config import get_config
-    from pipelines.trainer_parts import use_op_threads
+    from pipelines.training.bench import bench_train, format_report
+    from pipelines.training.config import get_config
+    from pipelines.training.step import use_op_threads
 
     use_op_threads(
         get_config(args.model).op_threads if args.op_threads is None else args.op_threads

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from mnist_data.checks import is_whole
-from pipelines.config import TrainError, get_config
-from pipelines.trainer_parts import Trainer
+from pipelines.training import step
+from pipelines.training.config import TrainError, get_config
+from pipelines.training.models import build_model
 
 FRESH_BYTES = 96 << 20  # distinct synthetic batches for (b'): more than the last-level caches hold
 # Targets of the headline ratios (a)/(b') and (a)/(d) on a 2-core CPU, and of (a)/(c) per model.
@@ -36,40 +37,32 @@ def _timed(run: Callable[[int], Any], steps: int) -> float:
     return time.perf_counter() - started
 
 
-def _keras_fit(trainer: Trainer, dataset: Any) -> Callable[[int], Any]:
+def _keras_fit(state: step.State, dataset: Any) -> Callable[[int], Any]:
     """A `steps -> None` running Keras fit with the preset's architecture, precision, optimizer and
     schedule (Keras' own loop: no L2 term, no weight averages, no XLA unless Keras picks it)."""
     import keras
 
-    from pipelines.models import build_model
-    from pipelines.trainer_parts import make_optimizer
-
-    config = trainer.config
-    model = build_model(config.model, config.preset, dtype=trainer.dtype)
+    config = state.config
+    model = build_model(config.model, config.preset, dtype=state.dtype)
     model.compile(
-        optimizer=make_optimizer(config, trainer.steps_per_epoch),
+        optimizer=step.make_optimizer(config, state.steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
 
-    def run(steps: int) -> None:
-        model.fit(
-            dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False
-        )  # the stream shuffles
+    def run(steps: int) -> None:  # the stream shuffles
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
 
     return run
 
 
-def _resident_steps(resident: Trainer, chunked: Callable) -> Callable[[int], Any]:
+def _resident_steps(resident: step.State, chunked: Callable) -> Callable[[int], Any]:
     """(d): the loop over the split held as tensors on the device, in a shuffled order that
     advances from call to call, as training walks an epoch's permutation."""
     import tensorflow as tf
 
-    count, size, per_call = (
-        int(resident.train_images.shape[0]),
-        resident.global_batch,
-        resident.config.steps_per_call,
-    )
+    count, size = len(resident.train[1]), resident.config.batch_size
+    per_call = resident.config.steps_per_call
     batches = max(1, count // size)
     order = tf.argsort(tf.random.stateless_uniform([count], seed=[resident.config.seed, 0]))
     order = tf.tile(order, [1 + math.ceil(per_call * size / count)])  # a call may run past the end
@@ -109,7 +102,7 @@ def bench_train(
         steps_per_call=min(steps, 96),
         xla=xla,
     )
-    trainer = Trainer(config, data, format)
+    state = step.create_state(config, data, format)
 
     def stream(fetch: int = 1) -> Any:
         return pipelines.make_dataset(
@@ -123,14 +116,14 @@ def bench_train(
             drop_remainder=True,
         )
 
-    iterator = iter(stream(trainer.fetch))  # the batches our loop takes at once, as in training
+    iterator = iter(stream(state.fetch))  # the batches our loop takes at once, as in training
     synthetic = (
         tf.random.uniform([batch_size, 28, 28, 1]),
         tf.random.uniform([batch_size], 0, 10, tf.int32),
     )
     on_synthetic = tf.function(
         lambda n: tf.foldl(
-            lambda acc, _: acc + trainer.one_step(*synthetic)[0], tf.range(n), tf.constant(0.0)
+            lambda acc, _: acc + step.one_step(state, *synthetic)[0], tf.range(n), tf.constant(0.0)
         )
     )
     ring = max(2, FRESH_BYTES // (batch_size * 784 * 4))
@@ -141,7 +134,7 @@ def bench_train(
 
     def fresh_step(acc: Any, i: Any) -> Any:
         rows = slice((i % ring) * batch_size, (i % ring + 1) * batch_size)
-        return acc + trainer.one_step(fresh[0][rows], fresh[1][rows])[0]
+        return acc + step.one_step(state, fresh[0][rows], fresh[1][rows])[0]
 
     on_fresh = tf.function(lambda n: tf.foldl(fresh_step, tf.range(n), tf.constant(0.0)))
 
@@ -154,20 +147,17 @@ def bench_train(
 
     methods: dict[str, Callable[[int], Any]] = {
         "pipeline": chunked(
-            lambda k: trainer.run_steps(
-                iterator, tf.constant(-(-k // trainer.fetch)), tf.constant(k), tf.constant(k)
+            lambda k: state.run_steps(
+                iterator, tf.constant(-(-k // state.fetch)), tf.constant(k), tf.constant(k)
             )[1]
         ),
         "synthetic": chunked(lambda k: on_synthetic(tf.constant(k))),
         "synthetic_fresh": chunked(lambda k: on_fresh(tf.constant(k))),
-        "keras_fit": _keras_fit(trainer, stream()),
+        "keras_fit": _keras_fit(state, stream()),
     }
-    if (
-        trainer.strategy.num_replicas_in_sync == 1
-    ):  # several replicas take their batches from tf.data
-        methods["resident"] = _resident_steps(
-            Trainer(config.replace(resident=True), data, format), chunked
-        )
+    if state.replicas == 1:  # several replicas take their batches from tf.data
+        resident = step.create_state(config.replace(resident=True), data, format)
+        methods["resident"] = _resident_steps(resident, chunked)
     for run in methods.values():  # compile and warm up every method first
         run(min(steps, config.steps_per_call))
     best = {name: math.inf for name in methods}
@@ -182,7 +172,7 @@ def bench_train(
         "steps": steps,
         "repeat": repeat,
         "xla": config.xla,
-        "device": trainer.device,
+        "device": state.device,
     }
     for name, seconds in best.items():
         result[f"{name}_images_per_second"] = steps * batch_size / seconds

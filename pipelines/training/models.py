@@ -73,11 +73,10 @@ def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
             layers.Dense(CLASSES),
         ]
     else:
-        from pipelines.config import MODELS, TrainError
+        from pipelines.training.config import MODELS, TrainError
 
         raise TrainError(f"unknown model {model!r}: expected one of {', '.join(MODELS)}")
-    net = keras.Sequential([keras.Input((28, 28, 1)), *body], name=f"{model}_{preset}")
-    return net
+    return keras.Sequential([keras.Input((28, 28, 1)), *body], name=f"{model}_{preset}")
 
 
 def kernels(net: Any) -> list:

@@ -1,99 +1,19 @@
-"""What a run leaves besides checkpoints: training-curve and prediction-grid figures (matplotlib,
-imported only when a figure is drawn), and the serving SavedModel."""
+"""A run's answers outside training: its SavedModel (written and served), `evaluate` on the
+test split, and `predict` for image files a user brings."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mnist_data.fs import atomic_path, remove_stale_temps
-from pipelines.config import TrainError
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-WRONG = "tab:red"
-
-
-def save_png(figure: Figure, path: str | os.PathLike) -> Path:
-    """Render `figure` with Agg to a PNG at `path`, atomically (a reader never sees half a PNG)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=figure.dpi)
-    return path
-
-
-def curves_figure(history: list[dict], title: str = "") -> Figure:
-    """Loss (left) and accuracy (right) per epoch, train and test, as a 1000x400 px figure.
-
-    Epochs are integer ticks with half an epoch of margin, so a one-epoch run shows its
-    points in the middle of each panel rather than on an edge."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
-    epochs = [record["epoch"] for record in history]
-    panels = (("loss", "loss", "test_loss"), ("accuracy", "train_accuracy", "test_accuracy"))
-    for ax, (name, train, test) in zip(figure.subplots(1, 2), panels):
-        ax.plot(epochs, [r[train] for r in history], "o-", markersize=5, label="train")
-        ax.plot(epochs, [r[test] for r in history], "s-", markersize=5, label="test")
-        ax.set(xlabel="epoch", ylabel=name, xlim=(0.5, max(epochs, default=1) + 0.5))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        figure.suptitle(title)
-    return figure
-
-
-def caption(true: int, predicted: int, names: Sequence[str] | None = None) -> str:
-    """Two caption lines saying which class is the model's answer and which the label."""
-
-    def name(c: int) -> str:
-        return names[c] if names and 0 <= c < len(names) else str(c)
-
-    return f"pred: {name(predicted)}\ntrue: {name(true)}"
-
-
-def predictions_figure(
-    images: np.ndarray,
-    labels: np.ndarray,
-    predicted: np.ndarray,
-    names: Sequence[str] | None = None,
-    *,
-    columns: int = 8,
-) -> Figure:
-    """The images as the data holds them (0 black, 255 white), each captioned with the predicted
-    and true class (by name when `names` are given); mistakes are captioned and framed in red."""
-    from matplotlib.figure import Figure
-
-    columns = max(1, min(columns, len(images)))
-    rows = max(1, -(-len(images) // columns))
-    mistakes = int(np.sum(np.asarray(labels) != np.asarray(predicted)))
-    figure = Figure(figsize=(1.3 * columns, 1.65 * rows + 0.4), dpi=100, layout="constrained")
-    figure.suptitle(f"{len(images)} test images: {mistakes} predicted wrong (in red)")
-    for ax, pixels, true, guess in zip(
-        figure.subplots(rows, columns, squeeze=False).flat, images, labels, predicted
-    ):
-        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        wrong = true != guess
-        ax.set_title(
-            caption(int(true), int(guess), names), fontsize=8, color=WRONG if wrong else "black"
-        )
-        ax.set(xticks=[], yticks=[])
-        for spine in ax.spines.values():
-            spine.set(color=WRONG if wrong else "black", linewidth=2.5 if wrong else 0.5)
-    for ax in figure.axes[len(images) :]:
-        ax.set_axis_off()
-    return figure
+from pipelines.training import run_dir as rd
+from pipelines.training import step
+from pipelines.training.config import TrainError
 
 
 def _serving_module(model: Any) -> Any:
@@ -155,6 +75,87 @@ def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def evaluate(
+    run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, format: str | None = None
+) -> dict:
+    """Restore RUN_DIR's latest checkpoint and measure test accuracy as training did, on `data`
+    (default: the data the run was trained on)."""
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    config = rd.load_run_config(run_dir)
+    if data is None:
+        data, recorded_format = rd.run_data(run_dir)
+        format = format or recorded_format
+        rd.check_unchanged(run_dir, data, f"give --data {data} to evaluate on them as they are now")
+    latest = tf.train.latest_checkpoint(str(run_dir / rd.CHECKPOINTS))
+    if latest is None:
+        raise TrainError(f"{run_dir / rd.CHECKPOINTS}: no checkpoint to evaluate")
+    state = step.create_state(config, data, format, need_train=False)
+    step.restore(state, latest, partial=True)
+    test_loss, test_acc = step.evaluate(state)
+    return {
+        "run_dir": str(run_dir),
+        "data": rd.portable_data(data),
+        "model": config.model,
+        "preset": config.preset,
+        "epochs": int(state.epoch.numpy()),
+        "checkpoint": latest,
+        "test_loss": test_loss,
+        "test_accuracy": test_acc,
+        "device": state.device,
+    }
+
+
+def predict(
+    run_dir: str | os.PathLike, images: list[str | os.PathLike], top: int = 1
+) -> list[dict]:
+    """Per image file, in order: `{"image", "predictions": [{"class", "probability", "name"?}]}`
+    with its `top` likeliest classes, or `{"image", "error"}` for a file that cannot be read, so
+    one bad file costs no other answers."""
+    import tensorflow as tf
+
+    serve = _serving(Path(run_dir))
+    names = rd.class_names_of_run(Path(run_dir))
+    digits, answers = [], []
+    for path in images:
+        answers.append({"image": os.fspath(path)})
+        try:
+            digits.append(read_digit(path))
+        except TrainError as exc:
+            answers[-1]["error"] = str(exc)
+    batch = np.stack(digits) if digits else np.zeros((0, 28, 28), np.uint8)
+    readable = iter(serve(images=tf.constant(batch))["probabilities"].numpy())
+    for answer in answers:
+        if "error" not in answer:
+            chances = next(readable)
+            answer["predictions"] = [
+                {"class": int(c), "probability": float(chances[c])}
+                | ({"name": names[c]} if names else {})
+                for c in chances.argsort()[::-1][:top]
+            ]
+    return answers
+
+
+def _serving(run_dir: Path) -> Any:
+    """RUN_DIR's SavedModel serving function, or a TrainError saying why there is none."""
+    import tensorflow as tf
+
+    path = run_dir / rd.SAVED_MODEL
+    if not path.is_dir():
+        if tf.train.latest_checkpoint(str(run_dir / rd.CHECKPOINTS)):
+            raise TrainError(
+                f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
+                f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`"
+            )
+        raise TrainError(f"{path}: no SavedModel (train first)")
+    try:
+        return tf.saved_model.load(str(path)).signatures["serving_default"]
+    except Exception as exc:  # TensorFlow's errors for a damaged model are of many kinds
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainError(f"{path}: not a readable SavedModel (damaged?): {detail}") from None
+
+
 def read_digit(path: str | os.PathLike) -> np.ndarray:
     """An image as an MNIST-style uint8 [28,28] digit: light strokes on black, resized as needed.
 
@@ -169,9 +170,8 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            gray = _ink(
-                ImageOps.exif_transpose(image)
-            )  # a phone photo as its viewer shows it, upright
+            # a phone photo as its viewer shows it, upright
+            gray = _ink(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as exc:
         raise TrainError(f"{path}: too large to read safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -192,10 +192,8 @@ def _ink(image: Any) -> np.ndarray:
     (a card on a transparent margin)."""
     if image.mode in ("F", "I") or image.mode.startswith("I;"):
         values = np.asarray(image, np.float64)
-        if not np.isfinite(
-            values
-        ).all():  # a NaN or infinite pixel: no ink there, and no peak from it
-            values = np.where(np.isfinite(values), values, 0.0)
+        # a NaN or infinite pixel: no ink there, and no peak from it
+        values = np.where(np.isfinite(values), values, 0.0)
         top = values.max(initial=0.0)
         # The usual bit depths; beyond 16 bits no depth is usual, so the image's own peak is white.
         full = (
