@@ -236,7 +236,8 @@ def test_importing_the_pipelines_does_not_import_matplotlib():
     import subprocess
     import sys
 
-    code = "import sys, pipelines.training.export, pipelines.training.train; print('matplotlib' in sys.modules)"
+    code = "import sys, pipelines.training.export, pipelines.training.train\n"
+    code += "print('matplotlib' in sys.modules)"
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -473,7 +473,7 @@ def test_damaged_run_files_and_an_empty_test_split_are_named(tmp_path):
     train_quiet(config, run)
     metrics = (run / "metrics.json").read_text()
     (run / "metrics.json").write_text(metrics[:20])
-    with pytest.raises(TrainError, match="metrics.json: not readable as this run's metrics"):
+    with pytest.raises(TrainError, match="metrics.json: does not hold the 1 epoch the checkpoint"):
         train_quiet(config, run, resume=True)
     for shape in (
         '{"epochs": [1]}',
@@ -565,21 +565,8 @@ def test_op_threads_come_from_the_preset_or_the_flag_and_evaluate_matches(tmp_pa
     from pipelines.training.step import local_devices, use_op_threads
 
     run = tmp_path / "run"
-    _cli(
-        "train",
-        "softmax",
-        "--data",
-        SAMPLE,
-        "--epochs",
-        "1",
-        "--op-threads",
-        "2",
-        "--out",
-        str(run),
-        "--json",
-        str(tmp_path / "s.json"),
-        "--quiet",
-    )
+    args = f"--epochs 1 --op-threads 2 --out {run} --json {tmp_path / 's.json'} --quiet"
+    _cli("train", "softmax", "--data", SAMPLE, *args.split())
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["device"].endswith("ops on 2 threads)"), summary["device"]
     assert json.loads((run / "config.json").read_text())["op_threads"] == 2

@@ -30,49 +30,62 @@ TARGETS = {"synthetic_fresh": 0.85, "resident": 0.95}
 KERAS_FIT_TARGETS = {"softmax": 5.0, "mlp": 1.5, "lenet": 1.2}
 
 
-def _timed(run: Callable[[int], Any], steps: int) -> float:
-    """Seconds for `run(steps)`, which must block until the work is done."""
-    started = time.perf_counter()
-    run(steps)
-    return time.perf_counter() - started
-
-
 def _keras_fit(state: step.State, dataset: Any) -> Callable[[int], Any]:
-    """A `steps -> None` running Keras fit with the preset's architecture, precision, optimizer and
-    schedule (Keras' own loop: no L2 term, no weight averages, no XLA unless Keras picks it)."""
+    """(c): Keras fit with the preset's architecture, precision, optimizer and schedule (Keras'
+    own loop: no L2 term, no weight averages, no XLA unless Keras picks it)."""
     import keras
 
     config = state.config
     model = build_model(config.model, config.preset, dtype=state.dtype)
-    model.compile(
-        optimizer=step.make_optimizer(config, state.steps_per_epoch),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    optimizer = step.make_optimizer(config, state.steps_per_epoch)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    # The stream shuffles; fit's result is ready when it returns.
+    return lambda k: model.fit(dataset, epochs=1, steps_per_epoch=k, verbose=0, shuffle=False)
 
-    def run(steps: int) -> None:  # the stream shuffles
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
+def _chunked(call: Callable[[int], Any], per_call: int) -> Callable[[int], None]:
+    """`steps -> None` running `call` on at most `per_call` steps at a time, waiting for each."""
+
+    def run(steps: int) -> None:
+        for start in range(0, steps, per_call):
+            float(call(min(per_call, steps - start)))  # float() waits for the result
 
     return run
 
 
-def _resident_steps(resident: step.State, chunked: Callable) -> Callable[[int], Any]:
+def _synthetic(state: step.State, batches: int) -> Callable[[int], Any]:
+    """(b) and (b'): the loop over `batches` random batches held in memory, taken in turn."""
+    import tensorflow as tf
+
+    size = state.config.batch_size
+    images = tf.random.uniform([batches * size, 28, 28, 1])
+    labels = tf.random.uniform([batches * size], 0, 10, tf.int32)
+
+    def add_step(total: Any, i: Any) -> Any:
+        rows = slice((i % batches) * size, (i % batches + 1) * size)
+        return total + step.one_step(state, images[rows], labels[rows])[0]
+
+    loop = tf.function(lambda n: tf.foldl(add_step, tf.range(n), tf.constant(0.0)))
+    return _chunked(lambda k: loop(tf.constant(k)), state.config.steps_per_call)
+
+
+def _resident(resident: step.State) -> Callable[[int], Any]:
     """(d): the loop over the split held as tensors on the device, in a shuffled order that
     advances from call to call, as training walks an epoch's permutation."""
     import tensorflow as tf
 
     count, size = len(resident.train[1]), resident.config.batch_size
-    per_call = resident.config.steps_per_call
-    batches = max(1, count // size)
     order = tf.argsort(tf.random.stateless_uniform([count], seed=[resident.config.seed, 0]))
+    per_call = resident.config.steps_per_call
     order = tf.tile(order, [1 + math.ceil(per_call * size / count)])  # a call may run past the end
     position = [0]
 
     def run(k: int) -> Any:
-        first, position[0] = position[0], (position[0] + k) % batches
+        first, position[0] = position[0], (position[0] + k) % max(1, count // size)
         return resident.run_resident_steps(order, tf.constant(first), tf.constant(k))[1]
 
-    return chunked(run)
+    return _chunked(run, per_call)
 
 
 def bench_train(
@@ -94,91 +107,42 @@ def bench_train(
     for name, value in (("steps", steps), ("repeat", repeat)):
         if not is_whole(value, 1):
             raise TrainError(f"{name} must be a whole number >= 1, got {value!r}")
+    per_call = min(steps, 96)
     config = get_config(
-        model,
-        "modern",
-        batch_size=batch_size,
-        resident=False,
-        steps_per_call=min(steps, 96),
-        xla=xla,
+        model, "modern", batch_size=batch_size, resident=False, steps_per_call=per_call, xla=xla
     )
     state = step.create_state(config, data, format)
-
-    def stream(fetch: int = 1) -> Any:
-        return pipelines.make_dataset(
-            data,
-            "train",
-            batch_size * fetch,
-            format=format,
-            epochs=None,
-            shuffle=True,
-            seed=config.seed,
-            drop_remainder=True,
-        )
-
-    iterator = iter(stream(state.fetch))  # the batches our loop takes at once, as in training
-    synthetic = (
-        tf.random.uniform([batch_size, 28, 28, 1]),
-        tf.random.uniform([batch_size], 0, 10, tf.int32),
-    )
-    on_synthetic = tf.function(
-        lambda n: tf.foldl(
-            lambda acc, _: acc + step.one_step(state, *synthetic)[0], tf.range(n), tf.constant(0.0)
-        )
-    )
-    ring = max(2, FRESH_BYTES // (batch_size * 784 * 4))
-    fresh = (
-        tf.random.uniform([ring * batch_size, 28, 28, 1]),
-        tf.random.uniform([ring * batch_size], 0, 10, tf.int32),
-    )
-
-    def fresh_step(acc: Any, i: Any) -> Any:
-        rows = slice((i % ring) * batch_size, (i % ring + 1) * batch_size)
-        return acc + step.one_step(state, fresh[0][rows], fresh[1][rows])[0]
-
-    on_fresh = tf.function(lambda n: tf.foldl(fresh_step, tf.range(n), tf.constant(0.0)))
-
-    def chunked(call: Callable[[int], Any]) -> Callable[[int], Any]:
-        def run(n: int) -> None:
-            for start in range(0, n, config.steps_per_call):
-                float(call(min(config.steps_per_call, n - start)))  # float() waits for the result
-
-        return run
-
+    kw = dict(format=format, epochs=None, shuffle=True, seed=config.seed, drop_remainder=True)
+    # the batches our loop takes at once, as in training
+    iterator = iter(pipelines.make_dataset(data, "train", batch_size * state.fetch, **kw))
+    elements = lambda k: tf.constant(-(-k // state.fetch))  # noqa: E731
     methods: dict[str, Callable[[int], Any]] = {
-        "pipeline": chunked(
-            lambda k: state.run_steps(
-                iterator, tf.constant(-(-k // state.fetch)), tf.constant(k), tf.constant(k)
-            )[1]
+        "pipeline": _chunked(
+            lambda k: state.run_steps(iterator, elements(k), *[tf.constant(k)] * 2)[1], per_call
         ),
-        "synthetic": chunked(lambda k: on_synthetic(tf.constant(k))),
-        "synthetic_fresh": chunked(lambda k: on_fresh(tf.constant(k))),
-        "keras_fit": _keras_fit(state, stream()),
+        "synthetic": _synthetic(state, 1),
+        "synthetic_fresh": _synthetic(state, max(2, FRESH_BYTES // (batch_size * 784 * 4))),
+        "keras_fit": _keras_fit(state, pipelines.make_dataset(data, "train", batch_size, **kw)),
     }
     if state.replicas == 1:  # several replicas take their batches from tf.data
-        resident = step.create_state(config.replace(resident=True), data, format)
-        methods["resident"] = _resident_steps(resident, chunked)
-    for run in methods.values():  # compile and warm up every method first
-        run(min(steps, config.steps_per_call))
+        methods["resident"] = _resident(
+            step.create_state(config.replace(resident=True), data, format)
+        )
     best = {name: math.inf for name in methods}
-    for _ in range(repeat):
+    for round in range(repeat + 1):  # round 0 compiles and warms up every method
         for name, run in methods.items():
             gc.collect()  # untimed: frees fit's done iterators, whose prefetch threads steal cores
-            best[name] = min(best[name], _timed(run, steps))
-    result: dict[str, Any] = {
-        "model": model,
-        "data": str(data),
-        "batch_size": batch_size,
-        "steps": steps,
-        "repeat": repeat,
-        "xla": config.xla,
-        "device": state.device,
-    }
+            started = time.perf_counter()
+            run(steps if round else per_call)
+            if round:
+                best[name] = min(best[name], time.perf_counter() - started)
+    result: dict[str, Any] = dict(model=model, data=str(data), batch_size=batch_size, steps=steps)
+    result |= dict(repeat=repeat, xla=config.xla, device=state.device)
     for name, seconds in best.items():
         result[f"{name}_images_per_second"] = steps * batch_size / seconds
-    ours = result["pipeline_images_per_second"]
-    for name in [name for name in methods if name != "pipeline"]:
-        result[f"pipeline_vs_{name}"] = ours / result[f"{name}_images_per_second"]
+    for name in list(methods)[1:]:
+        ratio = result["pipeline_images_per_second"] / result[f"{name}_images_per_second"]
+        result[f"pipeline_vs_{name}"] = ratio
     targets = {**TARGETS, "keras_fit": KERAS_FIT_TARGETS[model]}  # (a)/(b) has none: see above
     result["headline_targets"] = {
         f"pipeline_vs_{name}": target for name, target in targets.items() if name in methods

@@ -14,35 +14,28 @@ from mnist_data.fs import atomic_path, remove_stale_temps
 from pipelines.training import run_dir as rd
 from pipelines.training import step
 from pipelines.training.config import TrainError
+from pipelines.training.models import CLASSES
 
 
 def _serving_module(model: Any) -> Any:
-    """A tf.Module around `model` whose `serve` takes raw uint8 digits (the class is built here so
-    importing this module does not import TensorFlow)."""
+    """A tf.Module holding `model`, whose `serve` takes raw uint8 digits."""
     import tensorflow as tf
 
-    class Serving(tf.Module):
-        def __init__(self, net: Any) -> None:
-            super().__init__()
-            self.net = net
+    module = tf.Module()
+    module.net = model
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="images")])
-        def serve(self, images: Any) -> dict:
-            def probabilities() -> Any:
-                pixels = tf.cast(images, tf.float32)[..., None] / 255.0
-                return tf.nn.softmax(tf.cast(self.net(pixels, training=False), tf.float32))
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="images")])
+    def serve(images: Any) -> dict:
+        def probabilities() -> Any:
+            pixels = tf.cast(images, tf.float32)[..., None] / 255.0
+            return tf.nn.softmax(tf.cast(model(pixels, training=False), tf.float32))
 
-            # An empty batch gets an empty answer: TensorFlow's CPU convolution fails on none.
-            classes = int(self.net.outputs[0].shape[-1])
-            return {
-                "probabilities": tf.cond(
-                    tf.shape(images)[0] > 0,
-                    probabilities,
-                    lambda: tf.zeros([0, classes], tf.float32),
-                )
-            }
+        # An empty batch gets an empty answer: TensorFlow's CPU convolution fails on none.
+        empty = lambda: tf.zeros([0, CLASSES], tf.float32)  # noqa: E731
+        return {"probabilities": tf.cond(tf.shape(images)[0] > 0, probabilities, empty)}
 
-    return Serving(model)
+    module.serve = serve
+    return module
 
 
 def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
@@ -94,17 +87,9 @@ def evaluate(
     state = step.create_state(config, data, format, need_train=False)
     step.restore(state, latest, partial=True)
     test_loss, test_acc = step.evaluate(state)
-    return {
-        "run_dir": str(run_dir),
-        "data": rd.portable_data(data),
-        "model": config.model,
-        "preset": config.preset,
-        "epochs": int(state.epoch.numpy()),
-        "checkpoint": latest,
-        "test_loss": test_loss,
-        "test_accuracy": test_acc,
-        "device": state.device,
-    }
+    result = dict(run_dir=str(run_dir), data=rd.portable_data(data), model=config.model)
+    result |= dict(preset=config.preset, epochs=int(state.epoch.numpy()), checkpoint=latest)
+    return result | dict(test_loss=test_loss, test_accuracy=test_acc, device=state.device)
 
 
 def predict(
@@ -157,13 +142,11 @@ def _serving(run_dir: Path) -> Any:
 
 
 def read_digit(path: str | os.PathLike) -> np.ndarray:
-    """An image as an MNIST-style uint8 [28,28] digit: light strokes on black, resized as needed.
+    """An image as an MNIST-style uint8 [28,28] digit: light strokes on black, resized.
 
-    Why: users photograph or draw digits dark on light, in colour, at 16 bits or on a transparent
-    canvas; the models only know MNIST's look. Strokes drawn as opacity count as ink, and an
-    image is inverted when both its median grey and that of its outermost pixels are light: a
-    digit on paper is, while neither a light frame around a digit on black nor a large light
-    garment on black (as Fashion-MNIST draws it) is.
+    Why: users bring digits dark on light, in colour, at 16 bits or on a transparent canvas. An
+    image is inverted when both its median grey and that of its border are light: a digit on
+    paper is; a light frame around a digit, or a light garment (Fashion-MNIST), on black is not.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -196,11 +179,8 @@ def _ink(image: Any) -> np.ndarray:
         values = np.where(np.isfinite(values), values, 0.0)
         top = values.max(initial=0.0)
         # The usual bit depths; beyond 16 bits no depth is usual, so the image's own peak is white.
-        full = (
-            1.0
-            if top <= 1.0 and image.mode == "F"
-            else next((2.0**bits - 1 for bits in (8, 10, 12, 16) if top <= 2.0**bits - 1), top)
-        )
+        depths = [1.0] * (image.mode == "F") + [2.0**bits - 1 for bits in (8, 10, 12, 16)]
+        full = next((depth for depth in depths if top <= depth), top)
         return np.clip(values / full, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")

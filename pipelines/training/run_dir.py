@@ -196,55 +196,38 @@ def check_start(
         )
     if not (resume and (out / CONFIG).is_file()):
         return
-    previous = load_run_config(out)
+    from pipelines.input import detect_format
+
     if config.epochs < checkpointed:
         raise TrainError(
             f"{out}: {epochs(checkpointed)} are done already; --epochs {config.epochs} would end "
             "the run before its checkpoint"
         )
-    changed = [
-        field.name
-        for field in dataclasses.fields(TrainConfig)
-        if getattr(previous, field.name) != getattr(config, field.name)
-    ]
+    before, now = dataclasses.asdict(load_run_config(out)), dataclasses.asdict(config)
+    data_before = recorded(out).get("data")
+    if data_before is not None and data_exists(data_before):  # else taken at the word of `data`
+        format_before = recorded(out).get("format") or detect_format(data_before)
+        before |= dict(data=data_before, format=format_before)
+        now |= dict(data=portable_data(data), format=format or detect_format(data))
+    changed = [name for name in now if before[name] != now[name]]
     length_only = set(changed) <= {"epochs", "max_steps"}
-    if changed and (not length_only or previous.schedule == "cosine"):
-        described = "; ".join(
-            f"{name} {getattr(previous, name)!r} -> {getattr(config, name)!r}" for name in changed
-        )
+    if changed and (not length_only or before["schedule"] == "cosine"):
+        described = "; ".join(f"{name} {before[name]!r} -> {now[name]!r}" for name in changed)
         raise TrainError(
             f"{out}: resuming would not continue its run ({described}"
             f"{', under a cosine schedule that spans the planned run' * length_only}); "
-            "resume with the run's own settings or choose another --out"
+            "resume with the run's own settings and data or choose another --out"
         )
-    _check_resumed_data(out, data, format)
-
-
-def _check_resumed_data(out: Path, data: str | os.PathLike, format: str | None) -> None:
-    """A resumed run goes on with the data it started on (unrecorded or moved data is taken at
-    the word of the data given now)."""
-    from pipelines.input import detect_format
-
-    values = recorded(out)
-    if values.get("data") is None or not data_exists(values["data"]):
-        return
-    now = (portable_data(data), format or detect_format(data))
-    before = (values["data"], values.get("format") or detect_format(values["data"]))
-    if now != before:
-        raise TrainError(
-            f"{out}: resuming would not continue its run (data {before[0]!r} -> {now[0]!r}"
-            f"{f', format {before[1]!r} -> {now[1]!r}' if before[1] != now[1] else ''}); "
-            "resume with the run's data or choose another --out"
-        )
-    check_unchanged(out, data, "resuming would train on other examples: choose another --out")
+    if "data" in now:
+        check_unchanged(out, data, "resuming would train on other examples: choose another --out")
 
 
 def record(config: TrainConfig, data: str | os.PathLike, format: str | None) -> dict:
     """What RUN_DIR/config.json holds: the config, the data as recorded and its fingerprint."""
-    fingerprint = data_fingerprint(data)
-    return dataclasses.asdict(config) | dict(
-        data=portable_data(data), format=format, data_fingerprint=fingerprint
+    recorded = dict(
+        data=portable_data(data), format=format, data_fingerprint=data_fingerprint(data)
     )
+    return dataclasses.asdict(config) | recorded
 
 
 def read_history(out: Path, done: int) -> list[dict]:
@@ -252,13 +235,8 @@ def read_history(out: Path, done: int) -> list[dict]:
     each checkpoint: an epoch it has ahead of the checkpoint is dropped."""
     try:
         history = json.loads((out / METRICS).read_text())["epochs"][:done]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TrainError(f"{out / METRICS}: not readable as this run's metrics ({exc})") from None
-    if len(history) != done or not all(
-        isinstance(r, dict) and EPOCH_KEYS <= r.keys() for r in history
-    ):
-        raise TrainError(
-            f"{out / METRICS}: does not hold the {epochs(done)} the checkpoint has done, "
-            f"each with {', '.join(sorted(EPOCH_KEYS))}"
-        )
-    return history
+        if len(history) == done and all(EPOCH_KEYS <= record.keys() for record in history):
+            return history
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        pass
+    raise TrainError(f"{out / METRICS}: does not hold the {epochs(done)} the checkpoint has done")

@@ -1,9 +1,7 @@
 """The compiled training step, the epoch loop and evaluation, as functions over a run's `State`.
 
-One call of the compiled loop runs `steps_per_call` steps (from a tf.data iterator, or from
-tensors resident on the device), so Python runs once per K steps, not once per step. The
-benchmark drives these same functions.
-"""
+One call of a compiled loop runs `steps_per_call` steps (from a tf.data iterator, or from tensors
+resident on the device): Python runs once per K steps. The benchmark drives these same loops."""
 
 from __future__ import annotations
 
@@ -22,28 +20,20 @@ from pipelines.training.models import CLASSES, build_model, kernels
 
 
 def use_op_threads(count: int | None) -> bool:
-    """Run TensorFlow's ops on `count` threads (inter- and intra-op); return whether in effect.
-
-    Why: a model of tiny ops steps faster on one thread than on several, and leaves the other
-    cores to tf.data. TensorFlow fixes its pools when it starts: call this before its first op.
-    """
+    """Run TensorFlow's ops on `count` threads; whether in effect (only before TF's first op).
+    Why: a model of tiny ops steps faster on one thread, and leaves the other cores to tf.data."""
     import tensorflow as tf
 
-    threading = tf.config.threading
+    threads = tf.config.threading
     if not count:
         return False
-    if (
-        threading.get_inter_op_parallelism_threads()
-        == count
-        == (threading.get_intra_op_parallelism_threads())
-    ):
-        return True
     try:
-        threading.set_inter_op_parallelism_threads(count)
-        threading.set_intra_op_parallelism_threads(count)
+        threads.set_inter_op_parallelism_threads(count)
+        threads.set_intra_op_parallelism_threads(count)
     except RuntimeError:  # TensorFlow has started: its pools stay as they are
-        return False
-    return True
+        pass
+    pools = threads.get_inter_op_parallelism_threads(), threads.get_intra_op_parallelism_threads()
+    return pools == (count, count)
 
 
 def local_devices() -> tuple[Any, str]:
@@ -65,13 +55,9 @@ def local_devices() -> tuple[Any, str]:
 def set_op_determinism(enabled: bool) -> None:
     """Op determinism on or off. XLA has no deterministic kernels for some gradients
     (MaxPoolGrad), so XLA runs switch it off; TF exports only the switch-on half."""
-    import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config
+    from tensorflow.python.framework import config
 
-    if enabled:
-        tf.config.experimental.enable_op_determinism()
-    else:
-        tf_config.disable_op_determinism()
+    (config.enable_op_determinism if enabled else config.disable_op_determinism)()
 
 
 def as_tensors(dataset: Any, what: str = "the dataset") -> tuple[Any, Any]:
@@ -144,6 +130,26 @@ class State:
         return self.strategy.num_replicas_in_sync
 
 
+def _read_data(config: TrainConfig, data: Any, format: str | None, need_train: bool) -> tuple:
+    """The test split as tensors, and the train split as arrays (None if not `need_train`)."""
+    from pipelines.input import read_arrays
+
+    test = as_tensors(
+        pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False),
+        f"{data}: the test split, on which a run reports its accuracy,",
+    )
+    _check_examples(data, "test", test[0].shape[1:3], test[1].numpy())
+    if not need_train:
+        return test, None
+    train = read_arrays(data, "train", format=format)
+    _check_examples(data, "train", train[0].shape[1:3], train[1])
+    if len(train[1]) < config.batch_size:
+        raise TrainError(
+            f"{data}: batch size {config.batch_size} exceeds the {len(train[1])} training examples"
+        )
+    return test, train
+
+
 def create_state(
     config: TrainConfig, data: str | os.PathLike, format: str | None = None, *, need_train=True
 ) -> State:
@@ -151,7 +157,7 @@ def create_state(
     import keras
     import tensorflow as tf
 
-    from pipelines.input import dataset_from_arrays, read_arrays
+    from pipelines.input import dataset_from_arrays
 
     keras.utils.set_random_seed(config.seed)
     set_op_determinism(config.deterministic and not config.xla)
@@ -159,43 +165,27 @@ def create_state(
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = on_gpu if config.mixed_precision is None else config.mixed_precision
     single = strategy.num_replicas_in_sync == 1
-    test = as_tensors(
-        pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False),
-        f"{data}: the test split, on which a run reports its accuracy,",
-    )
-    _check_examples(data, "test", test[0].shape[1:3], test[1].numpy())
-    train, resident, steps = None, None, 1
-    if need_train:
-        train = read_arrays(data, "train", format=format)
-        _check_examples(data, "train", train[0].shape[1:3], train[1])
-        steps = len(train[1]) // config.batch_size
-        if steps == 0:
-            raise TrainError(
-                f"{data}: batch size {config.batch_size} exceeds the {len(train[1])} training "
-                "examples"
-            )
-        if single and (on_gpu if config.resident is None else config.resident):
-            resident = as_tensors(dataset_from_arrays(*train, 10_000, shuffle=False))
+    test, train = _read_data(config, data, format, need_train)
+    steps = len(train[1]) // config.batch_size if train else 1
+    resident = None
+    if train and single and (on_gpu if config.resident is None else config.resident):
+        resident = as_tensors(dataset_from_arrays(*train, 10_000, shuffle=False))
     # Stacked batches are sliced on one replica only; every epoch fills an element.
     fetch = max(1, min(config.batches_per_fetch, config.steps_per_call, steps)) if single else 1
     dtype = "mixed_bfloat16" if mixed else None
     state = State(config, strategy, device, dtype, test, train, resident, steps, fetch)
     with strategy.scope():
-        state.model = build_model(config.model, config.preset, dtype=state.dtype)
-        state.eval_model = build_model(config.model, config.preset, dtype=state.dtype)
+        state.model = build_model(config.model, config.preset, dtype=dtype)
+        state.eval_model = build_model(config.model, config.preset, dtype=dtype)
         state.optimizer = make_optimizer(config, steps)
         state.optimizer.build(state.model.trainable_variables)
         state.ema = [tf.Variable(v, trainable=False) for v in state.model.trainable_variables]
         state.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     # Keras does not track dropout's seed-generator state for tf.train.Checkpoint; without it a
     # resumed run would draw different dropout masks than an uninterrupted one.
-    state.checkpoint = tf.train.Checkpoint(
-        model=state.model,
-        optimizer=state.optimizer,
-        ema=state.ema,
-        epoch=state.epoch,
-        state=list(state.model.non_trainable_variables),
-    )
+    variables = dict(model=state.model, optimizer=state.optimizer, ema=state.ema)
+    variables |= dict(epoch=state.epoch, state=list(state.model.non_trainable_variables))
+    state.checkpoint = tf.train.Checkpoint(**variables)
     state.step = tf.function(functools.partial(_replica_step, state), jit_compile=config.xla)
     state.eval = tf.function(functools.partial(_eval_batch, state), jit_compile=config.xla)
     state.run_steps = tf.function(functools.partial(_steps_from_iterator, state))
@@ -256,12 +246,9 @@ def update_averages(state: State) -> None:
 def _steps_from_iterator(
     state: State, iterator: Any, fetches: Any, room: Any, limit: Any
 ) -> tuple[Any, Any, Any]:
-    """Train on `fetches` pipeline elements, at most `limit` steps.
-
-    Each element stacks `state.fetch` batches; `room` is how many full batches the epoch still
-    holds (its last element may hold fewer, plus a remainder that is skipped). Plain next():
-    callers ask for no more elements than the epoch holds.
-    """
+    """Train on `fetches` elements of `state.fetch` stacked batches, at most `limit` steps;
+    `room`: full batches the epoch still holds (its last element may hold fewer, plus a skipped
+    remainder). Plain next(): callers ask for no more elements than the epoch holds."""
     import tensorflow as tf
 
     size, fetch = state.config.batch_size, state.fetch

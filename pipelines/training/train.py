@@ -26,12 +26,8 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[dict], Any] | None = None,
 ) -> dict:
-    """Train `config` on `data` into run directory `out`; return the run's summary.
-
-    Writes OUT/{config.json, metrics.json, checkpoints/, tensorboard/, curves.png,
-    predictions.png, saved_model/, summary.json}. With `resume`, continues from the last
-    checkpoint. `on_epoch(record)` is called after each epoch's checkpoint is written.
-    """
+    """Train `config` on `data` into run directory `out` (`resume`: from its last checkpoint);
+    return the summary. `on_epoch(record)` is called after each epoch's checkpoint."""
     out = Path(out)
     with rd.claimed(out):
         return _train(config, data, out, format, resume, progress, on_epoch)
@@ -102,16 +98,9 @@ def _run_epoch(state: step.State, epoch: int, progress: bool) -> dict:
         f"{seconds:6.1f} s  {examples / seconds:9.0f} ex/s",
         flush=True,
     )
-    return {
-        "epoch": epoch + 1,
-        "step": int(state.optimizer.iterations.numpy()),
-        "loss": loss,
-        "train_accuracy": train_acc,
-        "test_loss": test_loss,
-        "test_accuracy": test_acc,
-        "seconds": seconds,
-        "examples_per_second": examples / seconds,
-    }
+    record = dict(epoch=epoch + 1, step=int(state.optimizer.iterations.numpy()), loss=loss)
+    record |= dict(train_accuracy=train_acc, test_loss=test_loss, test_accuracy=test_acc)
+    return record | dict(seconds=seconds, examples_per_second=examples / seconds)
 
 
 def _write_outputs(state: step.State, out: Path, history: list[dict]) -> None:
@@ -147,18 +136,10 @@ def _summary(config: TrainConfig, history: list[dict], device: str) -> dict:
     last = history[-1] if history else {}
     seconds = sum(r["seconds"] for r in history)
     examples = sum(r["examples_per_second"] * r["seconds"] for r in history)
-    return {
-        "model": config.model,
-        "preset": config.preset,
-        "epochs": len(history),
-        "steps": last.get("step", 0),
-        "batch_size": config.batch_size,
-        "test_accuracy": last.get("test_accuracy"),
-        "train_accuracy": last.get("train_accuracy"),
-        "loss": last.get("loss"),
-        "train_seconds": seconds,
-        "examples_per_second": examples / seconds if seconds else None,
-        "device": device,
-        "xla": config.xla,
-        "seed": config.seed,
-    }
+    summary = dict(model=config.model, preset=config.preset, epochs=len(history))
+    summary |= dict(steps=last.get("step", 0), batch_size=config.batch_size)
+    summary |= {key: last.get(key) for key in ("test_accuracy", "train_accuracy", "loss")}
+    summary |= dict(
+        train_seconds=seconds, examples_per_second=examples / seconds if seconds else None
+    )
+    return summary | dict(device=device, xla=config.xla, seed=config.seed)
