@@ -8,6 +8,7 @@ against the tutorial's feeding, three short trainings, one summary table.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import shutil
 import sys
@@ -61,7 +62,7 @@ def tutorial_feed_images_per_second(source: str, batch_size: int, steps: int) ->
     state = create_state(
         get_config("softmax", "modern", batch_size=batch_size), source, need_train=False
     )
-    step = tf.function(lambda images, labels: one_step(state, images, labels))
+    step = tf.function(functools.partial(one_step, state))
     step(*data.next_batch(batch_size))
     started = time.perf_counter()
     for _ in range(steps):

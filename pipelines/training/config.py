@@ -90,29 +90,26 @@ class TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-SGD, ADAM, COSINE = dict(optimizer="sgd"), dict(optimizer="adam"), dict(schedule="cosine")
+SEED, MODERN = dict(optimizer="sgd"), dict(optimizer="adam", schedule="cosine", batch_size=128)
 _PRESETS: dict[tuple[str, str], dict] = {
     # Softmax regression's step is ~100 tiny ops: on one thread it runs 1.1-1.7x faster than on
     # two, and leaves the other cores to the input pipeline. The seed preset is a widely copied
     # TF1 example: W ~ N(0, 1), plain SGD 0.01, batch 100 (0.83 at 25 epochs).
-    ("softmax", "seed"): dict(SGD, batch_size=100, epochs=25, learning_rate=0.01, op_threads=1),
-    ("softmax", "modern"): dict(
-        ADAM, **COSINE, batch_size=128, epochs=10, learning_rate=0.003, op_threads=1
-    ),
+    ("softmax", "seed"): SEED | dict(batch_size=100, epochs=25, learning_rate=0.01, op_threads=1),
+    ("softmax", "modern"): MODERN | dict(epochs=10, learning_rate=0.003, op_threads=1),
     # 784-500-10 with L2, staircase decay x0.99 per epoch, EMA of the weights; 10,000 steps of 200.
-    ("mlp", "seed"): dict(
-        SGD, batch_size=200, epochs=34, learning_rate=0.1, schedule="staircase", decay_rate=0.99
-    )
-    | dict(l2=1e-4, ema_decay=0.99, max_steps=10_000),
+    ("mlp", "seed"): SEED
+    | dict(batch_size=200, epochs=34, learning_rate=0.1, decay_rate=0.99)
+    | dict(schedule="staircase", l2=1e-4, ema_decay=0.99, max_steps=10_000),
     # XLA fuses Adam's and the moving average's element-wise passes: 1.4x here on a 2-core CPU
     # (it slows LeNet's convolutions down 3x, and softmax 1.5x, so only here).
-    ("mlp", "modern"): dict(ADAM, **COSINE, batch_size=128, epochs=15, learning_rate=0.001)
-    | dict(l2=1e-5, ema_decay=0.999, xla=True),
-    ("lenet", "seed"): dict(SGD, batch_size=64, epochs=10, learning_rate=0.1),
+    ("mlp", "modern"): MODERN
+    | dict(epochs=15, learning_rate=0.001, l2=1e-5, ema_decay=0.999)
+    | dict(xla=True),
+    ("lenet", "seed"): SEED | dict(batch_size=64, epochs=10, learning_rate=0.1),
     # L2 1e-4 on the kernels: Fashion-MNIST 0.9135 against 0.9099 without (20 epochs); more
     # dropout, batch 64, a higher rate or 30 epochs did no better.
-    ("lenet", "modern"): dict(ADAM, **COSINE, batch_size=128, epochs=20, learning_rate=0.002)
-    | dict(l2=1e-4, ema_decay=0.999),
+    ("lenet", "modern"): MODERN | dict(epochs=20, learning_rate=0.002, l2=1e-4, ema_decay=0.999),
 }
 
 
