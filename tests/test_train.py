@@ -293,17 +293,7 @@ def test_cli_resume_continues_the_run_it_finds_and_refuses_to_change_it(tmp_path
         return len(json.loads((run / "metrics.json").read_text())["epochs"])
 
     _cli(
-        "train",
-        "softmax",
-        "--preset",
-        "seed",
-        "--data",
-        SAMPLE,
-        "--epochs",
-        "1",
-        "--out",
-        str(run),
-        "--quiet",
+        "train", "softmax", *f"--preset seed --data {SAMPLE} --epochs 1 --out {run} --quiet".split()
     )
     _cli("train", "softmax", "--resume", "--out", str(run), "--quiet")  # not 25 epochs
     assert epochs_done() == 1 and json.loads((run / "config.json").read_text())["preset"] == "seed"
