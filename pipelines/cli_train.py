@@ -200,7 +200,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from pipelines.training.export import evaluate
     from pipelines.training.run_dir import load_run_config
-    from pipelines.training.step import use_op_threads
+    from pipelines.training.setup import use_op_threads
 
     use_op_threads(
         load_run_config(Path(args.run_dir)).op_threads
@@ -240,7 +240,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 def _run_bench(args: argparse.Namespace) -> int:
     from pipelines.training.bench import bench_train, format_report
     from pipelines.training.config import get_config
-    from pipelines.training.step import use_op_threads
+    from pipelines.training.setup import use_op_threads
 
     use_op_threads(
         get_config(args.model).op_threads if args.op_threads is None else args.op_threads

@@ -552,7 +552,7 @@ def test_images_of_another_size_are_refused_by_name(tmp_path):
 
 
 def test_op_threads_come_from_the_preset_or_the_flag_and_evaluate_matches(tmp_path):
-    from pipelines.training.step import local_devices, use_op_threads
+    from pipelines.training.setup import local_devices, use_op_threads
 
     run = tmp_path / "run"
     args = f"--epochs 1 --op-threads 2 --out {run} --json {tmp_path / 's.json'} --quiet"
@@ -649,10 +649,10 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from pipelines.training import step
+from pipelines.training import setup
 from pipelines.training.config import get_config
 from pipelines.training.train import train
-step.local_devices = lambda: (
+setup.local_devices = lambda: (
     tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), "2 x CPU"
 )
 config = get_config("mlp", "seed", epochs=2)

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from mnist_data.checks import is_whole
-from pipelines.training import step
+from pipelines.training import setup, step
 from pipelines.training.config import TrainError, get_config
 from pipelines.training.models import build_model
+from pipelines.training.setup import State
 
 FRESH_BYTES = 96 << 20  # distinct synthetic batches for (b'): more than the last-level caches hold
 # Targets of the headline ratios (a)/(b') and (a)/(d) on a 2-core CPU, and of (a)/(c) per model.
@@ -30,14 +31,14 @@ TARGETS = {"synthetic_fresh": 0.85, "resident": 0.95}
 KERAS_FIT_TARGETS = {"softmax": 5.0, "mlp": 1.5, "lenet": 1.2}
 
 
-def _keras_fit(state: step.State, dataset: Any) -> Callable[[int], Any]:
+def _keras_fit(state: State, dataset: Any) -> Callable[[int], Any]:
     """(c): Keras fit with the preset's architecture, precision, optimizer and schedule (Keras'
     own loop: no L2 term, no weight averages, no XLA unless Keras picks it)."""
     import keras
 
     config = state.config
     model = build_model(config.model, config.preset, dtype=state.dtype)
-    optimizer = step.make_optimizer(config, state.steps_per_epoch)
+    optimizer = setup.make_optimizer(config, state.steps_per_epoch)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     # The stream shuffles; fit's result is ready when it returns.
@@ -54,7 +55,7 @@ def _chunked(call: Callable[[int], Any], per_call: int) -> Callable[[int], None]
     return run
 
 
-def _synthetic(state: step.State, batches: int) -> Callable[[int], Any]:
+def _synthetic(state: State, batches: int) -> Callable[[int], Any]:
     """(b) and (b'): the loop over `batches` random batches held in memory, taken in turn."""
     import tensorflow as tf
 
@@ -70,7 +71,7 @@ def _synthetic(state: step.State, batches: int) -> Callable[[int], Any]:
     return _chunked(lambda k: loop(tf.constant(k)), state.config.steps_per_call)
 
 
-def _resident(resident: step.State) -> Callable[[int], Any]:
+def _resident(resident: State) -> Callable[[int], Any]:
     """(d): the loop over the split held as tensors on the device, in a shuffled order that
     advances from call to call, as training walks an epoch's permutation."""
     import tensorflow as tf

@@ -46,7 +46,7 @@ class TrainConfig:
     batches_per_fetch: int = 8
     eval_batch_size: int = 1000
     # Threads TensorFlow runs ops on (inter- and intra-op), set before TensorFlow starts;
-    # None: TensorFlow's default, one per core. See step.use_op_threads.
+    # None: TensorFlow's default, one per core. See setup.use_op_threads.
     op_threads: int | None = None
 
     def __post_init__(self) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 from mnist_data.fs import write_json_atomic
 from pipelines.training import run_dir as rd
-from pipelines.training import step
+from pipelines.training import setup, step
 from pipelines.training.config import TrainConfig, TrainError
+from pipelines.training.setup import State
 
 
 def train(
@@ -47,7 +48,7 @@ def _train(
     latest = tf.train.latest_checkpoint(str(out / rd.CHECKPOINTS))
     done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by epoch
     rd.check_start(config, out, data, format, resume, done)
-    step.use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
+    setup.use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
     state = step.create_state(config, data, format)
     write_json_atomic(out / rd.CONFIG, rd.record(config, data, format))
     manager = tf.train.CheckpointManager(state.checkpoint, str(out / rd.CHECKPOINTS), 2)
@@ -77,7 +78,7 @@ def _train(
     return summary
 
 
-def _run_epoch(state: step.State, epoch: int, progress: bool) -> dict:
+def _run_epoch(state: State, epoch: int, progress: bool) -> dict:
     """Train and evaluate one epoch; print its line; return its record."""
     from tqdm import tqdm
 
@@ -103,7 +104,7 @@ def _run_epoch(state: step.State, epoch: int, progress: bool) -> dict:
     return record | dict(seconds=seconds, examples_per_second=examples / seconds)
 
 
-def _write_outputs(state: step.State, out: Path, history: list[dict]) -> None:
+def _write_outputs(state: State, out: Path, history: list[dict]) -> None:
     """The charts and the SavedModel of a finished run."""
     from pipelines.training import reports
     from pipelines.training.export import export_saved_model
