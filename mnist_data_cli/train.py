@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 from mnist_data_cli.options import add_options, call, plural
-from pipelines.bench_train import bench_train, format_report
-from pipelines.config import MODELS, PRESETS, get_config
-from pipelines.train import evaluate, load_run_config, predict, resolve_run, train
-from pipelines.trainer_parts import use_op_threads
+from pipelines.training.bench import bench_train, format_report
+from pipelines.training.config import MODELS, PRESETS, get_config
+from pipelines.training.export import evaluate, predict
+from pipelines.training.run_dir import load_run_config, resolve_run
+from pipelines.training.setup import use_op_threads
+from pipelines.training.train import train
 
 
 def register(commands: argparse._SubParsersAction, benchmarks: argparse._SubParsersAction) -> None:

@@ -18,7 +18,4 @@ _HOMES = {
 def __getattr__(name: str):
     if name not in _HOMES:
         raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
-    try:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    except ModuleNotFoundError:  # the trainers before their move into pipelines.training
-        return getattr(importlib.import_module("pipelines.train"), name)
+    return getattr(importlib.import_module(_HOMES[name]), name)

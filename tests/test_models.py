@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from pipelines.config import get_config
-from pipelines.models import build_model, kernels
+from pipelines.training.config import get_config
+from pipelines.training.models import build_model, kernels
 
 
 def layer_summary(net) -> list[tuple]:
@@ -71,10 +71,10 @@ def test_l2_takes_the_kernels_only():
 
 
 def test_moving_average_follows_the_classic_rule():
-    from pipelines.trainer_parts import Trainer
+    from pipelines.training.step import create_state, update_averages
 
     config = get_config("mlp", "seed", epochs=1)
-    trainer = Trainer(config, "mnist-sample", need_train=False)
+    trainer = create_state(config, "mnist-sample", need_train=False)
     for average in trainer.ema:
         average.assign(np.zeros(average.shape, np.float32))
     for variable in trainer.model.trainable_variables:
@@ -82,5 +82,5 @@ def test_moving_average_follows_the_classic_rule():
     for step, decay in ((0, min(0.99, 1 / 10)), (990, min(0.99, 991 / 1000))):
         trainer.optimizer.iterations.assign(step)
         before = trainer.ema[0].numpy().copy()
-        trainer._update_averages()
+        update_averages(trainer)
         np.testing.assert_allclose(trainer.ema[0].numpy(), decay * before + (1 - decay), rtol=1e-6)

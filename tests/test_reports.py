@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 import mnist_data
-from pipelines.config import TrainError
-from pipelines.reports import export_saved_model, read_digit
+from pipelines.training.config import TrainError
+from pipelines.training.export import export_saved_model, read_digit
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def _png_pixels(path, size: tuple[int, int]) -> np.ndarray:
 def test_a_one_epoch_run_shows_its_points_in_the_middle_of_each_panel(tmp_path):
     from matplotlib.colors import to_rgb
 
-    from pipelines.reports import curves_figure, save_png
+    from pipelines.training.reports import curves_figure, save_png
 
     figure = curves_figure(_history(1), "lenet / modern")
     pixels = _png_pixels(save_png(figure, tmp_path / "curves.png"), (1000, 400))
@@ -183,7 +183,7 @@ def test_a_one_epoch_run_shows_its_points_in_the_middle_of_each_panel(tmp_path):
 
 
 def test_a_longer_run_has_a_tick_per_epoch_and_a_grid(tmp_path):
-    from pipelines.reports import curves_figure, save_png
+    from pipelines.training.reports import curves_figure, save_png
 
     figure = curves_figure(_history(5))
     pixels = _png_pixels(save_png(figure, tmp_path / "curves.png"), (1000, 400))
@@ -197,7 +197,7 @@ def test_a_longer_run_has_a_tick_per_epoch_and_a_grid(tmp_path):
 def test_predictions_show_the_images_as_the_data_holds_them(tmp_path, digit):
     from matplotlib.colors import to_rgb
 
-    from pipelines.reports import WRONG, predictions_figure, save_png
+    from pipelines.training.reports import WRONG, predictions_figure, save_png
 
     figure = predictions_figure(np.stack([digit, digit]), np.array([3, 3]), np.array([3, 5]))
     size = tuple(round(v) for v in figure.get_size_inches() * figure.dpi)
@@ -224,7 +224,7 @@ def test_predictions_show_the_images_as_the_data_holds_them(tmp_path, digit):
 
 
 def test_captions_say_which_class_is_predicted_and_name_it():
-    from pipelines.reports import caption
+    from pipelines.training.reports import caption
 
     names = mnist_data.class_names("fashion-mnist")
     assert caption(5, 7, names) == "pred: Sneaker\ntrue: Sandal"
@@ -236,7 +236,8 @@ def test_importing_the_pipelines_does_not_import_matplotlib():
     import subprocess
     import sys
 
-    code = "import sys, pipelines.reports, pipelines.train; print('matplotlib' in sys.modules)"
+    code = "import sys, pipelines.training.export, pipelines.training.train\n"
+    code += "print('matplotlib' in sys.modules)"
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.config import TrainError, get_config
+from pipelines.training.config import TrainError, get_config
 
 SAMPLE = "mnist-sample"
 
@@ -58,7 +58,7 @@ def test_each_model_learns_the_sample_far_above_chance(tmp_path, model, epochs, 
 
 
 def train_quiet(config, out, data=SAMPLE, **kw):
-    from pipelines.train import train
+    from pipelines.training.train import train
 
     return train(config, data, out, progress=False, **kw)
 
@@ -215,9 +215,7 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     assert len(chances) == 3 and chances == sorted(chances, reverse=True)
     assert top[0]["predictions"][0]["class"] == probabilities[0].argmax()
     np.testing.assert_allclose(chances[0], probabilities[0].max(), rtol=1e-6)
-    from pipelines.train import (
-        predict,
-    )  # the same answers from Python, a path given twice answered twice
+    from pipelines.training.export import predict  # the same answers, a path twice answered twice
 
     answers = predict(run, [pngs[1], str(tmp_path / "broken.png"), pngs[1]], top=2)
     assert [len(a.get("predictions", [])) for a in answers] == [2, 0, 2] and answers[0] == answers[
@@ -295,23 +293,11 @@ def test_cli_resume_continues_the_run_it_finds_and_refuses_to_change_it(tmp_path
         return len(json.loads((run / "metrics.json").read_text())["epochs"])
 
     _cli(
-        "train",
-        "softmax",
-        "--preset",
-        "seed",
-        "--data",
-        SAMPLE,
-        "--epochs",
-        "1",
-        "--out",
-        str(run),
-        "--quiet",
+        "train", "softmax", *f"--preset seed --data {SAMPLE} --epochs 1 --out {run} --quiet".split()
     )
-    _cli(
-        "train", "softmax", "--resume", "--out", str(run), "--quiet"
-    )  # the run's plan and data, not 25 epochs
+    _cli("train", "softmax", "--resume", "--out", str(run), "--quiet")  # not 25 epochs
     assert epochs_done() == 1 and json.loads((run / "config.json").read_text())["preset"] == "seed"
-    _cli(
+    resumed = _cli(
         "train",
         "softmax",
         "--data",
@@ -321,8 +307,8 @@ def test_cli_resume_continues_the_run_it_finds_and_refuses_to_change_it(tmp_path
         "2",
         "--out",
         str(run),
-        "--quiet",
     )
+    assert "\r" not in resumed.stderr and "epoch" not in resumed.stderr  # no bar into a file
     assert epochs_done() == 2  # a constant learning rate: a longer run is a continuation
     for args, says in (
         (["mlp"], "model 'softmax' -> 'mlp'"),
@@ -375,7 +361,7 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "mine")
     assert (tmp_path / "mine").is_dir()  # a folder that was there stays
 
-    import pipelines.train
+    import pipelines.training.train
 
     def fails_after_a_neighbour_arrived(
         *args,
@@ -384,13 +370,13 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         (tmp_path / "shared" / "b" / "metrics.json").write_text("[]")
         raise TrainError("stopped")
 
-    real = pipelines.train._train
-    pipelines.train._train = fails_after_a_neighbour_arrived
+    real = pipelines.training.train._train
+    pipelines.training.train._train = fails_after_a_neighbour_arrived
     try:
         with pytest.raises(TrainError, match="stopped"):
             train_quiet(get_config("softmax", "modern"), tmp_path / "shared" / "a")
     finally:
-        pipelines.train._train = real
+        pipelines.training.train._train = real
     assert (
         not (tmp_path / "shared" / "a").exists()
         and (tmp_path / "shared" / "b" / "metrics.json").exists()
@@ -413,16 +399,23 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         check=False,
     )
     assert refused.returncode == 2 and "expected a whole number >= 1, got '0'" in refused.stderr
-    for name in (
-        "config.json",
-        "metrics.json",
-        "summary.json",
-        "checkpoints/x.json",
-    ):  # the run's own files
-        with pytest.raises(TrainError, match="give the summary another name"):
-            train_quiet(
-                get_config("softmax", "modern"), tmp_path / "r", json_path=tmp_path / "r" / name
-            )
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_cli_refuses_a_summary_over_the_runs_own_files(tmp_path, capsys):
+    for name in ("config.json", "metrics.json", "summary.json", "checkpoints/x.json"):
+        json_path = str(tmp_path / "r" / name)
+        assert "give the summary another name" in _refused(
+            capsys,
+            "train",
+            "softmax",
+            "--data",
+            SAMPLE,
+            "--out",
+            str(tmp_path / "r"),
+            "--json",
+            json_path,
+        )
     assert not (tmp_path / "r").exists()
 
 
@@ -445,7 +438,7 @@ def test_a_bad_setting_stops_the_command_before_tensorflow_starts(tmp_path, caps
 
 
 def test_a_damaged_run_configuration_is_named(tmp_path):
-    from pipelines.train import evaluate
+    from pipelines.training.export import evaluate
 
     (tmp_path / "config.json").write_text('{"model": ')
     with pytest.raises(TrainError, match="config.json: not readable"):
@@ -463,14 +456,14 @@ def test_a_damaged_run_configuration_is_named(tmp_path):
 
 def test_damaged_run_files_and_an_empty_test_split_are_named(tmp_path):
     import mnist_data
-    from pipelines.train import evaluate
+    from pipelines.training.export import evaluate
 
     run = tmp_path / "run"
     config = get_config("softmax", "modern", epochs=1)
     train_quiet(config, run)
     metrics = (run / "metrics.json").read_text()
     (run / "metrics.json").write_text(metrics[:20])
-    with pytest.raises(TrainError, match="metrics.json: not readable as this run's metrics"):
+    with pytest.raises(TrainError, match="metrics.json: does not hold the 1 epoch the checkpoint"):
         train_quiet(config, run, resume=True)
     for shape in (
         '{"epochs": [1]}',
@@ -479,7 +472,7 @@ def test_damaged_run_files_and_an_empty_test_split_are_named(tmp_path):
     ):  # JSON, but not the run's epochs
         (run / "metrics.json").write_text(shape)
         with pytest.raises(
-            TrainError, match="metrics.json: does not hold the 1 epochs the checkpoint has done"
+            TrainError, match="metrics.json: does not hold the 1 epoch the checkpoint has done"
         ):
             train_quiet(config, run, resume=True)
     (run / "metrics.json").write_text(metrics)
@@ -559,24 +552,11 @@ def test_images_of_another_size_are_refused_by_name(tmp_path):
 
 
 def test_op_threads_come_from_the_preset_or_the_flag_and_evaluate_matches(tmp_path):
-    from pipelines.trainer_parts import local_devices, use_op_threads
+    from pipelines.training.setup import local_devices, use_op_threads
 
     run = tmp_path / "run"
-    _cli(
-        "train",
-        "softmax",
-        "--data",
-        SAMPLE,
-        "--epochs",
-        "1",
-        "--op-threads",
-        "2",
-        "--out",
-        str(run),
-        "--json",
-        str(tmp_path / "s.json"),
-        "--quiet",
-    )
+    args = f"--epochs 1 --op-threads 2 --out {run} --json {tmp_path / 's.json'} --quiet"
+    _cli("train", "softmax", "--data", SAMPLE, *args.split())
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["device"].endswith("ops on 2 threads)"), summary["device"]
     assert json.loads((run / "config.json").read_text())["op_threads"] == 2
@@ -669,10 +649,10 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from pipelines import trainer_parts
-from pipelines.config import get_config
-from pipelines.train import train
-trainer_parts.local_devices = lambda: (
+from pipelines.training import setup
+from pipelines.training.config import get_config
+from pipelines.training.train import train
+setup.local_devices = lambda: (
     tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), "2 x CPU"
 )
 config = get_config("mlp", "seed", epochs=2)
@@ -708,7 +688,7 @@ def test_trains_from_converted_tfrecords(tmp_path):
 
 def test_predictions_name_the_classes_of_a_named_dataset(tmp_path, fashion_dir):
     import mnist_data
-    from pipelines.train import class_names_of_run
+    from pipelines.training.run_dir import class_names_of_run
 
     converted = tmp_path / "converted"  # the names follow a dataset through its conversion
     mnist_data.to_tfrecord("fashion-mnist", converted / "tfrecord", splits="test", progress=False)
@@ -733,7 +713,7 @@ def test_predictions_name_the_classes_of_a_named_dataset(tmp_path, fashion_dir):
 
 
 def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
-    from pipelines.train import _portable
+    from pipelines.training.run_dir import portable_data as _portable
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fashion-mnist").mkdir()  # loading takes the catalog's data, so the run must say so
@@ -746,7 +726,7 @@ def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path
 def test_a_run_directory_in_use_is_refused(tmp_path):
     import fcntl
 
-    from pipelines.train import LOCK_FILE
+    from pipelines.training.run_dir import LOCK_FILE
 
     run = tmp_path / "run"
     run.mkdir()
@@ -804,7 +784,7 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
 ):
     import shutil
 
-    from pipelines.train import _portable
+    from pipelines.training.run_dir import portable_data as _portable
 
     assert (
         _portable("mnist") == "mnist-sample"

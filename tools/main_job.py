@@ -8,6 +8,7 @@ against the tutorial's feeding, three short trainings, one summary table.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import shutil
 import sys
@@ -53,15 +54,15 @@ def tutorial_feed_images_per_second(source: str, batch_size: int, steps: int) ->
     import tensorflow as tf
 
     from mnist_data.input_data import DataSet
-    from pipelines.config import get_config
-    from pipelines.trainer_parts import Trainer
+    from pipelines.training.config import get_config
+    from pipelines.training.step import create_state, one_step
 
     images, labels = mnist_data.load(source, "train")
     data = DataSet(images, labels.astype("int32"), reshape=False, seed=0)
-    trainer = Trainer(
+    state = create_state(
         get_config("softmax", "modern", batch_size=batch_size), source, need_train=False
     )
-    step = tf.function(trainer.one_step)
+    step = tf.function(functools.partial(one_step, state))
     step(*data.next_batch(batch_size))
     started = time.perf_counter()
     for _ in range(steps):
@@ -115,10 +116,10 @@ def run(source: str | None, work: Path, quick: bool) -> None:
         )
 
     start_tensorflow_quietly()
-    from pipelines.bench_train import bench_train
-    from pipelines.config import get_config
     from pipelines.input.bench import bench_pipeline, format_report
-    from pipelines.train import train
+    from pipelines.training.bench import bench_train
+    from pipelines.training.config import get_config
+    from pipelines.training.train import train
 
     work = work_folder(work, source)
     data = convert(source, work)

@@ -25,59 +25,31 @@ def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
     def conv(filters: int, activation: str | None, padding: str = "same") -> Any:
         return layers.Conv2D(filters, 5, padding=padding, activation=activation, dtype=dtype)
 
-    seed = preset == "seed"
+    seed, flat = preset == "seed", layers.Flatten(dtype=dtype)
     if model == "softmax":
         init = initializers.RandomNormal(0.0, 1.0) if seed else "zeros"
-        body = [
-            layers.Flatten(dtype=dtype),
-            layers.Dense(CLASSES, kernel_initializer=init, bias_initializer="zeros"),
-        ]
-    elif model == "mlp" and seed:
+        body = [flat, layers.Dense(CLASSES, kernel_initializer=init)]
+    elif model == "mlp":
         trunc = dict(
             kernel_initializer=initializers.TruncatedNormal(stddev=0.1),
             bias_initializer=initializers.Constant(0.1),
         )
-        body = [
-            layers.Flatten(dtype=dtype),
-            dense(500, "relu", **trunc),
-            layers.Dense(CLASSES, **trunc),
-        ]
-    elif model == "mlp":
-        body = [
-            layers.Flatten(dtype=dtype),
-            dense(500, "relu", kernel_initializer="he_normal"),
-            layers.Dense(CLASSES),
-        ]
+        hidden = dense(500, "relu", **(trunc if seed else dict(kernel_initializer="he_normal")))
+        body = [flat, hidden, layers.Dense(CLASSES, **(trunc if seed else {}))]
     elif model == "lenet" and seed:
-        body = [
-            conv(6, None),
-            layers.AveragePooling2D(2, dtype=dtype),
-            layers.Activation("sigmoid", dtype=dtype),
-            conv(16, None),
-            layers.MaxPooling2D(2, dtype=dtype),
-            conv(120, None),
-            layers.Flatten(dtype=dtype),
-            dense(84, "sigmoid"),
-            layers.Dense(CLASSES),
-        ]
+        body = [conv(6, None), layers.AveragePooling2D(2, dtype=dtype)]
+        body += [layers.Activation("sigmoid", dtype=dtype), conv(16, None)]
+        body += [layers.MaxPooling2D(2, dtype=dtype), conv(120, None), flat, dense(84, "sigmoid")]
+        body += [layers.Dense(CLASSES)]
     elif model == "lenet":
-        body = [
-            conv(6, "relu"),
-            layers.MaxPooling2D(2, dtype=dtype),
-            conv(16, "relu", "valid"),
-            layers.MaxPooling2D(2, dtype=dtype),
-            layers.Flatten(dtype=dtype),
-            dense(120, "relu"),
-            layers.Dropout(0.25, dtype=dtype),
-            dense(84, "relu"),
-            layers.Dense(CLASSES),
-        ]
+        body = [conv(6, "relu"), layers.MaxPooling2D(2, dtype=dtype), conv(16, "relu", "valid")]
+        body += [layers.MaxPooling2D(2, dtype=dtype), flat, dense(120, "relu")]
+        body += [layers.Dropout(0.25, dtype=dtype), dense(84, "relu"), layers.Dense(CLASSES)]
     else:
-        from pipelines.config import MODELS, TrainError
+        from pipelines.training.config import MODELS, TrainError
 
         raise TrainError(f"unknown model {model!r}: expected one of {', '.join(MODELS)}")
-    net = keras.Sequential([keras.Input((28, 28, 1)), *body], name=f"{model}_{preset}")
-    return net
+    return keras.Sequential([keras.Input((28, 28, 1)), *body], name=f"{model}_{preset}")
 
 
 def kernels(net: Any) -> list:

@@ -1,0 +1,1 @@
+"""The reference trainers: presets, models, the compiled step, run directories, exports."""

@@ -1,0 +1,243 @@
+"""A run directory: its files, its lock, what it records of its data, and whether a resume
+continues it.
+
+The data string is examined here only (`portable_data`, `data_exists`, `data_fingerprint`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mnist_data.fs import first_missing_folder, is_temp_name, locked, remove_empty_folders
+from pipelines.training.config import TrainConfig, TrainError, config_from_dict, get_config
+
+CONFIG, METRICS, SUMMARY, CHECKPOINTS = "config.json", "metrics.json", "summary.json", "checkpoints"
+CURVES, PREDICTIONS, TENSORBOARD = "curves.png", "predictions.png", "tensorboard"
+SAVED_MODEL, LOCK_FILE = "saved_model", ".mnist-data-train.lock"
+RUN_FILES = (CONFIG, METRICS, SUMMARY, CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL)
+RUN_FILES += (CHECKPOINTS, LOCK_FILE)
+EPOCH_KEYS = {"epoch", "step", "loss", "train_accuracy", "test_loss", "test_accuracy"}
+EPOCH_KEYS |= {"seconds", "examples_per_second"}
+
+
+def epochs(count: int) -> str:
+    return f"{count} epoch{'s' * (count != 1)}"
+
+
+@contextlib.contextmanager
+def claimed(out: Path) -> Iterator[None]:
+    """Hold `out`'s lock while a run writes in it; remove what a start that failed made.
+
+    Refuses a file, a directory of other files, and a directory another run holds."""
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"{out}: not a directory; --out names the run directory to create")
+    if out.is_dir() and not (out / CONFIG).is_file():
+        if any(not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
+            raise TrainError(
+                f"{out} holds other files but no training run; choose a new or empty directory"
+            )
+    created = first_missing_folder(out)  # the first folder this run makes
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out / LOCK_FILE, TrainError(f"{out} is in use by another training run")):
+        try:
+            yield
+        except BaseException:
+            if created is not None and not (out / CONFIG).exists():
+                # Only folders left empty above it: another run may have put its own beside it.
+                shutil.rmtree(out, ignore_errors=True)
+                remove_empty_folders(out.parent, created)
+            raise
+
+
+def resolve_run(
+    out: str | os.PathLike,
+    model: str,
+    preset: str | None = None,
+    *,
+    resume: bool = False,
+    data: str | os.PathLike | None = None,
+    format: str | None = None,
+    **overrides: Any,
+) -> tuple[TrainConfig, str | os.PathLike, str | None]:
+    """The config, data and format a run into `out` trains with: on `resume` of a recorded run,
+    the run's own; else the preset's. Non-None `overrides`, `preset`, `data` and `format` win."""
+    if resume and (Path(out) / CONFIG).is_file():
+        config = load_run_config(Path(out)).replace(model=model, preset=preset, **overrides)
+        if data is None:
+            data, recorded_format = run_data(Path(out))
+            format = format or recorded_format
+    else:
+        config = get_config(model, preset or "modern", **overrides)
+    if data is None:
+        raise TrainError(
+            "--data is required (on --resume of a recorded run it defaults to the run's)"
+        )
+    return config, data, format
+
+
+def recorded(run_dir: Path) -> dict:
+    """RUN_DIR/config.json as a table, or a TrainError naming it."""
+    path = run_dir / CONFIG
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"{path}: not readable ({exc})") from None
+    if not isinstance(values, dict) or not all(
+        isinstance(values.get(key), (str, type(None))) for key in ("data", "format")
+    ):
+        raise TrainError(f"{path}: not a run configuration mnist-data wrote")
+    return values
+
+
+def run_data(run_dir: Path) -> tuple[str, str | None]:
+    """The data (and format) a run was trained on, from its config.json."""
+    values = recorded(run_dir)
+    if not values.get("data"):
+        raise TrainError(f"{run_dir / CONFIG}: the run does not record its data; give --data")
+    if not data_exists(values["data"]):
+        raise TrainError(
+            f"{run_dir}: the run's data {values['data']} is no longer there; give --data"
+        )
+    return values["data"], values.get("format")
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
+    values = recorded(run_dir)
+    try:
+        return config_from_dict(values)
+    except (ValueError, TypeError) as exc:  # TrainError (a ValueError) included: name the file
+        raise TrainError(f"{path}: not a usable run configuration ({exc})") from None
+
+
+def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
+    """The class names of the catalog dataset a run was trained on, when they are not digits."""
+    import mnist_data
+
+    try:
+        data, _ = run_data(run_dir)
+    except (OSError, ValueError):
+        return None
+    names = mnist_data.class_names(data)
+    return None if names is None or all(name.isdigit() for name in names) else names
+
+
+def data_exists(data: str) -> bool:
+    from mnist_data.catalog import CATALOG
+
+    return data in CATALOG or Path(data).exists()
+
+
+def portable_data(data: str | os.PathLike) -> str:
+    """`data` as a run records it: a catalog name as is (names win over same-named folders, as
+    when loading), the sample's name where it stood in for an `mnist` not to be had (so a later
+    download cannot switch a resumed run's data), a directory as an absolute path."""
+    from mnist_data.catalog import CATALOG
+    from mnist_data.load import FALLBACK_DATASET
+    from mnist_data.locate import locate
+
+    if os.fspath(data) == "mnist" and locate("mnist", "train") is None:
+        return FALLBACK_DATASET
+    if os.fspath(data) in CATALOG or not Path(data).exists():
+        return os.fspath(data)
+    return str(Path(data).resolve())
+
+
+def data_fingerprint(data: str | os.PathLike) -> str:
+    """A digest of what `data`'s files hold now: a converted directory's manifest and listings,
+    or each IDX file's SHA-256. Why: the files at a recorded path can be replaced under it."""
+    from mnist_data.catalog import CATALOG, SPLITS
+    from mnist_data.manifest import MANIFEST
+
+    from mnist_data.conversion import describe_source
+
+    data = portable_data(data)
+    digest, directory = hashlib.sha256(), Path(data)
+    if data not in CATALOG and (directory / MANIFEST).is_file():
+        for name in (MANIFEST, *(f"{split}.csv" for split in SPLITS)):
+            if (directory / name).is_file():
+                digest.update(name.encode() + b"\0" + (directory / name).read_bytes())
+    else:
+        digest.update(json.dumps(describe_source(data, SPLITS)["files"], sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def check_unchanged(run_dir: Path, data: str | os.PathLike, advice: str) -> None:
+    """TrainError if the run's data no longer holds what it held when the run started."""
+    fingerprint = recorded(run_dir).get("data_fingerprint")
+    if fingerprint and fingerprint != data_fingerprint(data):
+        raise TrainError(
+            f"{data}: its files changed since the run in {run_dir} started on them; {advice}"
+        )
+
+
+def check_start(
+    config: TrainConfig,
+    out: Path,
+    data: str | os.PathLike,
+    format: str | None,
+    resume: bool,
+    checkpointed: int,
+) -> None:
+    """Refuse to overwrite an earlier run unless resuming, and a resume that would not continue
+    it: same data, and only the run's length may change, not under a schedule that spans it."""
+    if (out / CONFIG).is_file() and not resume:
+        raise TrainError(
+            f"{out}: already holds a training run; pass --resume or choose another --out"
+        )
+    if not (resume and (out / CONFIG).is_file()):
+        return
+    from pipelines.input import detect_format
+
+    if config.epochs < checkpointed:
+        raise TrainError(
+            f"{out}: {epochs(checkpointed)} are done already; --epochs {config.epochs} would end "
+            "the run before its checkpoint"
+        )
+    before, now = dataclasses.asdict(load_run_config(out)), dataclasses.asdict(config)
+    data_before = recorded(out).get("data")
+    if data_before is not None and data_exists(data_before):  # else taken at the word of `data`
+        format_before = recorded(out).get("format") or detect_format(data_before)
+        before |= dict(data=data_before, format=format_before)
+        now |= dict(data=portable_data(data), format=format or detect_format(data))
+    changed = [name for name in now if before[name] != now[name]]
+    length_only = set(changed) <= {"epochs", "max_steps"}
+    if changed and (not length_only or before["schedule"] == "cosine"):
+        described = "; ".join(f"{name} {before[name]!r} -> {now[name]!r}" for name in changed)
+        raise TrainError(
+            f"{out}: resuming would not continue its run ({described}"
+            f"{', under a cosine schedule that spans the planned run' * length_only}); "
+            "resume with the run's own settings and data or choose another --out"
+        )
+    if "data" in now:
+        check_unchanged(out, data, "resuming would train on other examples: choose another --out")
+
+
+def record(config: TrainConfig, data: str | os.PathLike, format: str | None) -> dict:
+    """What RUN_DIR/config.json holds: the config, the data as recorded and its fingerprint."""
+    recorded = dict(
+        data=portable_data(data), format=format, data_fingerprint=data_fingerprint(data)
+    )
+    return dataclasses.asdict(config) | recorded
+
+
+def read_history(out: Path, done: int) -> list[dict]:
+    """The metrics of the `done` epochs a checkpoint holds. metrics.json is written just before
+    each checkpoint: an epoch it has ahead of the checkpoint is dropped."""
+    try:
+        history = json.loads((out / METRICS).read_text())["epochs"][:done]
+        if len(history) == done and all(EPOCH_KEYS <= record.keys() for record in history):
+            return history
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        pass
+    raise TrainError(f"{out / METRICS}: does not hold the {epochs(done)} the checkpoint has done")

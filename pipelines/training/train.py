@@ -1,0 +1,146 @@
+"""The reference training run: the epoch loop with a checkpoint after each epoch, resumable,
+and what a run leaves (metrics, TensorBoard scalars, charts, SavedModel, summary)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mnist_data.fs import write_json_atomic
+from pipelines.training import run_dir as rd
+from pipelines.training import setup, step
+from pipelines.training.config import TrainConfig, TrainError
+from pipelines.training.setup import State
+
+
+def train(
+    config: TrainConfig,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    format: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[dict], Any] | None = None,
+) -> dict:
+    """Train `config` on `data` into run directory `out` (`resume`: from its last checkpoint);
+    return the summary. `on_epoch(record)` is called after each epoch's checkpoint."""
+    out = Path(out)
+    with rd.claimed(out):
+        return _train(config, data, out, format, resume, progress, on_epoch)
+
+
+def _train(
+    config: TrainConfig,
+    data: str | os.PathLike,
+    out: Path,
+    format: str | None,
+    resume: bool,
+    progress: bool,
+    on_epoch: Callable[[dict], Any] | None,
+) -> dict:
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(out / rd.CHECKPOINTS))
+    done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by epoch
+    rd.check_start(config, out, data, format, resume, done)
+    setup.use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
+    state = step.create_state(config, data, format)
+    write_json_atomic(out / rd.CONFIG, rd.record(config, data, format))
+    manager = tf.train.CheckpointManager(state.checkpoint, str(out / rd.CHECKPOINTS), 2)
+    history: list[dict] = []
+    if resume and not latest and list((out / rd.CHECKPOINTS).glob("ckpt-*.index")):
+        raise TrainError(
+            f"{out / rd.CHECKPOINTS / 'checkpoint'}: missing or damaged, so the run's checkpoints "
+            "cannot be found; starting over would overwrite them (train into another --out)"
+        )
+    if resume and latest:
+        step.restore(state, latest, partial=False)
+        history = rd.read_history(out, int(state.epoch.numpy()))
+    writer = tf.summary.create_file_writer(str(out / rd.TENSORBOARD))
+    while int(state.epoch.numpy()) < config.epochs and step.steps_left(state) > 0:
+        record = _run_epoch(state, int(state.epoch.numpy()), progress)
+        history.append(record)
+        _summarise(writer, record)
+        state.epoch.assign(record["epoch"])
+        write_json_atomic(out / rd.METRICS, {"epochs": history})
+        manager.save(checkpoint_number=record["epoch"])
+        if on_epoch is not None:
+            on_epoch(record)
+    writer.close()
+    _write_outputs(state, out, history)
+    summary = _summary(config, history, state.device) | {"data": rd.portable_data(data)}
+    write_json_atomic(out / rd.SUMMARY, summary)
+    return summary
+
+
+def _run_epoch(state: State, epoch: int, progress: bool) -> dict:
+    """Train and evaluate one epoch; print its line; return its record."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=state.steps_per_epoch,
+        desc=f"epoch {epoch + 1}/{state.config.epochs}",
+        unit="step",
+        disable=not (progress and sys.stderr.isatty()),  # no carriage returns into a log
+        leave=False,
+    )
+    started = time.perf_counter()
+    loss, train_acc, examples = step.train_epoch(state, epoch, bar.update)
+    seconds = time.perf_counter() - started
+    bar.close()
+    test_loss, test_acc = step.evaluate(state)
+    print(
+        f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {train_acc:.4f}  test {test_acc:.4f}  "
+        f"{seconds:6.1f} s  {examples / seconds:9.0f} ex/s",
+        flush=True,
+    )
+    record = dict(epoch=epoch + 1, step=int(state.optimizer.iterations.numpy()), loss=loss)
+    record |= dict(train_accuracy=train_acc, test_loss=test_loss, test_accuracy=test_acc)
+    return record | dict(seconds=seconds, examples_per_second=examples / seconds)
+
+
+def _write_outputs(state: State, out: Path, history: list[dict]) -> None:
+    """The charts and the SavedModel of a finished run."""
+    from pipelines.training import reports
+    from pipelines.training.export import export_saved_model
+
+    title = f"{state.config.model} / {state.config.preset}"
+    reports.save_png(reports.curves_figure(history, title), out / rd.CURVES)
+    images, labels, probabilities = step.sample_predictions(state, 64)
+    names = rd.class_names_of_run(out)
+    figure = reports.predictions_figure(images, labels, probabilities.argmax(-1), names)
+    reports.save_png(figure, out / rd.PREDICTIONS)
+    export_saved_model(state.eval_model, out / rd.SAVED_MODEL)
+
+
+def _summarise(writer: Any, record: dict) -> None:
+    """TensorBoard scalars via the core `tf.summary.write` op (tf.summary.scalar needs the
+    tensorboard package; this writes the same event records without it)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    scalars = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+    ).SerializeToString()
+    with writer.as_default(step=record["epoch"]):
+        for name in ("loss", "train_accuracy", "test_loss", "test_accuracy", "examples_per_second"):
+            tf.summary.write(name, tf.constant(record[name], tf.float32), metadata=scalars)
+    writer.flush()
+
+
+def _summary(config: TrainConfig, history: list[dict], device: str) -> dict:
+    last = history[-1] if history else {}
+    seconds = sum(r["seconds"] for r in history)
+    examples = sum(r["examples_per_second"] * r["seconds"] for r in history)
+    summary = dict(model=config.model, preset=config.preset, epochs=len(history))
+    summary |= dict(steps=last.get("step", 0), batch_size=config.batch_size)
+    summary |= {key: last.get(key) for key in ("test_accuracy", "train_accuracy", "loss")}
+    summary |= dict(
+        train_seconds=seconds, examples_per_second=examples / seconds if seconds else None
+    )
+    return summary | dict(device=device, xla=config.xla, seed=config.seed)
