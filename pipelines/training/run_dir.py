@@ -197,7 +197,7 @@ def check_start(
         )
     if not (resume and (out / CONFIG).is_file()):
         return
-    from pipelines.input import detect_format
+    from pipelines.input.readers import detect_format
 
     if config.epochs < checkpointed:
         raise TrainError(

@@ -128,7 +128,7 @@ class State:
 
 def read_data(config: TrainConfig, data: Any, format: str | None, need_train: bool) -> tuple:
     """The test split as tensors, and the train split as arrays (None if not `need_train`)."""
-    from pipelines.input import read_arrays
+    from pipelines.input.readers import read_arrays
 
     test = as_tensors(
         pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False),

@@ -25,7 +25,7 @@ def create_state(
     import keras
     import tensorflow as tf
 
-    from pipelines.input import dataset_from_arrays
+    from pipelines.input.dataset import dataset_from_arrays
 
     keras.utils.set_random_seed(config.seed)
     setup.set_op_determinism(config.deterministic and not config.xla)
@@ -161,7 +161,7 @@ def train_epoch(
     The epoch's order depends on the seed and the epoch only, so a resumed run sees the same."""
     import tensorflow as tf
 
-    from pipelines.input import dataset_from_arrays
+    from pipelines.input.dataset import dataset_from_arrays
 
     config, total, fetch = state.config, state.steps_per_epoch, state.fetch
     if state.resident:
