@@ -133,7 +133,7 @@ def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
 
 
 def data_exists(data: str) -> bool:
-    from mnist_data.catalog import CATALOG
+    from mnist_data.sources.catalog import CATALOG
 
     return data in CATALOG or Path(data).exists()
 
@@ -142,9 +142,8 @@ def portable_data(data: str | os.PathLike) -> str:
     """`data` as a run records it: a catalog name as is (names win over same-named folders, as
     when loading), the sample's name where it stood in for an `mnist` not to be had (so a later
     download cannot switch a resumed run's data), a directory as an absolute path."""
-    from mnist_data.catalog import CATALOG
-    from mnist_data.load import FALLBACK_DATASET
-    from mnist_data.locate import locate
+    from mnist_data.sources.catalog import CATALOG
+    from mnist_data.sources.source import FALLBACK_DATASET, locate
 
     if os.fspath(data) == "mnist" and locate("mnist", "train") is None:
         return FALLBACK_DATASET
@@ -156,10 +155,9 @@ def portable_data(data: str | os.PathLike) -> str:
 def data_fingerprint(data: str | os.PathLike) -> str:
     """A digest of what `data`'s files hold now: a converted directory's manifest and listings,
     or each IDX file's SHA-256. Why: the files at a recorded path can be replaced under it."""
-    from mnist_data.catalog import CATALOG, SPLITS
-    from mnist_data.manifest import MANIFEST
-
-    from mnist_data.conversion import describe_source
+    from mnist_data.conversion.run import describe_source
+    from mnist_data.sources.catalog import CATALOG, SPLITS
+    from mnist_data.sources.source import MANIFEST
 
     data = portable_data(data)
     digest, directory = hashlib.sha256(), Path(data)
