@@ -88,11 +88,8 @@ def read_data_sets(
     seed: int | None = None,
     source_url: str | None = None,
 ) -> Datasets:
-    """Load MNIST from `train_dir`, downloading the four files into it when missing.
-
-    Offline, it falls back to the embedded 2,000-digit sample with a warning; there the
-    default validation split is 10% of train instead of 5,000.
-    """
+    """Load MNIST from `train_dir`, downloading what is missing; offline, the embedded sample
+    (with a warning), whose default validation split is 10% of train instead of 5,000."""
     if fake_data:
         raise ValueError(FAKE_DATA)
     source = resolve_source("mnist", train_dir, mirrors=[source_url] if source_url else None)
