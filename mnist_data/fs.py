@@ -90,8 +90,7 @@ def write_json_atomic(final: str | os.PathLike, value: object, *, sort_keys: boo
 
 
 def remove_stale_temps(directory: str | os.PathLike, *, recursive: bool = False) -> int:
-    """Delete the temporaries a killed writer left in `directory` (and, if `recursive`, in its
-    subfolders); return how many."""
+    """Delete (and count) the temporaries killed writers left in `directory` (or below it)."""
     removed = 0
     for entry in Path(directory).iterdir():
         folder = entry.is_dir() and not entry.is_symlink()

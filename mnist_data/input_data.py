@@ -101,13 +101,8 @@ def read_data_sets(
         raise ValueError(
             f"validation size should be between 0 and {len(images)}. Received: {validation_size}."
         )
-    cut = validation_size
+    cut, options = validation_size, dict(dtype=dtype, reshape=reshape, seed=seed)
     parts = (images[cut:], labels[cut:]), (images[:cut], labels[:cut]), test
     return Datasets(
-        *(
-            DataSet(
-                x, dense_to_one_hot(y) if one_hot else y, dtype=dtype, reshape=reshape, seed=seed
-            )
-            for x, y in parts
-        )
+        *(DataSet(x, dense_to_one_hot(y) if one_hot else y, **options) for x, y in parts)
     )

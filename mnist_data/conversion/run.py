@@ -34,8 +34,7 @@ COUNTS = ("examples", "files", "bytes", "resumed_files", "resumed_examples")
 def load_source(
     source: str | os.PathLike, splits: str | Iterable[str], workers: int | None, num_classes
 ) -> tuple[Source, dict]:
-    """The resolved source and its requested splits' arrays, each once, in the catalog's order
-    (so that order or repetition does not make another run)."""
+    """The resolved source and the requested splits' arrays, once each, in the catalog's order."""
     wanted = [splits] if isinstance(splits, str) else list(splits)
     unknown = [split for split in wanted if split not in SPLITS]
     if unknown:
@@ -201,8 +200,7 @@ def _foreign_entries(out: Path) -> list[str]:
 
 
 def _clear(out: Path) -> None:
-    """Delete a previous run's output, the manifest first; the run file stays, so that OUT is
-    still known as ours if this is interrupted. Refuse if OUT holds anything else."""
+    """Delete the last run's output (refusing if OUT holds more): manifest first, run file kept."""
     foreign = _foreign_entries(out)
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""

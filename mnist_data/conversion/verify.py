@@ -35,8 +35,6 @@ class VerifyReport:
 def verify(out: str | os.PathLike) -> VerifyReport:
     """Check a TFRecord directory or PNG tree written by to_tfrecord / to_png."""
     out = Path(out)
-    if not out.is_dir():
-        raise ConvertError(f"{out}: not a directory; verify takes the OUT of to-tfrecord or to-png")
     if not (out / MANIFEST).exists():
         if (out / RUN_FILE).exists():
             raise ConvertError(

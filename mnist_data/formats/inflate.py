@@ -44,8 +44,7 @@ LIBDEFLATE = _load_libdeflate()
 
 
 def inflate_exact(data: bytes, size: int, name: str) -> np.ndarray | bytearray:
-    """Inflate a gzip stream that should hold exactly `size` bytes (never more than size + 1):
-    libdeflate for one member whose trailer agrees, else the streaming inflater."""
+    """Inflate a gzip stream that should hold exactly `size` bytes (never more than size + 1)."""
     if LIBDEFLATE is not None and int.from_bytes(data[-4:], "little") == size % 2**32:
         out = np.empty(size, dtype=np.uint8)
         consumed, produced = ctypes.c_size_t(), ctypes.c_size_t()

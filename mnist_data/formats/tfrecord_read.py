@@ -26,9 +26,7 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
     directory = Path(directory)
     manifest = read_manifest(directory)
     if manifest.get("format") != "tfrecord" or manifest.get("encoding") != "raw":
-        raise DatasetError(
-            f"{directory}: not a raw-encoded TFRecord directory written by to-tfrecord"
-        )
+        raise DatasetError(f"{directory}: not a raw-encoded TFRecord directory of to-tfrecord")
     if split not in manifest["splits"]:
         raise DatasetError(
             f"{directory}: no split {split!r} in manifest.json "

@@ -38,8 +38,7 @@ def read_idx_cached(source: str | Path, cache_dir: str | Path | None) -> np.ndar
 
 
 def _store(array: np.ndarray, entry: Path, prefix: str) -> None:
-    """Store `entry`, removing older versions and the temporaries of killed writers (a live
-    writer's, perhaps another process storing the same file, stays)."""
+    """Store `entry`, removing older versions and the temporaries of dead (not live) writers."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     for stale in entry.parent.glob(f"{prefix}*.npy"):
         stale.unlink(missing_ok=True)

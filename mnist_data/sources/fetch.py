@@ -45,8 +45,7 @@ def fetch(
     progress: bool = True,
     timeout: float = 30.0,
 ) -> Path:
-    """Download what is missing of the dataset's `splits` into `data_dir` (default: the user
-    cache); returns the directory."""
+    """Download what is missing of `splits` into `data_dir` (default: the user cache); return it."""
     spec = get_dataset(os.fspath(dataset))
     directory = Path(data_dir) if data_dir is not None else user_cache_dir() / spec.name
     urls = tuple(mirrors or spec.mirrors)

@@ -63,9 +63,8 @@ def resolve_source(
     fallback: bool = True,
     mirrors: Sequence[str] | None = None,
 ) -> Source:
-    """The Source a catalog name or directory stands for (a Source is returned as it is).
-    Missing splits are downloaded; MNIST that cannot be had becomes the sample unless not
-    `fallback`."""
+    """The Source a catalog name or directory stands for, downloading missing splits; MNIST that
+    cannot be had becomes the sample unless not `fallback`. A Source is returned as it is."""
     if isinstance(spec, Source):
         return spec
     name = os.fspath(spec)
