@@ -59,6 +59,9 @@ def test_reads_exactly_what_load_gives(tmp_path: Path, compression: str) -> None
         np.testing.assert_array_equal(images, want_images)  # in source order, across varint widths
         np.testing.assert_array_equal(labels, want_labels)
         assert images.ctypes.data % 64 == 0 and images.flags.writeable
+    source = mnist_data.resolve_source(out)  # a Source's manifest is not read again
+    (out / "manifest.json").unlink()
+    np.testing.assert_array_equal(read_tfrecord_split(source, "test")[1], want_labels)
 
 
 def test_manifest_without_crc32c_is_checked_by_sha256(raw_dir: Path, tmp_path: Path) -> None:

@@ -17,14 +17,14 @@ from google_crc32c import value as crc32c
 from mnist_data.errors import DatasetError
 from mnist_data.formats.inflate import inflate_exact
 from mnist_data.formats.tfrecord import CRC, RecordDamage, raw_layout, record_runs
-from mnist_data.sources.source import read_manifest
+from mnist_data.sources.source import Source, read_manifest
 
 
-def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def read_tfrecord_split(source: str | Path | Source, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 [N, H, W] and labels int64 [N] of a raw TFRecord split, in source order;
     DatasetError naming the shard that is missing, damaged, or not `to_tfrecord`'s."""
-    directory = Path(directory)
-    manifest = read_manifest(directory)
+    directory, manifest = Path(source), getattr(source, "manifest", None)
+    manifest = manifest or read_manifest(directory)  # a Source's, read when it was resolved
     if manifest.get("format") != "tfrecord" or manifest.get("encoding") != "raw":
         raise DatasetError(f"{directory}: not a raw-encoded TFRecord directory of to-tfrecord")
     if split not in manifest["splits"]:
@@ -65,10 +65,10 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
     return images, labels
 
 
-def check_shard_files(directory: str | Path, split: str) -> None:
+def check_shard_files(source: str | Path | Source, split: str) -> None:
     """DatasetError naming the first shard of `split` that differs from the manifest."""
-    directory = Path(directory)
-    for shard in read_manifest(directory)["splits"][split]["shards"]:
+    directory, manifest = Path(source), getattr(source, "manifest", None)
+    for shard in (manifest or read_manifest(directory))["splits"][split]["shards"]:
         _checked_bytes(directory / shard["file"], shard, gzipped=False)
 
 
