@@ -1,5 +1,4 @@
-"""One exception type per domain, all under MnistDataError, which the CLI prints as one line:
-every message names the file (or dataset) and says what was expected and what was found."""
+"""One exception type per domain; each message is one line naming the file and what is wrong."""
 
 
 class MnistDataError(Exception):

@@ -88,11 +88,8 @@ def read_data_sets(
     seed: int | None = None,
     source_url: str | None = None,
 ) -> Datasets:
-    """Load MNIST from `train_dir`, downloading the four files into it when missing.
-
-    Offline, it falls back to the embedded 2,000-digit sample with a warning; there the
-    default validation split is 10% of train instead of 5,000.
-    """
+    """Load MNIST from `train_dir`, downloading what is missing; offline, the embedded sample
+    (with a warning), whose default validation split is 10% of train instead of 5,000."""
     if fake_data:
         raise ValueError(FAKE_DATA)
     source = resolve_source("mnist", train_dir, mirrors=[source_url] if source_url else None)
@@ -104,13 +101,8 @@ def read_data_sets(
         raise ValueError(
             f"validation size should be between 0 and {len(images)}. Received: {validation_size}."
         )
-    cut = validation_size
+    cut, options = validation_size, dict(dtype=dtype, reshape=reshape, seed=seed)
     parts = (images[cut:], labels[cut:]), (images[:cut], labels[:cut]), test
     return Datasets(
-        *(
-            DataSet(
-                x, dense_to_one_hot(y) if one_hot else y, dtype=dtype, reshape=reshape, seed=seed
-            )
-            for x, y in parts
-        )
+        *(DataSet(x, dense_to_one_hot(y) if one_hot else y, **options) for x, y in parts)
     )

@@ -59,6 +59,9 @@ def test_reads_exactly_what_load_gives(tmp_path: Path, compression: str) -> None
         np.testing.assert_array_equal(images, want_images)  # in source order, across varint widths
         np.testing.assert_array_equal(labels, want_labels)
         assert images.ctypes.data % 64 == 0 and images.flags.writeable
+    source = mnist_data.resolve_source(out)  # a Source's manifest is not read again
+    (out / "manifest.json").unlink()
+    np.testing.assert_array_equal(read_tfrecord_split(source, "test")[1], want_labels)
 
 
 def test_manifest_without_crc32c_is_checked_by_sha256(raw_dir: Path, tmp_path: Path) -> None:
@@ -114,13 +117,13 @@ def test_foreign_feature_and_truncation_are_named(raw_dir: Path, tmp_path: Path)
         read_tfrecord_split(out, "train")
 
 
-def test_duplicate_indices_and_wrong_counts_are_caught(raw_dir: Path, tmp_path: Path) -> None:
+def test_misplaced_indices_and_wrong_counts_are_caught(raw_dir: Path, tmp_path: Path) -> None:
     out = copy_of(raw_dir, tmp_path)
     manifest = json.loads((out / "manifest.json").read_text())
-    second = manifest["splits"]["train"]["shards"][1]["records"]
+    first, second = (shard["records"] for shard in manifest["splits"]["train"]["shards"][:2])
     images, labels = mnist_data.load("mnist-sample")
     replace_shard(out, 1, encode_raw_records(images[:second], labels[:second], 0), second)
-    with pytest.raises(DatasetError, match="lacks the records of index"):
+    with pytest.raises(DatasetError, match=f"records are not those of index {first} on"):
         read_tfrecord_split(out, "train")
     replace_shard(out, 1, encode_raw_records(images[:20], labels[:20], 0), 5)
     with pytest.raises(DatasetError, match="20 records, manifest.json says 5"):

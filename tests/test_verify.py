@@ -168,8 +168,8 @@ def test_missing_cut_and_foreign_files_are_each_named(tmp_path: Path) -> None:
         ConvertError, match="no manifest.json: not the OUT of to-tfrecord or to-png"
     ):
         verify(out)
-    with pytest.raises(ConvertError, match="not a directory"):
-        verify(cut)
+    with pytest.raises(ConvertError, match=f"{cut.name}: no manifest.json: not the OUT"):
+        verify(cut)  # a file, not a directory
 
     tree = tmp_path / "png"
     to_png("mnist-sample", tree, splits=["test"], progress=False)

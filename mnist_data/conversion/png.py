@@ -1,13 +1,9 @@
-"""`to_png`: IDX splits to OUT/<split>/<class>/<index>.png, in parallel, atomic, resumable.
-
-Workers write contiguous chunks of a split, each PNG atomically, then a `.done` marker; a
-resumed run redoes only the chunks without one, or with a file gone since (rewriting the same
-bytes). OUT/<split>.csv lists every file with its label, source index and pixels' CRC-32.
-"""
+"""`to_png`: IDX splits to OUT/<split>/<class>/<index>.png. Workers write chunks, each PNG
+atomically, then a `.done` marker: a resumed run redoes only chunks without one or with a file
+gone. OUT/<split>.csv lists every file with its label, source index and pixels' CRC-32."""
 
 from __future__ import annotations
 
-import csv
 import os
 import zlib
 from collections.abc import Sequence
@@ -29,14 +25,6 @@ LABELS_AS = ("digits", "names")
 LISTING_HEADER = "file,label,index,pixels_crc32\n"
 
 
-def read_listing(directory: str | os.PathLike, split: str) -> list[tuple[int, dict]]:
-    """The rows of a PNG tree's <split>.csv, each with its line number (blank lines are
-    skipped, not counted). Raises OSError if the listing cannot be read."""
-    with open(Path(directory) / f"{split}.csv", newline="") as handle:
-        reader = csv.DictReader(handle)
-        return [(reader.line_num, row) for row in reader]
-
-
 def check_choice(name: str, value: object, known: tuple[str, ...]) -> None:
     if value not in known:
         raise ConvertError(f"unknown {name} {value!r}: expected one of {', '.join(known)}")
@@ -49,11 +37,8 @@ def check_compress_level(compress_level: object) -> int:
 
 
 def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) -> list[str]:
-    """Class folder names: the number, or the dataset's class name made safe for a path.
-
-    Numbers are zero-padded past 10 classes ("00".."25"): Keras numbers class folders in
-    sorted order, where "10" would come before "2".
-    """
+    """Class folder names: the number (zero-padded past 10 classes, as Keras sorts folders by
+    name), or the dataset's class name made safe for a path."""
     check_choice("labels_as", labels_as, LABELS_AS)
     if labels_as == "digits":
         return [f"{label:0{len(str(num_classes - 1))}d}" for label in range(num_classes)]
@@ -79,12 +64,9 @@ def to_png(
     progress: bool = True,
 ) -> dict:
     """Export the splits of `source` as 8-bit grayscale PNGs in class folders; returns the summary.
-
-    `num_classes` admits labels up to num_classes - 1 for sets with more classes than the
-    catalog knows of (default: the catalog's count, else 10).
-    """
+    `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10)."""
     compress_level = check_compress_level(compress_level)
-    arrays = load_source(source, splits, workers, num_classes)
+    source, arrays = load_source(source, splits, workers, num_classes)
     num_classes = num_classes or max(
         [10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)]
     )
@@ -136,8 +118,7 @@ def _export_split(out, folders, compress_level, progress, pool, split, images, l
 
 
 def _write_chunk(out: Path, paths: list[str], images: np.ndarray, level: int, marker: Path) -> int:
-    """Write one chunk's PNGs, each atomically, then its marker. No fsync per file: one sync
-    before the marker makes the chunk durable."""
+    """Write one chunk's PNGs, each atomically, then its marker (one sync, not one a file)."""
     blobs = encode_gray_pngs(images, level)
     for relative, blob in zip(paths, blobs):
         write_bytes_atomic(out / relative, blob, durable=False)

@@ -1,10 +1,6 @@
-"""Bookkeeping shared by the converters: claiming OUT, run identity, resuming, manifest, summary.
-
-A run is identified by its kind, the SHA-256 of its source files and its options. That
-identity is written to OUT/.mnist-data-run.json before any output; a later run into the
-same OUT continues only if its identity is the same (that is how a killed run resumes),
-and otherwise stops with a clear error unless `overwrite` is set.
-"""
+"""Bookkeeping shared by the converters. A run's identity (kind, source files' SHA-256, options)
+is written to OUT/.mnist-data-run.json first; a later run into OUT resumes only if it is the
+same run, and otherwise stops with a clear error unless `overwrite` is set."""
 
 from __future__ import annotations
 
@@ -26,8 +22,8 @@ from mnist_data.checks import check_whole
 from mnist_data.errors import ConvertError
 from mnist_data.fs import file_digest, is_temp_name, locked, remove_stale_temps, write_json_atomic
 from mnist_data.sources.catalog import SPLITS
-from mnist_data.sources.load import load_splits, resolve
-from mnist_data.sources.source import MANIFEST
+from mnist_data.sources.load import load_splits
+from mnist_data.sources.source import MANIFEST, Source, resolve_source, split_files
 
 RUN_FILE = ".mnist-data-run.json"
 PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk
@@ -37,9 +33,8 @@ COUNTS = ("examples", "files", "bytes", "resumed_files", "resumed_examples")
 
 def load_source(
     source: str | os.PathLike, splits: str | Iterable[str], workers: int | None, num_classes
-) -> dict:
-    """The arrays of the requested splits, each once, in the catalog's order (so that order
-    or repetition does not make another run)."""
+) -> tuple[Source, dict]:
+    """The resolved source and the requested splits' arrays, once each, in the catalog's order."""
     wanted = [splits] if isinstance(splits, str) else list(splits)
     unknown = [split for split in wanted if split not in SPLITS]
     if unknown:
@@ -49,22 +44,21 @@ def load_source(
     if num_classes is not None:
         check_whole("num_classes", num_classes, 1, error=ConvertError)
     ordered = [split for split in SPLITS if split in wanted]
-    return load_splits(source, ordered, fallback=False, num_classes=num_classes)
+    source = resolve_source(source, splits=ordered, fallback=False)
+    return source, load_splits(source, ordered, num_classes=num_classes)
 
 
-def describe_source(source: str | os.PathLike, splits: Iterable[str]) -> dict:
+def describe_source(source: str | os.PathLike | Source, splits: Iterable[str]) -> dict:
     """Name and per-file SHA-256 of the IDX files a conversion reads."""
-    files = {}
-    for split in splits:
-        found = resolve(source, split, fallback=False)
-        for path in (found.images, found.labels):
-            files[path.name] = file_digest(path, "sha256")
-    return {"name": os.fspath(source), "files": files}
+    splits = list(splits)
+    source = resolve_source(source, splits=splits, fallback=False)
+    files = [path for split in splits for path in split_files(source, split)]
+    return {"name": os.fspath(source), "files": {p.name: file_digest(p) for p in files}}
 
 
 def convert(
     kind: str,
-    source: str | os.PathLike,
+    source: Source,
     out: str | os.PathLike,
     arrays: dict,
     options: dict,
@@ -73,9 +67,8 @@ def convert(
     workers: int | None,
     overwrite: bool,
 ) -> dict:
-    """Run a converter: claim OUT, convert each split on a thread pool with
-    `convert_split(pool, split, images, labels, counts)`, which returns the split's manifest
-    entry, write the manifest last (it marks the output complete), and return the summary."""
+    """Claim OUT, convert each split with `convert_split(pool, split, images, labels, counts)`
+    (which returns its manifest entry), write the manifest last (it marks OUT complete)."""
     out = Path(out)
     sizes = {split: images.shape[1:3] for split, (images, _) in arrays.items()}
     if len(set(sizes.values())) > 1:
@@ -132,56 +125,42 @@ def wait_all(jobs: list[tuple[int, Future]], total: int, done: int, desc: str, p
 
 @contextlib.contextmanager
 def _claimed(out: Path, identity: dict, overwrite: bool) -> Iterator[None]:
-    """Hold OUT for this run and make it ours; a second conversion into OUT is refused while
-    this one runs, so neither sweeps the other's files."""
+    """Hold OUT for this run (a second conversion into it is refused meanwhile) and make it
+    ours: new, resumed from the same run, or cleared with `overwrite`."""
     busy = ConvertError(
         f"{out}: another conversion is writing here; wait for it to end, or choose another OUT"
     )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConvertError(f"{out}: exists and is not a directory") from None
-    except OSError as exc:
-        raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
-    with locked(out, busy):
-        _claim(out, identity, overwrite)
-        yield
-
-
-def _claim(out: Path, identity: dict, overwrite: bool) -> None:
-    """Make OUT this run's: new, resumed from the same run, or cleared with `overwrite`."""
     marker = out / RUN_FILE
-    try:
-        if not marker.exists() and any(not is_temp_name(p) for p in out.iterdir()):
-            raise ConvertError(  # never clear what we did not write
-                f"{out} is not empty and holds no mnist-data output; "
-                "choose a new or empty directory"
-            )
-        if overwrite:
-            foreign = _foreign_entries(out)
-            if foreign:
-                more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-                raise ConvertError(
-                    f"{out}: --overwrite clears only mnist-data output, and this directory also "
-                    f"holds {', '.join(foreign[:3])}{more}; move them away or choose another OUT"
+    with contextlib.ExitStack() as held:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(locked(out, busy))
+            if not marker.exists() and any(not is_temp_name(p) for p in out.iterdir()):
+                raise ConvertError(  # never clear what we did not write
+                    f"{out} is not empty and holds no mnist-data output; "
+                    "choose a new or empty directory"
                 )
-            _clear(out)
-        elif marker.exists():
-            try:
-                previous = json.loads(marker.read_text())
-            except ValueError as exc:
-                raise ConvertError(
-                    f"{marker}: corrupt run file ({exc}); use --overwrite to start over"
-                ) from None
-            if previous != identity:
-                raise ConvertError(
-                    f"{out} holds output of a different run ({_difference(previous, identity)}); "
-                    "use --overwrite to replace it"
-                )
-        remove_stale_temps(out, recursive=True)  # a killed run's, in OUT and its class folders
-        write_json_atomic(marker, identity, sort_keys=True)
-    except OSError as exc:
-        raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
+            if overwrite:
+                _clear(out)
+            elif marker.exists():
+                try:
+                    previous = json.loads(marker.read_text())
+                except ValueError as exc:
+                    raise ConvertError(
+                        f"{marker}: corrupt run file ({exc}); use --overwrite to start over"
+                    ) from None
+                if previous != identity:
+                    raise ConvertError(
+                        f"{out} holds output of a different run "
+                        f"({_difference(previous, identity)}); use --overwrite to replace it"
+                    )
+            remove_stale_temps(out, recursive=True)  # a killed run's, in OUT and class folders
+            write_json_atomic(marker, identity, sort_keys=True)
+        except FileExistsError:
+            raise ConvertError(f"{out}: exists and is not a directory") from None
+        except OSError as exc:
+            raise ConvertError(f"{out}: cannot write output: {exc.strerror or exc}") from None
+        yield
 
 
 def _difference(previous: dict, identity: dict, within: str = "") -> str:
@@ -221,8 +200,14 @@ def _foreign_entries(out: Path) -> list[str]:
 
 
 def _clear(out: Path) -> None:
-    """Delete a previous run's output, the manifest first (what is left is not complete). The
-    run file stays (the new run's replaces it), so OUT is still known as ours if interrupted."""
+    """Delete the last run's output (refusing if OUT holds more): manifest first, run file kept."""
+    foreign = _foreign_entries(out)
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise ConvertError(
+            f"{out}: --overwrite clears only mnist-data output, and this directory also "
+            f"holds {', '.join(foreign[:3])}{more}; move them away or choose another OUT"
+        )
     for entry in sorted(out.iterdir(), key=lambda e: e.name != MANIFEST):
         if entry.name == RUN_FILE:
             continue

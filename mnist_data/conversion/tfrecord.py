@@ -1,10 +1,6 @@
-"""`to_tfrecord`: IDX splits to sharded TFRecord files of tf.train.Example, in parallel.
-
-Each shard is a contiguous range of the split, written atomically by a worker thread: a
-resumed run only encodes the shards that are missing, whose records fail their CRCs, or whose
-checksum differs from the one a finished run published. The same input and options give
-byte-identical shards (gzip with mtime 0).
-"""
+"""`to_tfrecord`: IDX splits to TFRecord shards of tf.train.Example, each a contiguous range
+written atomically by a worker thread; a resumed run encodes only shards missing, damaged or
+differing from the manifest. The same input and options give byte-identical shards."""
 
 from __future__ import annotations
 
@@ -64,14 +60,12 @@ def to_tfrecord(
     progress: bool = True,
 ) -> dict:
     """Convert the splits of `source` into TFRecord shards and OUT/manifest.json; returns a summary.
-
-    `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10).
-    """
+    `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10)."""
     compression = (compression or "none").lower()  # TensorFlow spells it "GZIP"
     check_choice("encoding", encoding, ENCODINGS)
     check_choice("compression", compression, COMPRESSIONS)
     compress_level = check_compress_level(compress_level)
-    arrays = load_source(source, splits, workers, num_classes)
+    source, arrays = load_source(source, splits, workers, num_classes)
     for _, labels in arrays.values():  # refuse impossible sharding before anything is written
         shard_bounds(len(labels), shards, shard_size)
     shards, shard_size = (None if n is None else int(n) for n in (shards, shard_size))  # NumPy's

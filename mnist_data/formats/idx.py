@@ -1,18 +1,13 @@
-"""The IDX codec: strict reader and deterministic writer for MNIST-style files.
-
-An IDX file is two zero bytes, a type code, the number of dimensions, one big-endian
-uint32 per dimension, then the elements in big-endian order. Files are often gzipped;
-gzip is recognised by its magic bytes, never by the file name. Every check happens
-before the payload is allocated, so a header that claims 10**12 items fails at once.
-"""
+"""The IDX codec: strict reader and deterministic writer. Gzip is told by its magic bytes, and
+the header is checked before the payload is allocated (a claim of 10**12 items fails at once)."""
 
 from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
 from math import prod
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,8 +27,7 @@ TYPE_CODES = {(dt.kind, dt.itemsize): code for code, dt in DTYPES.items()}
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
 
-@dataclass(frozen=True)
-class IdxHeader:
+class IdxHeader(NamedTuple):
     """What the first 4 + 4*ndim bytes of an IDX stream declare."""
 
     dtype: np.dtype
@@ -63,11 +57,7 @@ def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
 
 
 def read_idx(source: Source) -> np.ndarray:
-    """Decode an IDX file (path) or IDX bytes, gzipped or not, into a native-endian array.
-
-    The result is always writable and owned by the caller; for gzip input, single-byte
-    arrays are zero-copy views of the freshly inflated buffer.
-    """
+    """Decode an IDX file (path) or IDX bytes, gzipped or not, into a writable native array."""
     name, data = _read_source(source)
     if not data:
         raise IdxError(f"{name}: file is empty: expected an IDX header")
@@ -77,7 +67,9 @@ def read_idx(source: Source) -> np.ndarray:
         header = parse_header(data[:MAX_HEADER_SIZE], name)
         _check_length(header, len(data), name)
         raw = bytearray(data)  # a private, writable copy
-    return _to_array(raw, header)
+    offset, count = 4 + 4 * len(header.shape), prod(header.shape)
+    array = np.frombuffer(raw, dtype=header.dtype, count=count, offset=offset)
+    return array.astype(header.dtype.newbyteorder("="), copy=False).reshape(header.shape)
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compresslevel: int = 6) -> Path:
@@ -110,8 +102,7 @@ def gzip_compress(data: bytes, compresslevel: int = 6) -> bytes:
 
 
 def _read_source(source: Source) -> tuple[str, bytes]:
-    """The name and bytes of `source`; a raw IDX file is first judged by its header against
-    its size, so that a foreign or lying file of many gigabytes is refused before it is read."""
+    """The name and bytes of `source`; a raw file's header is checked against its size first."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<bytes>", bytes(source)
     name = os.fspath(source)
@@ -152,11 +143,3 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         ) from None
     _check_length(header, len(raw), name, inflated=True)
     return header, raw
-
-
-def _to_array(raw: bytes | bytearray | np.ndarray, header: IdxHeader) -> np.ndarray:
-    offset = 4 + 4 * len(header.shape)
-    array = np.frombuffer(raw, dtype=header.dtype, count=prod(header.shape), offset=offset)
-    if header.dtype.itemsize > 1:
-        array = array.astype(header.dtype.newbyteorder("="))
-    return array.reshape(header.shape)

@@ -1,10 +1,5 @@
-"""The TFRecord container and tf.train.Example wire format, written and read without TensorFlow.
-
-Records are framed as: uint64 length, masked CRC32C of the length, payload, masked CRC32C
-of the payload (little-endian). Each payload is a serialized tf.train.Example with the
-features `image` (bytes), `index` (int64) and `label` (int64); building those few bytes
-directly is what lets the converter skip one protobuf object per image.
-"""
+"""TFRecord framing (uint64 length, its masked CRC32C, payload, the payload's) and the
+tf.train.Example of one image (`image`, `index`, `label`), built as bytes without TensorFlow."""
 
 from __future__ import annotations
 
@@ -64,9 +59,8 @@ def frame(payload: bytes) -> bytes:
 def raw_layout(
     pixels: int, index_width: int, label_width: int
 ) -> tuple[np.ndarray, slice, slice, slice]:
-    """A framed raw record whose index and label varints take the given widths, and the spans
-    of its pixels, index and label: every such record differs from it only there and in the
-    data CRC (the record builder and the numpy reader both work from it)."""
+    """A framed raw record with index and label varints of the given widths, and the spans of
+    its pixels, index and label: every such record differs from it only there and in its CRC."""
     index, label = (1 << 7 * (width - 1) for width in (index_width, label_width))
     record = frame(encode_example(bytes(pixels), label, index))
     index_stop = len(record) - CRC.size - len(_int64_entry(b"label", label))
@@ -80,11 +74,8 @@ def raw_layout(
 
 
 def encode_raw_records(images: np.ndarray, labels: np.ndarray, start: int) -> bytes:
-    """Framed Examples of raw images, byte-identical to `frame(encode_example(...))` per record.
-
-    Within a run of indices whose varints have one width, records are rows of one uint8 array
-    that differ from a template only in pixels, two varints and the data CRC.
-    """
+    """Framed Examples of raw images, byte-identical to `frame(encode_example(...))` per record,
+    built as rows of a template per run of indices of one varint width."""
     if len(images) == 0:
         return b""  # an empty split is one empty shard
     images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)

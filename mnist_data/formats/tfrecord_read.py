@@ -1,10 +1,6 @@
-"""Raw-encoded TFRecord splits written by `to_tfrecord`, read into numpy arrays without TensorFlow.
-
-A run of equal-length records is the rows of a uint8 array that must equal the writer's template
-(`raw_layout`) but for pixels, two varints and the data CRC, which the manifest's shard checksum
-covers: pixels, labels and indices come out as column slices, with no per-record Python.
-TensorFlow's reader made the first epoch of Fashion-MNIST 2.1-2.3x as long (docs/BENCHMARKS.md).
-"""
+"""Raw TFRecord splits read into numpy without TensorFlow (whose reader made a first epoch 2.1x
+as long): equal-length records are rows of a uint8 array matching the writer's template
+(`raw_layout`), so pixels, labels and indices come out as column slices."""
 
 from __future__ import annotations
 
@@ -21,21 +17,16 @@ from google_crc32c import value as crc32c
 from mnist_data.errors import DatasetError
 from mnist_data.formats.inflate import inflate_exact
 from mnist_data.formats.tfrecord import CRC, RecordDamage, raw_layout, record_runs
-from mnist_data.sources.source import read_manifest
+from mnist_data.sources.source import Source, read_manifest
 
 
-def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 [N, H, W] and labels int64 [N] of a raw TFRecord split, in source order.
-
-    Raises DatasetError naming the shard when a file is missing, fails its manifest checksum,
-    or holds anything but the records `to_tfrecord` writes.
-    """
-    directory = Path(directory)
-    manifest = read_manifest(directory)
+def read_tfrecord_split(source: str | Path | Source, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 [N, H, W] and labels int64 [N] of a raw TFRecord split, in source order;
+    DatasetError naming the shard that is missing, damaged, or not `to_tfrecord`'s."""
+    directory, manifest = Path(source), getattr(source, "manifest", None)
+    manifest = manifest or read_manifest(directory)  # a Source's, read when it was resolved
     if manifest.get("format") != "tfrecord" or manifest.get("encoding") != "raw":
-        raise DatasetError(
-            f"{directory}: not a raw-encoded TFRecord directory written by to-tfrecord"
-        )
+        raise DatasetError(f"{directory}: not a raw-encoded TFRecord directory of to-tfrecord")
     if split not in manifest["splits"]:
         raise DatasetError(
             f"{directory}: no split {split!r} in manifest.json "
@@ -47,54 +38,42 @@ def read_tfrecord_split(directory: str | Path, split: str) -> tuple[np.ndarray, 
     starts = np.cumsum([0] + [shard["records"] for shard in shards]).tolist()
     total = starts[-1]
     images, labels = aligned_empty((total, height, width)), np.empty(total, np.int64)
-    seen = np.zeros(total, bool)
 
     def read_one(number: int) -> None:
-        path, position = directory / shards[number]["file"], starts[number]
-        for pixels, run_labels, index in _shard_runs(path, shards[number], gzipped, height * width):
-            if index.min() < 0 or index.max() >= total:
-                raise DatasetError(f"{path}: record index outside 0..{total - 1}")
-            rows: slice | np.ndarray = index  # anywhere; the writer's order is a plain copy:
-            if np.array_equal(index, np.arange(position, position + len(index))):
-                rows = slice(position, position + len(index))
-            images[rows] = pixels.reshape(-1, height, width)
-            labels[rows], seen[rows] = run_labels, True
-            position += len(index)
+        shard, position = shards[number], starts[number]
+        path = directory / shard["file"]
+        data = _checked_bytes(path, shard, gzipped)
+        try:
+            runs = [
+                _decode_run(rows, first, height * width, path.name)
+                for first, _, rows in record_runs(data)
+            ]
+        except RecordDamage as exc:
+            raise DatasetError(f"{path}: {exc}") from None
+        count = sum(len(index) for *_, index in runs)
+        if count != shard["records"]:
+            raise DatasetError(f"{path}: {count} records, manifest.json says {shard['records']}")
+        for pixels, run_labels, index in runs:
+            rows = slice(position, position + len(index))
+            if not np.array_equal(index, np.arange(rows.start, rows.stop)):
+                raise DatasetError(f"{path}: records are not those of index {rows.start} on")
+            images[rows], labels[rows] = pixels.reshape(-1, height, width), run_labels
+            position = rows.stop
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(read_one, range(len(shards))))
-    if not seen.all():
-        raise DatasetError(
-            f"{directory}: split {split!r} lacks the records of index "
-            f"{int(np.flatnonzero(~seen)[0])} (an index appears twice)"
-        )
     return images, labels
 
 
-def _shard_runs(path: Path, shard: dict, gzipped: bool, pixels: int) -> list[tuple]:
-    """(pixels, labels, indices) per run of records of one shard, checked against its entry."""
-    data = _checked_bytes(path, shard, gzipped)
-    try:
-        runs = [_decode_run(rows, first, pixels, path.name) for first, _, rows in record_runs(data)]
-    except RecordDamage as exc:
-        raise DatasetError(f"{path}: {exc}") from None
-    count = sum(len(index) for *_, index in runs)
-    if count != shard["records"]:
-        raise DatasetError(f"{path}: {count} records, manifest.json says {shard['records']}")
-    return runs
-
-
-def check_shard_files(directory: str | Path, split: str) -> None:
-    """DatasetError naming the first shard of `split` whose bytes differ from the manifest's
-    checksum, for readers that decode records themselves (PNG-encoded shards, through TF)."""
-    directory = Path(directory)
-    for shard in read_manifest(directory)["splits"][split]["shards"]:
+def check_shard_files(source: str | Path | Source, split: str) -> None:
+    """DatasetError naming the first shard of `split` that differs from the manifest."""
+    directory, manifest = Path(source), getattr(source, "manifest", None)
+    for shard in (manifest or read_manifest(directory))["splits"][split]["shards"]:
         _checked_bytes(directory / shard["file"], shard, gzipped=False)
 
 
 def aligned_empty(shape: tuple[int, ...], alignment: int = 4096) -> np.ndarray:
-    """An uninitialised uint8 array whose data starts on an `alignment` boundary, so that
-    TensorFlow can adopt the buffer without copying it (via DLPack)."""
+    """An uninitialised uint8 array aligned so that TensorFlow adopts it without a copy."""
     size = int(np.prod(shape))
     raw = np.empty(size + alignment, np.uint8)
     skip = -raw.ctypes.data % alignment

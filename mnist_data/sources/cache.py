@@ -1,16 +1,17 @@
-"""Decoded IDX files cached as .npy and memory-mapped on reload (a ~0.1 s inflate becomes a
-~0.1 ms open), keyed by path, size and mtime so that a changed file is decoded again."""
+"""Decoded IDX files cached as memory-mapped .npy (a ~0.1 s inflate becomes a ~0.1 ms open),
+keyed by path, size and mtime so that a changed file is decoded again."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 
 from mnist_data.formats.idx import read_idx
-from mnist_data.fs import TEMP_MARKER, atomic_path, writer_is_gone
+from mnist_data.fs import TEMP_MARKER, atomic_path
 
 
 def cache_entry(source: Path, cache_dir: Path) -> tuple[Path, str]:
@@ -37,12 +38,17 @@ def read_idx_cached(source: str | Path, cache_dir: str | Path | None) -> np.ndar
 
 
 def _store(array: np.ndarray, entry: Path, prefix: str) -> None:
-    """Store `entry`, removing older versions and the temporaries of killed writers."""
+    """Store `entry`, removing older versions and the temporaries of dead (not live) writers."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     for stale in entry.parent.glob(f"{prefix}*.npy"):
         stale.unlink(missing_ok=True)
     for temporary in entry.parent.glob(f".{prefix}*{TEMP_MARKER}*"):
-        if writer_is_gone(temporary):
+        pid = temporary.name.rsplit(TEMP_MARKER, 1)[1].split("-", 1)[0]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, OverflowError, ProcessLookupError):
             temporary.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
     with atomic_path(entry, durable=False) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array, allow_pickle=False)

@@ -46,17 +46,11 @@ class Dataset:
 def _dataset(name: str, entry: dict) -> Dataset:
     """A Dataset from its entry in catalog.json."""
     stems = {stem + ".gz": key for key, stem in STANDARD_STEMS.items()}
-    return Dataset(
-        name=name,
-        title=entry["title"],
-        files={
-            stems[file]: RemoteFile(file, *size_md5) for file, size_md5 in entry["files"].items()
-        },
-        mirrors=tuple(entry["mirrors"]),
-        classes=tuple(entry["classes"]),
-        system_dirs=tuple(Path(d) for d in entry.get("system_dirs", ())),
-        embedded_dir=SAMPLE_DIR if entry.get("embedded") else None,
-    )
+    files = {stems[f]: RemoteFile(f, *size_md5) for f, size_md5 in entry["files"].items()}
+    mirrors, classes = tuple(entry["mirrors"]), tuple(entry["classes"])
+    system_dirs = tuple(Path(d) for d in entry.get("system_dirs", ()))
+    embedded = SAMPLE_DIR if entry.get("embedded") else None
+    return Dataset(name, entry["title"], files, mirrors, classes, system_dirs, embedded)
 
 
 CATALOG: dict[str, Dataset] = {

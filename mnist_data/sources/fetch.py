@@ -45,8 +45,7 @@ def fetch(
     progress: bool = True,
     timeout: float = 30.0,
 ) -> Path:
-    """Make sure the dataset's files for `splits` are in `data_dir` (default: the user cache),
-    downloading what is missing; returns the directory. `dataset` is a name or a Source."""
+    """Download what is missing of `splits` into `data_dir` (default: the user cache); return it."""
     spec = get_dataset(os.fspath(dataset))
     directory = Path(data_dir) if data_dir is not None else user_cache_dir() / spec.name
     urls = tuple(mirrors or spec.mirrors)
@@ -90,8 +89,8 @@ def _fetch_file(
 
 
 def _download(url: str, remote: RemoteFile, part: Path, *, progress: bool, timeout: float) -> None:
-    """Bring `part` to the whole, checksummed file from `url`, resuming a cut connection; a part
-    file left by an earlier run is resumed too, and dropped if it proves to be another file's."""
+    """Bring `part` to the whole, checksummed file from `url`, resuming a cut connection or an
+    earlier run's part file (dropped if it proves to be another file's)."""
     error, kept = "no attempt made", part.is_file() and part.stat().st_size > 0
     for _ in range(ATTEMPTS_PER_MIRROR):
         try:

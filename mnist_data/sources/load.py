@@ -29,8 +29,7 @@ def resolve(source: SourceSpec, split: str, data_dir: PathSpec = None, **kw: boo
 def load(
     source: SourceSpec = "mnist", split: str = "train", data_dir: PathSpec = None, **options: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split of a catalog name, IDX directory
-    or Source; `options` (download, cache, num_classes, fallback) as for load_splits."""
+    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split; `options` as for load_splits."""
     return load_splits(source, [split], data_dir, **options)[split]
 
 
@@ -44,9 +43,8 @@ def load_splits(
     num_classes: int | None = None,
     fallback: bool = True,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Several splits at once, decoded concurrently (inflate releases the GIL) and cached as
-    memory-mapped .npy (`cache=False`: decode every time). `fallback=False` refuses the sample
-    in place of an unavailable MNIST."""
+    """Several splits of a catalog name, IDX directory or Source, decoded in parallel and cached
+    as memory-mapped .npy unless not `cache`; not `fallback`: no sample for a missing MNIST."""
     splits = [splits] if isinstance(splits, str) else list(splits)
     source = resolve_source(source, data_dir, splits=splits, download=download, fallback=fallback)
     files = {split: split_files(source, split) for split in splits}
@@ -57,33 +55,27 @@ def load_splits(
     classes = num_classes or (len(source.classes) if source.classes else 10)
     result = {}
     for split, found in files.items():
-        result[split] = next(arrays), next(arrays)
-        check_pair(*result[split], found, classes)
+        result[split] = images, labels = next(arrays), next(arrays)
+        for path, array, ndim in ((found.images, images, 3), (found.labels, labels, 1)):
+            if array.ndim != ndim or array.dtype != np.uint8:
+                what = f"{array.dtype} {array.shape}"
+                raise DatasetError(f"{path}: expected {ndim}-d uint8 IDX data, found {what}")
+        if len(images) != len(labels):
+            raise DatasetError(
+                f"{found.images.parent}: {found.images.name} holds {len(images)} images but "
+                f"{found.labels.name} holds {len(labels)} labels"
+            )
+        if len(labels) and int(labels.max()) >= classes:
+            bad = int(np.argmax(labels >= classes))
+            raise DatasetError(
+                f"{found.labels}: label {int(labels[bad])} at index {bad} is out of range: "
+                f"expected 0..{classes - 1}"
+            )
     return result
 
 
-def check_pair(images: np.ndarray, labels: np.ndarray, files: SplitFiles, num_classes: int) -> None:
-    """Images and labels must agree in count, have the expected types and valid labels."""
-    for path, array, ndim in ((files.images, images, 3), (files.labels, labels, 1)):
-        if array.ndim != ndim or array.dtype != np.uint8:
-            found = f"{array.dtype} {array.shape}"
-            raise DatasetError(f"{path}: expected {ndim}-d uint8 IDX data, found {found}")
-    if len(images) != len(labels):
-        raise DatasetError(
-            f"{files.images.parent}: {files.images.name} holds {len(images)} images but "
-            f"{files.labels.name} holds {len(labels)} labels"
-        )
-    if len(labels) and int(labels.max()) >= num_classes:
-        bad = int(np.argmax(labels >= num_classes))
-        raise DatasetError(
-            f"{files.labels}: label {int(labels[bad])} at index {bad} is out of range: "
-            f"expected 0..{num_classes - 1}"
-        )
-
-
 def class_names(source: SourceSpec) -> tuple[str, ...] | None:
-    """Class names of a catalog dataset, or of the one a converter's output was made from; None
-    for a plain directory of IDX files. Never downloads."""
+    """Class names of a catalog dataset or of a converter's output's source (else None)."""
     if isinstance(source, Source):
         return source.classes
     name = os.fspath(source)
@@ -123,8 +115,7 @@ def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
 def describe(
     source: SourceSpec, data_dir: PathSpec = None, *, num_classes: int | None = None
 ) -> dict:
-    """Summarise a catalog dataset, a directory of the four IDX files, or one IDX file, for
-    `mnist-data info`. `num_classes` admits labels up to num_classes - 1."""
+    """Summarise a catalog dataset, a directory of IDX files, or one IDX file (`info`)."""
     name = os.fspath(source)
     if Path(name).is_file():
         return {"source": name, "files": [describe_file(Path(name))]}

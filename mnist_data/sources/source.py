@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from mnist_data.checks import is_whole
 from mnist_data.errors import DatasetError, FetchError
 from mnist_data.sources.catalog import (
     CATALOG,
@@ -31,8 +32,6 @@ FALLBACK_DATASET = "mnist-sample"
 
 
 class SplitFiles(NamedTuple):
-    """The two IDX files of one split."""
-
     images: Path
     labels: Path
 
@@ -52,6 +51,8 @@ class Source:
         """The catalog name, else the directory: what resolves to this source again."""
         return self.dataset.name if self.dataset else str(self.path)
 
+    __str__ = __fspath__
+
 
 def resolve_source(
     spec: str | os.PathLike | Source,
@@ -62,11 +63,8 @@ def resolve_source(
     fallback: bool = True,
     mirrors: Sequence[str] | None = None,
 ) -> Source:
-    """The Source a catalog name or directory stands for; a Source is returned as it is.
-
-    A catalog dataset must have `splits` locally, else they are downloaded (`mirrors`, default
-    the catalog's); MNIST that cannot be had is replaced by the sample unless `fallback` is off.
-    """
+    """The Source a catalog name or directory stands for, downloading missing splits; MNIST that
+    cannot be had becomes the sample unless not `fallback`. A Source is returned as it is."""
     if isinstance(spec, Source):
         return spec
     name = os.fspath(spec)
@@ -114,8 +112,7 @@ def _directory_source(name: str) -> Source:
 
 
 def _first_outside_package() -> int:
-    """The warnings stacklevel of the caller's first frame outside this package, so a warning
-    names the user's line however deep inside the package it was raised."""
+    """The warnings stacklevel of the first frame outside this package: the user's line."""
     package, frame, level = str(Path(__file__).parents[1]) + os.sep, sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
@@ -174,10 +171,12 @@ def manifest_problem(manifest: object) -> str | None:
     if manifest.get("format") not in FORMATS:
         return f"'format' is {manifest.get('format')!r}, not one of {', '.join(FORMATS)}"
     image = manifest.get("image", {"height": 28, "width": 28})
-    if not (isinstance(image, dict) and all(_whole(image.get(k), 1) for k in ("height", "width"))):
+    if not (
+        isinstance(image, dict) and all(is_whole(image.get(k), 1) for k in ("height", "width"))
+    ):
         return "'image' needs whole 'height' and 'width'"
     for split, entry in manifest["splits"].items():
-        if not isinstance(entry, dict) or not _whole(entry.get("records")):
+        if not isinstance(entry, dict) or not is_whole(entry.get("records"), 0):
             return f"split {split!r} needs a whole 'records' count"
         if manifest["format"] == "png":
             continue
@@ -194,7 +193,3 @@ def manifest_problem(manifest: object) -> str | None:
         if sum(shard["records"] for shard in shards) != entry["records"]:
             return f"split {split!r}: its shards' records do not add up to its {entry['records']}"
     return None
-
-
-def _whole(value: object, least: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
