@@ -1,8 +1,5 @@
-"""pipelines: tf.data input over mnist_data's outputs, and the reference trainers.
-
-`make_dataset`, `train`, `evaluate` and `predict` are imported on first use: `import pipelines`
-does not import TensorFlow.
-"""
+"""pipelines: tf.data input over mnist_data's outputs, and the reference trainers; imported on
+first use, so that `import pipelines` does not import TensorFlow."""
 
 import importlib
 

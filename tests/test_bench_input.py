@@ -28,7 +28,7 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
     import numpy as np
 
     from pipelines.input import bench
-    from pipelines.input.dataset import read_arrays
+    from pipelines.input.readers import read_arrays
 
     mnist_data.to_png("mnist-sample", tmp_path / "png", progress=False)
     source = str(tmp_path / "png")
@@ -59,8 +59,8 @@ def test_every_baseline_yields_the_examples_of_the_source(tmp_path):
     )
     builders = {
         "tutorial": bench.tutorial(images, labels),
-        "tfds-like": bench.tfds_like(tmp_path / "tfr", 100),
-        "tfds-like, gzip png": bench.tfds_like(tmp_path / "tfr-gz", 100),
+        "tfds-like": bench.tfds_like(mnist_data.resolve_source(tmp_path / "tfr"), 100),
+        "tfds-like, gzip png": bench.tfds_like(mnist_data.resolve_source(tmp_path / "tfr-gz"), 100),
         "ours": bench.ours(source, 100, len(labels), format="png"),
     }
     for name, build in builders.items():

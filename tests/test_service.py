@@ -220,7 +220,7 @@ def test_a_port_in_use_a_file_as_journal_and_a_bad_worker_address_are_one_line_e
             ),
             (
                 ["dispatcher", "--port", str(free_port()), "--work-dir", str(tmp_path / "journal")],
-                "journal: exists and is not a directory",
+                "journal: File exists",
             ),
             (
                 ["worker", "--dispatcher", "127.0.0.1:1", "--worker-address", "bad address"],

@@ -1,12 +1,10 @@
-"""`mnist-data bench pipeline`: input throughput with a consumer that does no model work.
-
-Epoch 1 (building the pipeline, reading the source) is reported apart from later epochs. With
-`compare`, the pipelines users write today and a ceiling run too, on the same data.
-"""
+"""`mnist-data bench pipeline`: input throughput with a consumer that does no model work; epoch 1
+(building, reading) apart from later ones; with `compare`, common pipelines and a ceiling too."""
 
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import statistics
 import tempfile
@@ -18,15 +16,12 @@ import numpy as np
 import tensorflow as tf
 
 import mnist_data
-from mnist_data.checks import is_whole
+from mnist_data.checks import check_whole
 from mnist_data.errors import DatasetError
-from pipelines.input.dataset import detect_format, make_dataset, read_arrays
+from mnist_data.sources.source import Source
+from pipelines.input.dataset import make_dataset
 from pipelines.input.options import PipelineOptions, tf_options
-from pipelines.input.readers import split_shards
-
-TUTORIAL = "tutorial (map per example, shuffle 1024, batch 64)"
-TFDS_LIKE = "tfds-like (parse_single_example per record)"
-CEILING = "ceiling (pre-made batches)"
+from pipelines.input.readers import read_arrays, shard_paths, source_for
 
 
 def _epochs(dataset: tf.data.Dataset, batches: int, epochs: int):
@@ -36,8 +31,8 @@ def _epochs(dataset: tf.data.Dataset, batches: int, epochs: int):
         yield (next(iterator) for _ in range(batches))
 
 
-def ours(source: str, batch_size: int, count: int, **settings):
-    """make_dataset over a train split of `count` examples, with `settings` (format, ...)."""
+def ours(source: Source, batch_size: int, count: int, **settings):
+    """make_dataset over a train split of `count` examples, with `settings` (service, ...)."""
 
     def build(epochs: int):
         dataset = make_dataset(source, "train", batch_size, epochs=epochs, seed=0, **settings)
@@ -60,11 +55,11 @@ def tutorial(images: np.ndarray, labels: np.ndarray):
     return build
 
 
-def tfds_like(tfrecord_dir: Path, batch_size: int):
+def tfds_like(tfrecords: Source, batch_size: int):
     """What tfds does by default: interleave shards, parse_single_example per record, batch."""
-    manifest, files = split_shards(tfrecord_dir, "train")
-    compression = "GZIP" if manifest.get("compression") == "gzip" else ""
-    png = manifest.get("encoding") == "png"
+    files = shard_paths(tfrecords, "train")
+    compression = "GZIP" if tfrecords.manifest.get("compression") == "gzip" else ""
+    png = tfrecords.manifest.get("encoding") == "png"
     feature = tf.io.FixedLenFeature
     spec = {"image": feature([], tf.string), "label": feature([], tf.int64)}
 
@@ -132,15 +127,15 @@ def _result(name: str, batch_size: int, runs: list[tuple[list[float], list[int]]
     }
 
 
-def _as_tfrecords(source: str, fmt: str, images, labels, scratch: Path) -> Path:
+def _as_tfrecords(source: Source, images, labels, scratch: Path) -> Source:
     """The train split as TFRecords for the tfds-like baseline: the source, or a conversion."""
-    if fmt == "tfrecord":
-        return Path(source)
+    if source.kind == "tfrecord":
+        return source
     (scratch / "idx").mkdir()
     mnist_data.write_idx(scratch / "idx/train-images-idx3-ubyte.gz", images, compresslevel=1)
     mnist_data.write_idx(scratch / "idx/train-labels-idx1-ubyte.gz", labels.astype(np.uint8))
     mnist_data.to_tfrecord(scratch / "idx", scratch / "tfr", splits=["train"], progress=False)
-    return scratch / "tfr"
+    return mnist_data.resolve_source(scratch / "tfr")
 
 
 def bench_pipeline(
@@ -154,34 +149,32 @@ def bench_pipeline(
     repeat: int = 3,
     service_timeout: float | None = 60.0,
 ) -> dict:
-    """Our pipeline's throughput (and with `compare`, the baselines'), as a JSON-ready report.
-    Pipelines take turns, `repeat` times, and the median run counts: machines are noisy."""
+    """Throughput of ours (and baselines): median of `repeat` turns, as machines are noisy."""
     for name, value in (("batch_size", batch_size), ("epochs", epochs), ("repeat", repeat)):
-        if not is_whole(value, 1):
-            raise DatasetError(f"{name} must be a whole number >= 1, got {value!r}")
+        check_whole(name, value, 1, error=DatasetError)
     options = options or PipelineOptions()
-    fmt = detect_format(source, fmt)
-    images, labels = read_arrays(source, "train", format=fmt)
+    source = source_for(source, "train", fmt)
+    images, labels = read_arrays(source, "train")
     if not len(labels):
-        raise DatasetError(f"{source}: the train split holds no examples to measure")
-    settings = dict(format=fmt, service=service, service_timeout=service_timeout, options=options)
-    name = f"ours ({fmt}{', service' if service else ''})"
+        raise DatasetError(f"{source.path}: the train split holds no examples to measure")
+    settings = dict(service=service, service_timeout=service_timeout, options=options)
+    name = f"ours ({source.kind}{', service' if service else ''})"
     builds = [(name, batch_size, ours(source, batch_size, len(labels), **settings))]
     with tempfile.TemporaryDirectory() as scratch:
         if compare:
-            tfrecords = _as_tfrecords(source, fmt, images, labels, Path(scratch))
+            tfrecords = _as_tfrecords(source, images, labels, Path(scratch))
             builds[:0] = [
-                (TUTORIAL, 64, tutorial(images, labels)),
-                (TFDS_LIKE, batch_size, tfds_like(tfrecords, batch_size)),
-                (CEILING, batch_size, ceiling(len(labels), batch_size)),
+                ("tutorial (map per example, shuffle 1024)", 64, tutorial(images, labels)),
+                ("tfds-like (parse per record)", batch_size, tfds_like(tfrecords, batch_size)),
+                ("ceiling (pre-made batches)", batch_size, ceiling(len(labels), batch_size)),
             ]
         runs = [[] for _ in builds]
         for _ in range(repeat):
             for (_, _, build), run in zip(builds, runs):
                 run.append(_time_epochs(build, epochs))
     return {
-        "source": source,
-        "format": fmt,
+        "source": os.fspath(source),
+        "format": source.kind,
         "batch_size": batch_size,
         "epochs": epochs,
         "repeat": repeat,
@@ -196,25 +189,20 @@ def bench_pipeline(
 def format_report(report: dict) -> str:
     """A table; with baselines, our ratios to each of them."""
     rows = report["results"]
-    ours_first, ours_later = (
-        rows[-1][f"examples_per_second_{e}"] for e in ("first_epoch", "later_epochs")
-    )
+    rates = [
+        (r["examples_per_second_first_epoch"], r["examples_per_second_later_epochs"]) for r in rows
+    ]
     lines = [
         f"bench pipeline: {report['source']} ({report['format']}), {report['examples']} examples, "
         f"batch {report['batch_size']}, {report['epochs']} epochs, median of {report['repeat']} "
         f"runs, peak RSS {report['peak_rss_mb']} MB",
         f"{'pipeline':52} {'epoch 1 ex/s':>13} {'later ex/s':>12} {'ours/this (ep1, later)':>24}",
     ]
-    for row in rows:
-        first, later = (
-            row["examples_per_second_first_epoch"],
-            row["examples_per_second_later_epochs"],
-        )
+    for row, (first, later) in zip(rows, rates):
         line = f"{row['name']:52} {first:13,d} " + (f"{later:12,d}" if later else f"{'-':>12}")
         if row is not rows[-1]:  # one epoch has no later rate
-            line += f" {ours_first / first:14.2f}x " + (
-                f"{ours_later / later:8.2f}x" if later and ours_later else f"{'-':>9}"
-            )
+            ratio = f"{rates[-1][1] / later:8.2f}x" if later and rates[-1][1] else f"{'-':>9}"
+            line += f" {rates[-1][0] / first:14.2f}x {ratio}"
         lines.append(line)
     lines.append("options: " + ", ".join(f"{k}={v}" for k, v in report["options"].items()))
     return "\n".join(lines)

@@ -1,9 +1,5 @@
-"""`make_dataset`: one tf.data entry point over IDX arrays, TFRecord shards or PNG trees.
-
-By default a split is read once into memory and each batch is one map call over a stateless
-per-epoch permutation: a full shuffle costs no per-element work. `cache=False` streams TFRecord
-and PNG sources every epoch; `cache="FOLDER"` streams them once into tf.data cache files there.
-"""
+"""`make_dataset` over IDX, TFRecord or PNG: a split in memory batched by a stateless shuffle,
+or streamed (cache=False), or streamed once into tf.data cache files (cache="FOLDER")."""
 
 from __future__ import annotations
 
@@ -15,9 +11,10 @@ import tensorflow as tf
 
 from mnist_data.checks import check_whole
 from mnist_data.errors import DatasetError
+from mnist_data.sources.source import Source
 from pipelines.input.cache import cached
 from pipelines.input.options import PipelineOptions, tf_options
-from pipelines.input.readers import detect_format, file_chunks, read_arrays, split_shards
+from pipelines.input.readers import file_chunks, read_arrays, source_for
 from pipelines.input.service import dispatcher_target, distributed
 
 SHUFFLE_BUFFER = 70_000  # a whole MNIST-sized split: a full shuffle of each epoch
@@ -32,7 +29,7 @@ def check_numbers(batch_size: int, epochs: int | None, seed: int = 0) -> None:
 
 
 def make_dataset(
-    source: str | os.PathLike,
+    source: str | os.PathLike | Source,
     split: str = "train",
     batch_size: int = 256,
     *,
@@ -51,41 +48,35 @@ def make_dataset(
     service_timeout: float | None = 60.0,
     options: PipelineOptions = PipelineOptions(),
 ) -> tf.data.Dataset:
-    """Batches of (images, labels): float32 [B, 28, 28, 1] in [0, 1] (or [B, 784] with
-    `flatten`; uint8 with normalize=False) and int32 [B] (or float32 one-hot [B, C]).
-
-    `epochs=None` repeats forever, reshuffling every epoch. With `service="grpc://host:port"`
-    tf.data service workers make the uint8 batches (docs/tfdata-service.md); a dispatcher or a
-    batch that does not come within `service_timeout` seconds is an error (None or 0: wait
-    forever).
-    """
+    """Batches of (images, labels): float32 [B, 28, 28, 1] in [0, 1] (or [B, 784] with `flatten`;
+    uint8 without `normalize`) and int32 [B] (or float32 one-hot [B, C]); `epochs=None`: forever.
+    `service="grpc://host:port"`: tf.data service workers make the batches (docs/tfdata-service.md);
+    a dispatcher or batch later than `service_timeout` seconds (None or 0: never) is an error."""
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
     check_numbers(batch_size, epochs, seed)
-    fmt = detect_format(source, format)
+    source = source_for(source, split, format)
     finish = _finisher(flatten, one_hot, num_classes, normalize)
+    what = f"{source.path}: the {split} split"
     if service:
         if not isinstance(cache, bool):  # a folder, as str or Path
-            raise DatasetError(f"{source}: cache={cache!r} does not combine with service=")
+            raise DatasetError(f"{what}: cache={cache!r} does not combine with service=")
         service = dispatcher_target(service, service_timeout)
-        service_timeout = service_timeout or None
     batching = (batch_size, epochs, shuffle, int(seed), drop_remainder)
-    if fmt == "idx" or cache is True:  # in memory: service workers get the split in the graph
-        images, labels = read_arrays(source, split, format=fmt, options=options)
+    if source.kind == "idx" or cache is True:  # in memory: service workers get it in the graph
+        images, labels = read_arrays(source, split, options=options)
         # Service workers send uint8 batches (4x fewer bytes on the wire); else finish is fused.
-        fused = (lambda images, labels: (images, labels)) if service else finish
-        what = f"{source}: the {split} split"
+        fused, finish = (None, finish) if service else (finish, None)
         batches = _from_arrays(images, labels, batching, fused, options, what)
-        finish = finish if service else None
     else:
-        records = split_shards(Path(source), split)[0]["splits"][split]["records"]
-        _check_fits(batch_size, drop_remainder, records, f"{source}: the {split} split")
+        records = source.manifest["splits"][split]["records"]
+        _check_fits(batch_size, drop_remainder, records, what)
         # No count check for the service: under distributed_epoch a worker reads some shards.
-        chunks = file_chunks(Path(source), split, fmt, options, None if service else records)
+        chunks = file_chunks(source, split, options, None if service else records)
         if cache:  # a folder: decoded chunks go to (or come from) tf.data's cache files in it
-            chunks = cached(chunks, Path(cache), Path(source), split, fmt)
+            chunks = cached(chunks, Path(cache), source, split)
         batches = _from_stream(chunks, batching)
     if service:
-        batches = distributed(batches, processing_mode, service, service_timeout)
+        batches = distributed(batches, processing_mode, service, service_timeout or None)
     return _finish(batches, options, finish)
 
 
@@ -99,8 +90,7 @@ def dataset_from_arrays(
     seed: int = 0,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """`make_dataset`'s batches (float32 images [B, H, W, 1], int32 labels) over a split already
-    in memory. Why: a trainer reads its split once and builds each epoch's dataset from it."""
+    """`make_dataset`'s batches over a split in memory: a trainer reads it once for every epoch."""
     check_numbers(batch_size, epochs, seed)
     batching = (batch_size, epochs, shuffle, seed, drop_remainder)
     finish = _finisher(False, False, 10, True)
@@ -115,8 +105,8 @@ def _check_fits(batch_size: int, drop: bool, count: int, what: str) -> None:
 
 
 def _finish(batches: tf.data.Dataset, options: PipelineOptions, finish=None) -> tf.data.Dataset:
-    """The common tail: the per-batch `finish` map (unless already fused), prefetch, options."""
-    if finish is not None:
+    """The per-batch `finish` map (unless fused already), prefetch, options."""
+    if finish:
         batches = batches.map(
             finish, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic
         )
@@ -136,12 +126,9 @@ def _finisher(flatten: bool, one_hot: bool, num_classes: int, normalize: bool):
             images = tf.expand_dims(images, -1)
         labels = tf.cast(labels, tf.int32)
         if one_hot:  # a label past the columns would become a row of zeros: stop instead
+            says = f"a label does not fit one_hot with num_classes={num_classes}:"
             fits = tf.debugging.Assert(
-                tf.reduce_all(labels < num_classes),
-                [
-                    f"a label does not fit one_hot with num_classes={num_classes}:",
-                    tf.reduce_max(labels),
-                ],
+                tf.reduce_all(labels < num_classes), [says, tf.reduce_max(labels)]
             )
             with tf.control_dependencies([fits]):
                 labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
@@ -151,8 +138,7 @@ def _finisher(flatten: bool, one_hot: bool, num_classes: int, normalize: bool):
 
 
 def host_tensor(array: np.ndarray) -> tf.Tensor:
-    """A tensor over `array`'s own memory when TensorFlow can adopt it (via DLPack), else a
-    copy. Why: copying a 47 MB split costs 20-150 ms of page faults on a VM."""
+    """A tensor over `array`'s memory (DLPack) if it can: a 47 MB copy costs 20-150 ms on a VM."""
     flags = array.flags
     if flags.c_contiguous and flags.writeable and array.ctypes.data % 64 == 0 and array.size:
         try:
@@ -163,8 +149,7 @@ def host_tensor(array: np.ndarray) -> tf.Tensor:
 
 
 def _from_arrays(images, labels, batching, finish, options=PipelineOptions(), what="arrays"):
-    """Batch number `step`, from `step` alone: its epoch's permutation is `index_shuffle`, a
-    stateless bijection, so a full shuffle needs no buffer and any service worker makes any."""
+    """Batch `step` from `step` alone by stateless `index_shuffle`: a full shuffle, no buffer."""
     batch_size, epochs, shuffle, seed, drop = batching
     count = len(labels)
     _check_fits(batch_size, drop, count, what)
@@ -178,7 +163,8 @@ def _from_arrays(images, labels, batching, finish, options=PipelineOptions(), wh
         if shuffle:
             key = tf.stack([seed_t, epoch])
             picked = tf.random.experimental.index_shuffle(picked, key, count - 1)
-        return finish(tf.gather(images_t, picked), tf.gather(labels_t, picked))
+        batch = (tf.gather(images_t, picked), tf.gather(labels_t, picked))
+        return finish(*batch) if finish else batch
 
     forever = epochs is None and per_epoch  # an empty split has no batch to repeat
     steps = (

@@ -6,16 +6,13 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-AUTOTUNE = tf.data.AUTOTUNE
-
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    """How the tf.data stages run; the defaults are what measured fastest here. Values tf.data
-    refuses (parallel_calls=0, say) are refused by tf.data as the pipeline is built."""
+    """How the tf.data stages run; the defaults measured fastest here; tf.data checks values."""
 
-    parallel_calls: int = AUTOTUNE
-    prefetch: int = AUTOTUNE
+    parallel_calls: int = tf.data.AUTOTUNE
+    prefetch: int = tf.data.AUTOTUNE
     deterministic: bool = True
     private_threadpool: int = 0  # 0: tf.data's shared pool
     interleave_cycle: int = 4

@@ -4,103 +4,98 @@ write (TFRecord shards, PNG trees); and, when it fails, which file is at fault."
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import os
 import re
-from pathlib import Path
+import struct
 
 import numpy as np
 import tensorflow as tf
 
 import mnist_data
+from mnist_data.conversion.png import read_listing
 from mnist_data.errors import DatasetError
 from mnist_data.formats.png import END as PNG_END
 from mnist_data.formats.png import SIGNATURE as PNG_SIGNATURE
 from mnist_data.formats.tfrecord_read import check_shard_files, read_tfrecord_split
-from mnist_data.sources.source import MANIFEST, read_manifest
+from mnist_data.sources.source import Source
 from pipelines import FORMATS
 from pipelines.input.options import PipelineOptions
 
 PARSE_CHUNK = 1024  # records batched inside each shard before parsing
 
 
-def detect_format(source: str | os.PathLike, format: str | None = None) -> str:
-    """'tfrecord' or 'png' from OUT/manifest.json, else 'idx' (a dataset name or IDX files); a
-    `format` the source cannot have is refused before anything is read."""
-    manifest = Path(source) / MANIFEST
-    found = read_manifest(Path(source)).get("format") if manifest.is_file() else "idx"
-    if found not in FORMATS:
-        raise DatasetError(f"{manifest}: unknown format {found!r}: expected 'tfrecord' or 'png'")
+def source_for(source: str | os.PathLike | Source, split: str, format: str | None = None) -> Source:
+    """The Source holding `split`; a `format` it is not is refused before anything is read."""
     if format not in (None, *FORMATS):
         raise DatasetError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
-    if found == "idx" and format not in (None, "idx"):
+    resolved = mnist_data.resolve_source(source, splits=[split])
+    if resolved.kind == "idx" and format not in (None, "idx"):
         raise DatasetError(
-            f"{source}: format {format!r} reads a directory written by to-{format} "
+            f"{os.fspath(resolved)}: format {format!r} reads a directory written by to-{format} "
             "(with its manifest.json); for a dataset name or IDX files use format 'idx'"
         )
-    if format not in (None, "idx", found):
-        raise DatasetError(f"{source}: holds {found} output, not {format}")
-    return format or found
+    if format not in (None, resolved.kind):
+        raise DatasetError(f"{resolved.path}: holds {resolved.kind} output, not {format}")
+    splits = resolved.manifest["splits"] if resolved.manifest else {split: None}
+    if split not in splits:
+        raise DatasetError(
+            f"{resolved.path}: no split {split!r} in manifest.json (has {', '.join(splits)})"
+        )
+    return resolved
+
+
+def shard_paths(source: Source, split: str) -> list[str]:
+    shards = source.manifest["splits"][split]["shards"]
+    return [str(source.path / shard["file"]) for shard in shards]
 
 
 def read_arrays(
-    source: str | os.PathLike,
+    source: str | os.PathLike | Source,
     split: str = "train",
     *,
     format: str | None = None,
     options: PipelineOptions = PipelineOptions(),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The whole split in source order: uint8 images [N, H, W] and integer labels [N]. Raw
-    TFRecords are decoded by mnist_data, PNGs by a parallel tf.data reader."""
-    fmt = detect_format(source, format)
-    if fmt == "idx":
+    """The whole split in source order: uint8 images [N, H, W] and integer labels [N]."""
+    source = source_for(source, split, format)
+    if source.kind == "idx":
         return mnist_data.load(source, split)
-    directory = Path(source)
-    manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named
-    if fmt == "tfrecord" and manifest.get("encoding") == "raw":
-        return read_tfrecord_split(source, split)
-    if fmt == "tfrecord":
-        check_shard_files(source, split)
-    chunks = file_chunks(directory, split, fmt, dataclasses.replace(options, deterministic=False))
-    try:
-        images, labels = materialize(chunks)
+    if source.kind == "tfrecord" and source.manifest.get("encoding") == "raw":
+        return read_tfrecord_split(source.path, split)
+    if source.kind == "tfrecord":
+        check_shard_files(source.path, split)
+    chunks = file_chunks(source, split, dataclasses.replace(options, deterministic=False))
+    try:  # chunks arrive in any order: sorted back by source index
+        parts = [tuple(tensor.numpy() for tensor in chunk) for chunk in chunks]
     except tf.errors.OpError as exc:  # TensorFlow names no file: find the culprit and name it
-        raise DatasetError(unreadable(directory, split, tf_reason(exc))) from None
-    expected = manifest["splits"][split]["records"]
+        raise DatasetError(unreadable(source, split, tf_reason(exc))) from None
+    if not parts:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
+    images, labels, index = (np.concatenate(column) for column in zip(*parts))
+    expected = source.manifest["splits"][split]["records"]
     if len(labels) != expected:  # shards cut at a record boundary read without error
         found = f"{len(labels)} examples, manifest says {expected}"
-        raise DatasetError(unreadable(directory, split, found))
-    return images, labels
+        raise DatasetError(unreadable(source, split, found))
+    order = np.argsort(index, kind="stable")  # shards copied or replaced: see check_shard_files
+    return images[order], labels[order]
 
 
 def file_chunks(
-    directory: Path, split: str, fmt: str, options: PipelineOptions, records: int | None = None
+    source: Source, split: str, options: PipelineOptions, records: int | None = None
 ) -> tf.data.Dataset:
-    """Decoded (images, labels, index) chunks of a split; with `records`, a pass of any other
-    length is an error, so a damaged split is never taken (nor cached) for a whole one."""
-    chunks = (_tfrecord_chunks if fmt == "tfrecord" else _png_chunks)(directory, split, options)
+    """Decoded (images, labels, index) chunks; with `records`, a pass of another length fails."""
+    read = _tfrecord_chunks if source.kind == "tfrecord" else _png_chunks
+    chunks = read(source, split, options)
     if records is None:
         return chunks
     counted = chunks.unbatch().apply(tf.data.experimental.assert_cardinality(records))
     return counted.batch(PARSE_CHUNK)
 
 
-def split_shards(directory: Path, split: str) -> tuple[dict, list[str]]:
-    """The manifest of a converted directory and the paths of `split`'s shards."""
-    manifest = read_manifest(directory)
-    splits = manifest.get("splits", {})
-    if split not in splits:
-        raise DatasetError(
-            f"{directory}: no split {split!r} in manifest.json (has {', '.join(splits)})"
-        )
-    return manifest, [str(directory / shard["file"]) for shard in splits[split].get("shards", [])]
-
-
-def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
-    """Parsed uint8 chunks, shards read in parallel; in source order with deterministic options
-    (a block as long as the longest shard: each shard whole, in the manifest's order)."""
-    manifest, files = split_shards(directory, split)
+def _tfrecord_chunks(source: Source, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """Parsed chunks, shards in parallel; deterministic: each shard whole, in manifest order."""
+    manifest = source.manifest
     longest = max([shard["records"] for shard in manifest["splits"][split]["shards"]], default=0)
     compression = "GZIP" if manifest.get("compression") == "gzip" else ""
     height, width = manifest["image"]["height"], manifest["image"]["width"]
@@ -120,7 +115,7 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
             images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, height, width])
         return images, parsed["label"], parsed["index"]
 
-    records = tf.data.Dataset.from_tensor_slices(files).interleave(
+    records = tf.data.Dataset.from_tensor_slices(shard_paths(source, split)).interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression).batch(PARSE_CHUNK),
         cycle_length=options.interleave_cycle,
         block_length=max(1, -(-longest // PARSE_CHUNK)),
@@ -132,20 +127,17 @@ def _tfrecord_chunks(directory: Path, split: str, options: PipelineOptions) -> t
     )
 
 
-def png_listing(
-    directory: Path, split: str, manifest: dict
-) -> tuple[list[str], np.ndarray, np.ndarray]:
+def png_listing(source: Source, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
-    listing = directory / f"{split}.csv"
-    reader = csv.DictReader(listing.read_text().splitlines())  # OSError names a missing one
-    numbered = [(reader.line_num, row) for row in reader]  # blank lines are skipped, not counted
-    expected, classes = manifest["splits"][split]["records"], len(manifest.get("classes", [])) or 10
+    listing, numbered = source.path / f"{split}.csv", read_listing(source.path, split)
+    expected = source.manifest["splits"][split]["records"]
+    classes = len(source.manifest.get("classes", [])) or 10
     if len(numbered) != expected:
         raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
     files, labels, index = [], np.zeros(expected, np.int64), np.zeros(expected, np.int64)
     for i, (line, row) in enumerate(numbered):
         try:
-            files.append(str(directory / row["file"]))
+            files.append(str(source.path / row["file"]))
             labels[i], index[i] = int(row["label"]), int(row["index"])
         except (KeyError, TypeError, ValueError, OverflowError):
             raise DatasetError(
@@ -156,38 +148,35 @@ def png_listing(
                 f"{listing}: line {line}: label {labels[i]} is not one of the "
                 f"{classes} classes of the manifest"
             )
-    _check_indices(np.sort(index), str(listing))
+    if not np.array_equal(np.sort(index), np.arange(expected)):
+        raise DatasetError(
+            f"{listing}: its indices are not 0..{expected - 1}, each once (a row copied?)"
+        )
     return files, labels, index
 
 
-def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.data.Dataset:
+def _png_chunks(source: Source, split: str, options: PipelineOptions) -> tf.data.Dataset:
     """Decoded (images, labels, index) chunks of a PNG tree, in the listing's index order."""
-    manifest = split_shards(directory, split)[0]  # a split the manifest lacks is named as such
-    files, labels, index = png_listing(directory, split, manifest)
+    files, labels, index = png_listing(source, split)
     order = np.argsort(index, kind="stable")
     paths = tf.constant([files[i] for i in order], tf.string)  # strings, even if none
-    image = manifest.get("image", {})
-    static = [image.get("height", 28), image.get("width", 28)]
+    image = source.manifest.get("image", {"height": 28, "width": 28})
+    height, width = image["height"], image["width"]
+    head = PNG_SIGNATURE + b"\0\0\0\rIHDR" + struct.pack(">II", width, height)
 
     def decode(path: tf.Tensor, label: tf.Tensor, position: tf.Tensor):
         # Checked here so that a streamed tree's bad file is named in the error (decode_png names
-        # none), not lost in a batch op; a file cut short lacks the IEND chunk at its end.
+        # none): its header, and the IEND chunk at its end, which a file cut short lacks.
         blob = tf.io.read_file(path)
         tail = tf.maximum(tf.strings.length(blob) - len(PNG_END), 0)
         whole = tf.logical_and(
-            tf.equal(tf.strings.substr(blob, 0, 8), PNG_SIGNATURE),
+            tf.equal(tf.strings.substr(blob, 0, len(head)), head),
             tf.equal(tf.strings.substr(blob, tail, len(PNG_END)), PNG_END),
         )
-        whole = tf.debugging.Assert(whole, ["not a PNG file, or one cut short:", path])
-        with tf.control_dependencies([whole]):
+        says = f"not a {width}x{height} PNG file, or one cut short:"
+        with tf.control_dependencies([tf.debugging.Assert(whole, [says, path])]):
             pixels = tf.io.decode_png(blob, channels=1)[..., 0]
-        right_size = tf.debugging.Assert(
-            tf.reduce_all(tf.equal(tf.shape(pixels), static)),
-            ["a PNG whose size differs from the manifest's:", path, tf.shape(pixels)],
-        )
-        with tf.control_dependencies([right_size]):
-            pixels = tf.identity(pixels)
-        pixels.set_shape(static)  # checked above; later stages (flatten, Keras) need it known
+        pixels.set_shape([height, width])  # checked above; flatten and Keras need it known
         return pixels, label, position
 
     examples = tf.data.Dataset.from_tensor_slices((paths, labels[order], index[order]))
@@ -197,9 +186,9 @@ def _png_chunks(directory: Path, split: str, options: PipelineOptions) -> tf.dat
     return examples.batch(PARSE_CHUNK)
 
 
-def unreadable(directory: Path, split: str, reason: str) -> str:
-    """Why a split failed to read: the first problem `verify` finds in the split's files (a
-    damaged shard; a PNG missing, cut short or of another size), else `reason`."""
+def unreadable(source: Source, split: str, reason: str) -> str:
+    """Why a split failed to read: the first problem `verify` finds in its files, else `reason`."""
+    directory = source.path
     with contextlib.suppress(mnist_data.MnistDataError):
         for problem in mnist_data.verify(directory).problems:
             if problem.startswith((f"{split}-", f"{split}/")):
@@ -212,29 +201,3 @@ def tf_reason(exc: Exception) -> str:
     reason = str(getattr(exc, "message", exc)).strip().splitlines()[0]
     reason = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", reason)
     return re.sub(r"\s*\[Op:\w+\]( name:.*)?$", "", reason)
-
-
-def materialize(chunks: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Every (images, labels, index) chunk, arriving in any order, as arrays in source order."""
-    parts = [(images.numpy(), labels.numpy(), index.numpy()) for images, labels, index in chunks]
-    if not parts:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.int64)
-    images, labels, index = (np.concatenate(column) for column in zip(*parts))
-    order = np.argsort(index, kind="stable")  # shards copied or replaced: see check_shard_files
-    return images[order], labels[order]
-
-
-def _check_indices(ordered: np.ndarray, where: str) -> None:
-    """DatasetError unless sorted source indices are exactly 0..N-1 (none twice, none outside)."""
-    count = len(ordered)
-    wrong = np.flatnonzero(ordered != np.arange(count))
-    if not len(wrong):
-        return
-    first = int(wrong[0])
-    if ordered[0] < 0 or ordered[-1] >= count:
-        problem = f"has source indices outside 0..{count - 1}"
-    elif ordered[first] == ordered[first - 1]:
-        problem = f"holds source index {int(ordered[first])} twice"
-    else:
-        problem = f"lacks source index {first}"
-    raise DatasetError(f"{where} {problem} (a shard or row copied or replaced?)")

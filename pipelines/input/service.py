@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import queue
 import re
@@ -14,6 +13,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,11 @@ from mnist_data.checks import check_seconds, check_whole
 from mnist_data.errors import DatasetError
 
 NOTICE_S = 3.0  # a wait longer than this says, once, what it waits for
+_END = object()
 
 
 def dispatcher_target(address: str, timeout_s: float | None) -> str:
-    """`grpc://HOST:PORT` of a dispatcher, once it answers within `timeout_s` (None: not waited
-    for). Why: TensorFlow's client waits for an unreachable dispatcher forever, silently."""
+    """`grpc://HOST:PORT` of a dispatcher answering in `timeout_s`: TF's client waits forever."""
     check_seconds("timeout", timeout_s, DatasetError)
     host_port = address.removeprefix("grpc://")
     if not _host_port(host_port):
@@ -34,8 +34,7 @@ def dispatcher_target(address: str, timeout_s: float | None) -> str:
             "(a port 1..65535; an IPv6 host in brackets: [::1]:5050)"
         )
     awaited = f"the tf.data service dispatcher at {host_port}"
-    ask = functools.partial(_workers_reply, host_port)
-    if timeout_s and _wait(ask, timeout_s, awaited) is None:
+    if timeout_s and _wait(partial(_workers_reply, host_port), timeout_s, awaited) is None:
         raise DatasetError(
             f"no tf.data service dispatcher answers at {host_port} (waited {timeout_s:g} s)"
         )
@@ -43,8 +42,7 @@ def dispatcher_target(address: str, timeout_s: float | None) -> str:
 
 
 def _workers_reply(host_port: str, timeout_s: float) -> bytes | None:
-    """The dispatcher's answer to GetWorkers (empty while no worker is registered), or None if
-    no gRPC server answers within `timeout_s`."""
+    """The dispatcher's answer to GetWorkers (empty: no worker), or None if nothing answers."""
     import grpc
 
     with grpc.insecure_channel(host_port) as channel:
@@ -61,10 +59,8 @@ def _workers_reply(host_port: str, timeout_s: float) -> bytes | None:
 
 
 def _wait(attempt: Callable[[float], Any], timeout_s: float, awaited: str) -> Any:
-    """`attempt(seconds)` until it gives a value, or None after `timeout_s`; says once what it
-    waits for."""
-    start = time.monotonic()
-    announced = False
+    """`attempt(seconds)` until it gives a value, or None after `timeout_s`; says once why."""
+    start, announced = time.monotonic(), False
     while (left := start + timeout_s - time.monotonic()) > 0:
         found = attempt(min(left, 1.0))  # short attempts: Ctrl-C is never kept waiting long
         if found is not None:
@@ -76,9 +72,8 @@ def _wait(attempt: Callable[[float], Any], timeout_s: float, awaited: str) -> An
 
 
 def distributed(batches: Any, processing_mode: str, target: str, timeout_s: float | None) -> Any:
-    """`batches` made by the tf.data service at `target`; with `timeout_s`, fetched by a thread,
-    so that a batch late by that long is an error naming what is missing. Why: TensorFlow's client
-    waits forever, silently, when no worker serves the job (none registered, or one died)."""
+    """`batches` made by the tf.data service at `target`; a batch late by `timeout_s` is an error
+    naming what is missing (TensorFlow's client waits forever, silently, when no worker serves)."""
     import tensorflow as tf
 
     batches = batches.apply(tf.data.experimental.service.distribute(processing_mode, target))
@@ -87,38 +82,29 @@ def distributed(batches: Any, processing_mode: str, target: str, timeout_s: floa
     awaited = f"a batch from the tf.data service at {target}"
 
     def read() -> Iterator:
-        asks, answers = queue.Queue(), queue.Queue()
-        threading.Thread(target=_fetch, args=(batches, asks, answers), daemon=True).start()
-        try:
-            while True:
-                asks.put(True)
-                answer = _wait(lambda seconds: _get(answers, seconds), timeout_s, awaited)
-                if answer is None:
-                    missing = _missing(target.removeprefix("grpc://"))
-                    raise DatasetError(
-                        f"no batch from the tf.data service at {target} in {timeout_s:g} s: "
-                        + missing
-                    )
-                batch, error = answer
-                if error is not None:
-                    raise error
-                if batch is None:
-                    return
-                yield batch
-        finally:
-            asks.put(False)
+        answers = queue.Queue(1)  # the next batch, from a thread the consumer need not wait on
+        threading.Thread(target=_fetch, args=(batches, answers), daemon=True).start()
+        while (answer := _wait(lambda s: _get(answers, s), timeout_s, awaited)) is not _END:
+            if answer is None:
+                missing = _missing(target.removeprefix("grpc://"))
+                raise DatasetError(
+                    f"no batch from the tf.data service at {target} in {timeout_s:g} s: {missing}"
+                )
+            if isinstance(answer, Exception):
+                raise answer
+            yield answer
 
     return tf.data.Dataset.from_generator(read, output_signature=batches.element_spec)
 
 
-def _fetch(batches: Any, asks: queue.Queue, answers: queue.Queue) -> None:
-    """Answer each True on `asks` with (next batch or None at the end, error or None)."""
+def _fetch(batches: Any, answers: queue.Queue) -> None:
+    """Every batch into `answers`, then _END (or the error that ended them)."""
     try:
-        iterator = iter(batches)
-        while asks.get():
-            answers.put((next(iterator, None), None))
+        for batch in batches:
+            answers.put(batch)
+        answers.put(_END)
     except Exception as exc:  # passed on to the consumer, whatever it is
-        answers.put((None, exc))
+        answers.put(exc)
 
 
 def _get(answers: queue.Queue, timeout_s: float) -> Any:
@@ -137,8 +123,7 @@ def _missing(host_port: str) -> str:
 
 
 def _host_port(text: str, template: bool = False) -> bool:
-    """Whether `text` is HOST:PORT, a port 1..65535 (or with `template` %port%, which a worker
-    replaces with its own); an IPv6 host in brackets."""
+    """Whether `text` is HOST:PORT (port 1..65535, or %port% for a worker's `template`)."""
     found = re.fullmatch(r"(\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]|[^\s:/\[\]%]+):(\d{1,5}|%port%)", text)
     port = found and found.group(3)
     return bool(port) and (
@@ -147,27 +132,16 @@ def _host_port(text: str, template: bool = False) -> bool:
 
 
 def check_port_free(port: int) -> None:
-    """DatasetError if something listens on `port`. Why: gRPC servers share ports (SO_REUSEPORT):
-    a second dispatcher would start beside the first and split its connections."""
+    """DatasetError if something listens on `port`: gRPC would share it (SO_REUSEPORT) silently."""
     check_whole("port", port, 0, 65535, DatasetError)
-    if port == 0:
-        return
-    try:
-        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, as gRPC listens
-        host = "::"
-    except OSError:  # IPv6 is off on this machine
-        probe, host = socket.socket(socket.AF_INET, socket.SOCK_STREAM), "0.0.0.0"
-    with probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise DatasetError(f"cannot listen on port {port}: {exc.strerror}") from None
-            raise DatasetError(
-                f"port {port} is in use (another dispatcher, worker or program listens there)"
-            ) from None
+    dual = socket.has_dualstack_ipv6()  # IPv4 too, as gRPC listens; else IPv6 is off here
+    try:  # SO_REUSEADDR, as create_server sets it: a socket in TIME_WAIT is no owner
+        family = socket.AF_INET6 if dual else socket.AF_INET
+        socket.create_server(("", port), family=family, dualstack_ipv6=dual).close()
+    except OSError as exc:
+        in_use = exc.errno == errno.EADDRINUSE
+        why = "in use (another dispatcher, worker or program listens there)"
+        raise DatasetError(f"port {port} is {why if in_use else exc.strerror}") from None
 
 
 def dispatcher_checks(
@@ -176,33 +150,24 @@ def dispatcher_checks(
     """What serve_dispatcher checks before TensorFlow starts; the journal directory, made."""
     check_port_free(port)
     check_whole("worker_timeout_ms", worker_timeout_ms, 0, error=DatasetError)
-    if not work_dir:
-        return None
-    if Path(work_dir).exists() and not Path(work_dir).is_dir():
-        raise DatasetError(
-            f"{work_dir}: exists and is not a directory, so it cannot hold a journal"
-        )
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
-    return os.fspath(work_dir)
+    if work_dir:  # a file there: FileExistsError names it
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return os.fspath(work_dir) if work_dir else None
 
 
 def serve_dispatcher(
     port: int, *, work_dir: str | os.PathLike | None = None, worker_timeout_ms: int = 0
 ) -> None:
-    """Serve a dispatcher on `port` until interrupted; `work_dir` keeps its state across
-    restarts; a worker silent for `worker_timeout_ms` (0: TensorFlow's default) is dead."""
+    """Serve a dispatcher until interrupted; `work_dir` keeps its state across restarts."""
     import tensorflow as tf
 
     service = tf.data.experimental.service
     work_dir = dispatcher_checks(port, work_dir, worker_timeout_ms)
-    server = service.DispatchServer(
-        service.DispatcherConfig(
-            port=port,
-            work_dir=work_dir,
-            fault_tolerant_mode=bool(work_dir),
-            worker_timeout_ms=worker_timeout_ms or None,
-        )
+    timeout = worker_timeout_ms or None  # 0: TensorFlow's default
+    config = service.DispatcherConfig(
+        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir), worker_timeout_ms=timeout
     )
+    server = service.DispatchServer(config)
     print(f"dispatcher listening on {server.target}", flush=True)
     _serve_until_interrupted(server)
 
@@ -233,28 +198,24 @@ def serve_worker(
     heartbeat_interval_ms: int = 0,
     timeout_s: float = 30.0,
 ) -> None:
-    """Serve a worker registered with `dispatcher` until interrupted; consumers reach it at
-    `address` (HOST:PORT, or HOST:%port% for the port it serves on)."""
+    """Serve a worker until interrupted; consumers reach it at `address` (HOST:PORT|%port%)."""
     import tensorflow as tf
 
     service = tf.data.experimental.service
     dispatcher = worker_checks(dispatcher, port, address, timeout_s, heartbeat_interval_ms)
-    server = service.WorkerServer(
-        service.WorkerConfig(
-            dispatcher_address=dispatcher,
-            port=port,
-            worker_address=address,
-            heartbeat_interval_ms=heartbeat_interval_ms or None,
-        )
+    beat = heartbeat_interval_ms or None  # 0: TensorFlow's default
+    config = service.WorkerConfig(
+        dispatcher_address=dispatcher, port=port, worker_address=address, heartbeat_interval_ms=beat
     )
+    server = service.WorkerServer(config)
     served_on = server._address.rsplit(":", 1)[-1]
     print(f"worker on port {served_on} registered with {dispatcher}", flush=True)
     _serve_until_interrupted(server)
 
 
 def _serve_until_interrupted(server: Any) -> None:
-    """Wait in Python, where Ctrl-C can interrupt (server.join() waits in C++, where it
-    cannot), and stop the server however the wait ends."""
+    """Wait in Python, where Ctrl-C interrupts (server.join() waits in C++, where it cannot);
+    in short sleeps, as the signal may reach one of TensorFlow's threads, not this one."""
     try:
         while True:
             time.sleep(0.2)
