@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 import mnist_data
-from mnist_data.conversion.png import read_listing
+from mnist_data.conversion.verify import read_listing
 from mnist_data.errors import DatasetError
 from mnist_data.formats.png import END as PNG_END
 from mnist_data.formats.png import SIGNATURE as PNG_SIGNATURE

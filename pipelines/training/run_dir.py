@@ -195,7 +195,7 @@ def check_start(
         )
     if not (resume and (out / CONFIG).is_file()):
         return
-    from pipelines.input.readers import detect_format
+    from mnist_data import resolve_source
 
     if config.epochs < checkpointed:
         raise TrainError(
@@ -205,9 +205,9 @@ def check_start(
     before, now = dataclasses.asdict(load_run_config(out)), dataclasses.asdict(config)
     data_before = recorded(out).get("data")
     if data_before is not None and data_exists(data_before):  # else taken at the word of `data`
-        format_before = recorded(out).get("format") or detect_format(data_before)
+        format_before = recorded(out).get("format") or resolve_source(data_before).kind
         before |= dict(data=data_before, format=format_before)
-        now |= dict(data=portable_data(data), format=format or detect_format(data))
+        now |= dict(data=portable_data(data), format=format or resolve_source(data).kind)
     changed = [name for name in now if before[name] != now[name]]
     length_only = set(changed) <= {"epochs", "max_steps"}
     if changed and (not length_only or before["schedule"] == "cosine"):
