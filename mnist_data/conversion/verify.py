@@ -32,6 +32,13 @@ class VerifyReport:
         return not self.problems
 
 
+def read_listing(directory: str | os.PathLike, split: str) -> list[tuple[int, dict]]:
+    """The rows of a PNG tree's <split>.csv with their line numbers; OSError if unreadable."""
+    with open(Path(directory) / f"{split}.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [(reader.line_num, row) for row in reader]
+
+
 def verify(out: str | os.PathLike) -> VerifyReport:
     """Check a TFRecord directory or PNG tree written by to_tfrecord / to_png."""
     out = Path(out)
@@ -80,9 +87,7 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
     for split, entry in manifest["splits"].items():
         listing = f"{split}.csv"
         try:
-            with open(out / listing, newline="") as handle:
-                reader = csv.DictReader(handle)
-                numbered = [(reader.line_num, row) for row in reader]
+            numbered = read_listing(out, split)
         except OSError as exc:
             report.problems.append(f"{listing}: cannot read: {exc.strerror}")
             continue
