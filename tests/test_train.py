@@ -713,14 +713,14 @@ def test_predictions_name_the_classes_of_a_named_dataset(tmp_path, fashion_dir):
 
 
 def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
-    from pipelines.training.run_dir import portable_data as _portable
+    from mnist_data import resolve_source
+    from pipelines.training.run_dir import portable_data
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fashion-mnist").mkdir()  # loading takes the catalog's data, so the run must say so
     (tmp_path / "mine").mkdir()
-    assert _portable("fashion-mnist") == "fashion-mnist"
-    assert _portable("mine") == str(tmp_path / "mine")
-    assert _portable("not-there") == "not-there"
+    assert portable_data(resolve_source("fashion-mnist")) == "fashion-mnist"
+    assert portable_data(resolve_source("mine")) == str(tmp_path / "mine")
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path):
@@ -784,15 +784,10 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
 ):
     import shutil
 
-    from pipelines.training.run_dir import portable_data as _portable
-
-    assert (
-        _portable("mnist") == "mnist-sample"
-    )  # nothing of MNIST here: the sample was what trained
-
     import importlib
 
-    from mnist_data import FetchError
+    from mnist_data import FetchError, resolve_source
+    from pipelines.training.run_dir import portable_data
 
     def offline(*args, **kwargs):
         raise FetchError("offline")
@@ -806,7 +801,7 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
     assert first["data"] == resumed["data"] == "mnist-sample" and resumed["epochs"] == 2
     shutil.copytree(sample_dir, tmp_path / "data" / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "data"))
-    assert _portable("mnist") == "mnist"
+    assert portable_data(resolve_source("mnist")) == "mnist"
 
 
 def test_labels_past_the_models_outputs_are_refused_before_training(tmp_path):

@@ -30,10 +30,8 @@ def save_png(figure: Figure, path: str | os.PathLike) -> Path:
 
 
 def curves_figure(history: list[dict], title: str = "") -> Figure:
-    """Loss (left) and accuracy (right) per epoch, train and test, as a 1000x400 px figure.
-
-    Epochs are integer ticks with half an epoch of margin, so a one-epoch run shows its
-    points in the middle of each panel rather than on an edge."""
+    """Loss and accuracy per epoch, train and test, 1000x400 px; half an epoch of margin puts a
+    one-epoch run's points mid-panel."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

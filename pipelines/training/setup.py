@@ -11,6 +11,7 @@ import numpy as np
 
 import pipelines
 from mnist_data.errors import DatasetError
+from mnist_data.sources.source import Source
 from pipelines.training.config import TrainConfig, TrainError
 from pipelines.training.models import CLASSES
 
@@ -46,14 +47,6 @@ def local_devices() -> tuple[Any, str]:
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     return strategy, f"{len(gpus)} x {name} (host: {host})"
-
-
-def set_op_determinism(enabled: bool) -> None:
-    """Op determinism on or off. XLA has no deterministic kernels for some gradients
-    (MaxPoolGrad), so XLA runs switch it off; TF exports only the switch-on half."""
-    from tensorflow.python.framework import config
-
-    (config.enable_op_determinism if enabled else config.disable_op_determinism)()
 
 
 def as_tensors(dataset: Any, what: str = "the dataset") -> tuple[Any, Any]:
@@ -126,21 +119,24 @@ class State:
         return self.strategy.num_replicas_in_sync
 
 
-def read_data(config: TrainConfig, data: Any, format: str | None, need_train: bool) -> tuple:
+def read_data(config: TrainConfig, source: Source, format: str | None, need_train: bool) -> tuple:
     """The test split as tensors, and the train split as arrays (None if not `need_train`)."""
     from pipelines.input.readers import read_arrays
 
+    name = os.fspath(source)
     test = as_tensors(
-        pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False),
-        f"{data}: the test split, on which a run reports its accuracy,",
+        pipelines.make_dataset(
+            source, "test", config.eval_batch_size, format=format, shuffle=False
+        ),
+        f"{name}: the test split, on which a run reports its accuracy,",
     )
-    check_examples(data, "test", test[0].shape[1:3], test[1].numpy())
+    check_examples(name, "test", test[0].shape[1:3], test[1].numpy())
     if not need_train:
         return test, None
-    train = read_arrays(data, "train", format=format)
-    check_examples(data, "train", train[0].shape[1:3], train[1])
+    train = read_arrays(source, "train", format=format)
+    check_examples(name, "train", train[0].shape[1:3], train[1])
     if len(train[1]) < config.batch_size:
         raise TrainError(
-            f"{data}: batch size {config.batch_size} exceeds the {len(train[1])} training examples"
+            f"{name}: batch size {config.batch_size} exceeds the {len(train[1])} training examples"
         )
     return test, train
