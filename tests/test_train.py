@@ -361,7 +361,7 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "mine")
     assert (tmp_path / "mine").is_dir()  # a folder that was there stays
 
-    import pipelines.training.train
+    import pipelines.training.run_dir
 
     def fails_after_a_neighbour_arrived(
         *args,
@@ -370,13 +370,13 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         (tmp_path / "shared" / "b" / "metrics.json").write_text("[]")
         raise TrainError("stopped")
 
-    real = pipelines.training.train._train
-    pipelines.training.train._train = fails_after_a_neighbour_arrived
+    real = pipelines.training.run_dir.check_start
+    pipelines.training.run_dir.check_start = fails_after_a_neighbour_arrived
     try:
         with pytest.raises(TrainError, match="stopped"):
             train_quiet(get_config("softmax", "modern"), tmp_path / "shared" / "a")
     finally:
-        pipelines.training.train._train = real
+        pipelines.training.run_dir.check_start = real
     assert (
         not (tmp_path / "shared" / "a").exists()
         and (tmp_path / "shared" / "b" / "metrics.json").exists()
@@ -398,7 +398,7 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         str(tmp_path / "r"),
         check=False,
     )
-    assert refused.returncode == 2 and "expected a whole number >= 1, got '0'" in refused.stderr
+    assert refused.returncode == 1 and "epochs must be >= 1, got 0" in refused.stderr
     assert not (tmp_path / "r").exists()
 
 
@@ -782,9 +782,8 @@ def test_a_run_whose_data_moved_resumes_from_the_new_place(tmp_path, capsys):
 def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
     tmp_path, monkeypatch, sample_dir
 ):
-    import shutil
-
     import importlib
+    import shutil
 
     from mnist_data import FetchError, resolve_source
     from pipelines.training.run_dir import portable_data

@@ -26,8 +26,7 @@ KERAS_FIT_TARGETS = {"softmax": 5.0, "mlp": 1.5, "lenet": 1.2}
 
 
 def _keras_fit(state: State, dataset: Any) -> Callable[[int], Any]:
-    """(c): Keras fit with the preset's architecture, precision, optimizer and schedule (Keras'
-    own loop: no L2 term, no weight averages, no XLA unless Keras picks it)."""
+    """(c): Keras fit with the preset's model and optimizer (no L2, no averages)."""
     import keras
 
     config = state.config
@@ -66,8 +65,7 @@ def _synthetic(state: State, batches: int) -> Callable[[int], Any]:
 
 
 def _resident(resident: State) -> Callable[[int], Any]:
-    """(d): the loop over the split held as tensors on the device, in a shuffled order that
-    advances from call to call, as training walks an epoch's permutation."""
+    """(d): the loop over the split resident on the device, walking a shuffled order."""
     import tensorflow as tf
 
     count, size = len(resident.train[1]), resident.config.batch_size
@@ -86,8 +84,7 @@ def _resident(resident: State) -> Callable[[int], Any]:
 def _best_seconds(
     methods: dict[str, Callable[[int], Any]], steps: int, repeat: int, warm_up: int
 ) -> dict[str, float]:
-    """Each method's best time for `steps` over `repeat` rounds, after a round of `warm_up` steps
-    that compiles every method. Methods alternate, as the machines are shared and noisy."""
+    """Each method's best time for `steps` over `repeat` rounds, after a warm-up round."""
     best = {name: math.inf for name in methods}
     for round in range(repeat + 1):
         for name, run in methods.items():
@@ -109,8 +106,7 @@ def bench_train(
     format: str | None = None,
     xla: bool | None = None,
 ) -> dict:
-    """Images/s of (a) pipeline, (b) synthetic, (b') synthetic fresh, (c) Keras fit, (d) resident,
-    with the modern preset's step (`xla` overrides its XLA choice; Keras fit picks its own)."""
+    """Images/s of each method and the headline ratios, with the modern preset's step."""
     import tensorflow as tf
 
     import pipelines

@@ -39,8 +39,7 @@ def _serving_module(model: Any) -> Any:
 
 
 def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
-    """SavedModel whose serving signature maps uint8 [N,28,28] to class probabilities [N,10],
-    written under a temporary name and renamed, so `path` is never a half-written model."""
+    """SavedModel mapping uint8 [N,28,28] to probabilities [N,10]; never half-written."""
     import tensorflow as tf
 
     path, module = Path(path), _serving_module(model)
@@ -58,8 +57,7 @@ def evaluate(
     *,
     format: str | None = None,
 ) -> dict:
-    """Restore RUN_DIR's latest checkpoint and measure test accuracy as training did, on `data`
-    (default: the data the run was trained on)."""
+    """Test accuracy of RUN_DIR's latest checkpoint on `data` (default: the run's)."""
     import tensorflow as tf
 
     run_dir = Path(run_dir)
@@ -90,7 +88,19 @@ def predict(
     likeliest), or `{"image", "error"}`, so one bad file costs no other answers."""
     import tensorflow as tf
 
-    serve = _serving(Path(run_dir))
+    path = Path(run_dir) / rd.SAVED_MODEL
+    if not path.is_dir():
+        if tf.train.latest_checkpoint(str(Path(run_dir) / rd.CHECKPOINTS)):
+            raise TrainError(
+                f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
+                f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`"
+            )
+        raise TrainError(f"{path}: no SavedModel (train first)")
+    try:
+        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    except Exception as exc:  # TensorFlow's errors for a damaged model are of many kinds
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainError(f"{path}: not a readable SavedModel (damaged?): {detail}") from None
     names = rd.class_names_of_run(Path(run_dir))
     digits, answers = [], []
     for path in images:
@@ -112,30 +122,9 @@ def predict(
     return answers
 
 
-def _serving(run_dir: Path) -> Any:
-    """RUN_DIR's SavedModel serving function, or a TrainError saying why there is none."""
-    import tensorflow as tf
-
-    path = run_dir / rd.SAVED_MODEL
-    if not path.is_dir():
-        if tf.train.latest_checkpoint(str(run_dir / rd.CHECKPOINTS)):
-            raise TrainError(
-                f"{path}: no SavedModel yet: the run stopped before its end; finish it with "
-                f"`mnist-data train MODEL --data SRC --out {run_dir} --resume`"
-            )
-        raise TrainError(f"{path}: no SavedModel (train first)")
-    try:
-        return tf.saved_model.load(str(path)).signatures["serving_default"]
-    except Exception as exc:  # TensorFlow's errors for a damaged model are of many kinds
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainError(f"{path}: not a readable SavedModel (damaged?): {detail}") from None
-
-
 def read_digit(path: str | os.PathLike) -> np.ndarray:
-    """An image as an MNIST-style uint8 [28,28] digit: light strokes on black, resized.
-
-    Inverted when both its median grey and its border's are light: a digit on paper is; a light
-    frame around a digit, or a light garment (Fashion-MNIST), on black is not."""
+    """An image as an MNIST-style uint8 [28,28] digit, light on black; inverted when it and its
+    border are light (a digit on paper), not for a light frame or garment on black."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -157,8 +146,7 @@ def read_digit(path: str | os.PathLike) -> np.ndarray:
 
 
 def _ink(image: Any) -> np.ndarray:
-    """Grey levels in [0, 1]; transparency over the colour that sets a few strokes off, else
-    (a card on a transparent margin) over the opaque pixels' own colour."""
+    """Grey levels in [0, 1], transparency over a background that sets the ink off."""
     if image.mode in ("F", "I") or image.mode.startswith("I;"):  # 16-bit, 32-bit or float
         values = np.nan_to_num(np.asarray(image, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         return np.clip(values / max(values.max(), 1e-12), 0.0, 1.0)  # its peak is white

@@ -9,8 +9,7 @@ CLASSES = 10  # outputs of every reference model: the digits (or Fashion-MNIST's
 
 
 def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
-    """A built `keras.Sequential` for `model` as `preset` has it; `dtype`: every layer's policy
-    but the last's (e.g. "mixed_bfloat16")."""
+    """A built `keras.Sequential` for `model` as `preset` has it; `dtype`: a layer policy."""
     import keras
     from keras import initializers, layers
 

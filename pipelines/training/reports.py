@@ -30,8 +30,7 @@ def save_png(figure: Figure, path: str | os.PathLike) -> Path:
 
 
 def curves_figure(history: list[dict], title: str = "") -> Figure:
-    """Loss and accuracy per epoch, train and test, 1000x400 px; half an epoch of margin puts a
-    one-epoch run's points mid-panel."""
+    """Loss and accuracy per epoch, train and test, as a 1000x400 px figure."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -67,8 +66,7 @@ def predictions_figure(
     *,
     columns: int = 8,
 ) -> Figure:
-    """The images as the data holds them (0 black, 255 white), each captioned with the predicted
-    and true class (by name when `names` are given); mistakes are captioned and framed in red."""
+    """The images captioned with predicted and true class; mistakes in red."""
     from matplotlib.figure import Figure
 
     columns = max(1, min(columns, len(images)))

@@ -65,8 +65,8 @@ def resolve_run(
     format: str | None = None,
     **overrides: Any,
 ) -> tuple[TrainConfig, str | os.PathLike, str | None]:
-    """The config, data and format a run into `out` trains with: on `resume` of a recorded run,
-    the run's own; else the preset's. Non-None `overrides`, `preset`, `data` and `format` win."""
+    """Config, data and format of a run into `out`: the run's own on `resume`, else the preset's;
+    non-None `overrides`, `preset`, `data` and `format` win."""
     if resume and (Path(out) / CONFIG).is_file():
         config = load_run_config(Path(out)).replace(model=model, preset=preset, **overrides)
         if data is None:
@@ -84,6 +84,8 @@ def resolve_run(
 def recorded(run_dir: Path) -> dict:
     """RUN_DIR/config.json as a table, or a TrainError naming it."""
     path = run_dir / CONFIG
+    if not path.is_file():
+        raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
     try:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -108,14 +110,11 @@ def run_data(run_dir: Path) -> tuple[str, str | None]:
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
     values = recorded(run_dir)
     try:
         return config_from_dict(values)
     except (ValueError, TypeError) as exc:  # TrainError (a ValueError) included: name the file
-        raise TrainError(f"{path}: not a usable run configuration ({exc})") from None
+        raise TrainError(f"{run_dir / CONFIG}: not a usable run configuration ({exc})") from None
 
 
 def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
@@ -137,14 +136,12 @@ def data_exists(data: str) -> bool:
 
 
 def portable_data(source: Source) -> str:
-    """The data as a run records it: a catalog name (the sample's, where it stood in for MNIST, so
-    a later download cannot switch a resumed run's data), else the absolute directory."""
+    """The data as a run records it: its catalog name (the sample's, if it stood in), or path."""
     return source.dataset.name if source.dataset else str(source.path.resolve())
 
 
 def data_fingerprint(source: Source) -> str:
-    """A digest of what the data's files hold now (a converted directory's manifest and
-    listings, or each IDX file's SHA-256): the files at a recorded path can be replaced."""
+    """A digest of the data's files now: the files at a recorded path can be replaced."""
     digest = hashlib.sha256()
     if source.manifest is not None:
         for name in (MANIFEST, *(f"{split}.csv" for split in SPLITS)):
@@ -208,8 +205,7 @@ def record(config: TrainConfig, source: Source, format: str | None) -> dict:
 
 
 def read_history(out: Path, done: int) -> list[dict]:
-    """The metrics of the `done` epochs a checkpoint holds. metrics.json is written just before
-    each checkpoint: an epoch it has ahead of the checkpoint is dropped."""
+    """The metrics of the `done` epochs a checkpoint holds (metrics.json may be one ahead)."""
     try:
         history = json.loads((out / METRICS).read_text())["epochs"][:done]
         if len(history) == done and all(EPOCH_KEYS <= record.keys() for record in history):

@@ -22,8 +22,6 @@ def create_state(
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
-    from pipelines.input.dataset import dataset_from_arrays
-
     keras.utils.set_random_seed(config.seed)
     # XLA has no deterministic kernels for some gradients (MaxPoolGrad); TF exports only "enable"
     determinism = config.deterministic and not config.xla
@@ -36,7 +34,7 @@ def create_state(
     steps = len(train[1]) // config.batch_size if train else 1
     resident = None
     if train and single and (on_gpu if config.resident is None else config.resident):
-        resident = setup.as_tensors(dataset_from_arrays(*train, 10_000, shuffle=False))
+        resident = setup.as_tensors(*train)
     # Stacked batches are sliced on one replica only; every epoch fills an element.
     fetch = max(1, min(config.batches_per_fetch, config.steps_per_call, steps)) if single else 1
     dtype = "mixed_bfloat16" if mixed else None
@@ -113,8 +111,7 @@ def update_averages(state: State) -> None:
 def _steps_from_iterator(
     state: State, iterator: Any, fetches: Any, room: Any, limit: Any
 ) -> tuple[Any, Any, Any]:
-    """Train on `fetches` elements of `state.fetch` stacked batches, at most `limit` steps and
-    `room` (full batches left in the epoch, whose last element may hold fewer)."""
+    """Train on `fetches` elements of stacked batches, at most `limit` and `room` steps."""
     import tensorflow as tf
 
     size, fetch = state.config.batch_size, state.fetch
@@ -154,8 +151,7 @@ def steps_left(state: State) -> int:
 def train_epoch(
     state: State, epoch: int, on_steps: Callable[[int], Any] = lambda n: None
 ) -> tuple[float, float, int]:
-    """Run one epoch (or until max_steps); return mean loss, train accuracy, examples seen. Its
-    order depends on the seed and epoch only, so a resumed run sees the same."""
+    """Run one epoch (or until max_steps); mean loss, train accuracy, examples seen."""
     import tensorflow as tf
 
     from pipelines.input.dataset import dataset_from_arrays
@@ -225,8 +221,8 @@ def restore(state: State, checkpoint: str, *, partial: bool) -> None:
         status = state.checkpoint.restore(checkpoint)
         status.expect_partial() if partial else status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
-        reason = " ".join(str(getattr(exc, "message", exc)).split())[:300]
+        why = " ".join(str(getattr(exc, "message", exc)).split())[:300]
         raise TrainError(
             f"{checkpoint}: cannot restore this run's checkpoint, damaged or another model's "
-            f"({reason})"
+            f"({why})"
         ) from None

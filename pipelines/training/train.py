@@ -30,8 +30,7 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[dict], Any] | None = None,
 ) -> dict:
-    """Train `config` on `data` into run directory `out` (`resume`: from its last checkpoint);
-    return the summary. `on_epoch(record)` is called after each epoch's checkpoint."""
+    """Train `config` on `data` into run directory `out`; return the summary."""
     import tensorflow as tf
 
     out, source = Path(out), resolve_source(data)
@@ -132,7 +131,5 @@ def _summary(config: TrainConfig, history: list[dict], device: str) -> dict:
     summary = dict(model=config.model, preset=config.preset, epochs=len(history))
     summary |= dict(steps=last.get("step", 0), batch_size=config.batch_size)
     summary |= {key: last.get(key) for key in ("test_accuracy", "train_accuracy", "loss")}
-    summary |= dict(
-        train_seconds=seconds, examples_per_second=examples / seconds if seconds else None
-    )
+    summary |= dict(train_seconds=seconds, examples_per_second=seconds and examples / seconds)
     return summary | dict(device=device, xla=config.xla, seed=config.seed)
