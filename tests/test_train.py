@@ -218,6 +218,8 @@ def test_cli_train_evaluate_predict_and_outputs(tmp_path, capsys):
     from pipelines.training.export import predict  # the same answers, a path twice answered twice
 
     answers = predict(run, [pngs[1], str(tmp_path / "broken.png"), pngs[1]], top=2)
+    with pytest.raises(TrainError, match="top must be a whole number >= 1, got 0"):
+        predict(run, pngs[:1], top=0)
     assert [len(a.get("predictions", [])) for a in answers] == [2, 0, 2] and answers[0] == answers[
         2
     ]
@@ -361,7 +363,7 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         train_quiet(get_config("softmax", "modern", batch_size=5000), tmp_path / "mine")
     assert (tmp_path / "mine").is_dir()  # a folder that was there stays
 
-    import pipelines.training.train
+    import pipelines.training.run_dir
 
     def fails_after_a_neighbour_arrived(
         *args,
@@ -370,13 +372,13 @@ def test_settings_no_run_can_use_are_refused_before_anything_is_written(tmp_path
         (tmp_path / "shared" / "b" / "metrics.json").write_text("[]")
         raise TrainError("stopped")
 
-    real = pipelines.training.train._train
-    pipelines.training.train._train = fails_after_a_neighbour_arrived
+    real = pipelines.training.run_dir.check_start
+    pipelines.training.run_dir.check_start = fails_after_a_neighbour_arrived
     try:
         with pytest.raises(TrainError, match="stopped"):
             train_quiet(get_config("softmax", "modern"), tmp_path / "shared" / "a")
     finally:
-        pipelines.training.train._train = real
+        pipelines.training.run_dir.check_start = real
     assert (
         not (tmp_path / "shared" / "a").exists()
         and (tmp_path / "shared" / "b" / "metrics.json").exists()
@@ -708,14 +710,14 @@ def test_predictions_name_the_classes_of_a_named_dataset(tmp_path, fashion_dir):
 
 
 def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
-    from pipelines.training.run_dir import portable_data as _portable
+    from mnist_data import resolve_source
+    from pipelines.training.run_dir import portable_data
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fashion-mnist").mkdir()  # loading takes the catalog's data, so the run must say so
     (tmp_path / "mine").mkdir()
-    assert _portable("fashion-mnist") == "fashion-mnist"
-    assert _portable("mine") == str(tmp_path / "mine")
-    assert _portable("not-there") == "not-there"
+    assert portable_data(resolve_source("fashion-mnist")) == "fashion-mnist"
+    assert portable_data(resolve_source("mine")) == str(tmp_path / "mine")
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path):
@@ -777,17 +779,11 @@ def test_a_run_whose_data_moved_resumes_from_the_new_place(tmp_path, capsys):
 def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
     tmp_path, monkeypatch, sample_dir
 ):
+    import importlib
     import shutil
 
-    from pipelines.training.run_dir import portable_data as _portable
-
-    assert (
-        _portable("mnist") == "mnist-sample"
-    )  # nothing of MNIST here: the sample was what trained
-
-    import importlib
-
-    from mnist_data import FetchError
+    from mnist_data import FetchError, resolve_source
+    from pipelines.training.run_dir import portable_data
 
     def offline(*args, **kwargs):
         raise FetchError("offline")
@@ -801,7 +797,7 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
     assert first["data"] == resumed["data"] == "mnist-sample" and resumed["epochs"] == 2
     shutil.copytree(sample_dir, tmp_path / "data" / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "data"))
-    assert _portable("mnist") == "mnist"
+    assert portable_data(resolve_source("mnist")) == "mnist"
 
 
 def test_labels_past_the_models_outputs_are_refused_before_training(tmp_path):

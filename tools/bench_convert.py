@@ -20,6 +20,7 @@ Usage: .venv/bin/python tools/bench_convert.py [SOURCE] [--dir DIR] [--workers N
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -102,49 +103,37 @@ def main() -> None:
     quiet = {"workers": args.workers, "progress": False}
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-convert-") as root:
         work = Path(root)
-        rows = [
-            (
-                "png",
-                "tutorial (PIL save per image)",
-                True,
-                lambda: png_tutorial(arrays, work / "a"),
-                work / "a",
-            ),
-            (
-                "png",
-                "ours: to_png",
-                False,
-                lambda: to_png(args.source, work / "b", **quiet),
-                work / "b",
-            ),
+        methods = [  # kind, name, baseline?, the call writing into its output folder
+            ("png", "tutorial (PIL save per image)", True, lambda o: png_tutorial(arrays, o)),
+            ("png", "ours: to_png", False, lambda o: to_png(args.source, o, **quiet)),
             (
                 "tfrecord raw",
                 "TFRecordWriter loop (convert_to_records)",
                 True,
-                lambda: tfrecord_writer_loop(arrays, work / "c", False),
-                work / "c",
+                lambda o: tfrecord_writer_loop(arrays, o, False),
             ),
             (
                 "tfrecord raw",
                 "ours: to_tfrecord raw",
                 False,
-                lambda: to_tfrecord(args.source, work / "d", **quiet),
-                work / "d",
+                lambda o: to_tfrecord(args.source, o, **quiet),
             ),
             (
                 "tfrecord png",
                 "tfds-like (PNG + Example per image)",
                 True,
-                lambda: tfrecord_writer_loop(arrays, work / "e", True),
-                work / "e",
+                lambda o: tfrecord_writer_loop(arrays, o, True),
             ),
             (
                 "tfrecord png",
                 "ours: to_tfrecord png",
                 False,
-                lambda: to_tfrecord(args.source, work / "f", encoding="png", **quiet),
-                work / "f",
+                lambda o: to_tfrecord(args.source, o, encoding="png", **quiet),
             ),
+        ]
+        rows = [
+            (kind, name, baseline, functools.partial(write, work / str(i)), work / str(i))
+            for i, (kind, name, baseline, write) in enumerate(methods)
         ]
         import contextlib
         import io

@@ -1,14 +1,7 @@
-"""Training throughput of one model and batch size, fed several ways, in one process.
-
-(a) our tf.data pipeline feeding our compiled multi-step loop; (b) the same loop on one synthetic
-batch reused; (b') the loop on distinct synthetic batches already in memory, more of them than
-the caches hold; (c) Keras `model.fit` on the same pipeline with the same architecture and
-optimizer; (d) our loop over a copy of the split resident on the device (GPU memory, or host
-memory on a CPU), each batch gathered inside the step: no tf.data at all. The headline ratios
-are (a)/(b'), (a)/(d) and (a)/(c); (b) is for reference only: its one batch stays in the core's
-L2 cache, which no input that is new each step can match. Methods alternate round by round and
-the best round of each is kept, because the machines these run on are shared and noisy.
-"""
+"""Training throughput of one model fed several ways, in one process: (a) our pipeline into our
+compiled loop, (b) one synthetic batch reused, (b') distinct synthetic batches beyond the caches,
+(c) Keras `model.fit`, (d) the split resident on the device. Headline ratios: (a)/(b'), (a)/(d),
+(a)/(c). Methods alternate round by round and the best round counts: the machines are noisy."""
 
 from __future__ import annotations
 
@@ -20,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mnist_data.checks import is_whole
+from mnist_data.sources.source import resolve_source
 from pipelines.training import setup, step
 from pipelines.training.config import TrainError, get_config
 from pipelines.training.models import build_model
@@ -32,8 +26,7 @@ KERAS_FIT_TARGETS = {"softmax": 5.0, "mlp": 1.5, "lenet": 1.2}
 
 
 def _keras_fit(state: State, dataset: Any) -> Callable[[int], Any]:
-    """(c): Keras fit with the preset's architecture, precision, optimizer and schedule (Keras'
-    own loop: no L2 term, no weight averages, no XLA unless Keras picks it)."""
+    """(c): Keras fit with the preset's model and optimizer (no L2, no averages)."""
     import keras
 
     config = state.config
@@ -72,8 +65,7 @@ def _synthetic(state: State, batches: int) -> Callable[[int], Any]:
 
 
 def _resident(resident: State) -> Callable[[int], Any]:
-    """(d): the loop over the split held as tensors on the device, in a shuffled order that
-    advances from call to call, as training walks an epoch's permutation."""
+    """(d): the loop over the split resident on the device, walking a shuffled order."""
     import tensorflow as tf
 
     count, size = len(resident.train[1]), resident.config.batch_size
@@ -92,8 +84,7 @@ def _resident(resident: State) -> Callable[[int], Any]:
 def _best_seconds(
     methods: dict[str, Callable[[int], Any]], steps: int, repeat: int, warm_up: int
 ) -> dict[str, float]:
-    """Each method's best time for `steps` over `repeat` rounds, after a round of `warm_up` steps
-    that compiles every method. Methods alternate, as the machines are shared and noisy."""
+    """Each method's best time for `steps` over `repeat` rounds, after a warm-up round."""
     best = {name: math.inf for name in methods}
     for round in range(repeat + 1):
         for name, run in methods.items():
@@ -115,8 +106,7 @@ def bench_train(
     format: str | None = None,
     xla: bool | None = None,
 ) -> dict:
-    """Images/s of (a) pipeline, (b) synthetic, (b') synthetic fresh, (c) Keras fit, (d) resident,
-    with the modern preset's step (`xla` overrides its XLA choice; Keras fit picks its own)."""
+    """Images/s of each method and the headline ratios, with the modern preset's step."""
     import tensorflow as tf
 
     import pipelines
@@ -124,14 +114,14 @@ def bench_train(
     for name, value in (("steps", steps), ("repeat", repeat)):
         if not is_whole(value, 1):
             raise TrainError(f"{name} must be a whole number >= 1, got {value!r}")
-    per_call = min(steps, 96)
+    per_call, source = min(steps, 96), resolve_source(data)
     config = get_config(
         model, "modern", batch_size=batch_size, resident=False, steps_per_call=per_call, xla=xla
     )
-    state = step.create_state(config, data, format)
+    state = step.create_state(config, source, format)
     kw = dict(format=format, epochs=None, shuffle=True, seed=config.seed, drop_remainder=True)
     # the batches our loop takes at once, as in training
-    iterator = iter(pipelines.make_dataset(data, "train", batch_size * state.fetch, **kw))
+    iterator = iter(pipelines.make_dataset(source, "train", batch_size * state.fetch, **kw))
     elements = lambda k: tf.constant(-(-k // state.fetch))  # noqa: E731
     methods: dict[str, Callable[[int], Any]] = {
         "pipeline": _chunked(
@@ -139,45 +129,37 @@ def bench_train(
         ),
         "synthetic": _synthetic(state, 1),
         "synthetic_fresh": _synthetic(state, max(2, FRESH_BYTES // (batch_size * 784 * 4))),
-        "keras_fit": _keras_fit(state, pipelines.make_dataset(data, "train", batch_size, **kw)),
+        "keras_fit": _keras_fit(state, pipelines.make_dataset(source, "train", batch_size, **kw)),
     }
     if state.replicas == 1:  # several replicas take their batches from tf.data
         methods["resident"] = _resident(
-            step.create_state(config.replace(resident=True), data, format)
+            step.create_state(config.replace(resident=True), source, format)
         )
     best = _best_seconds(methods, steps, repeat, warm_up=per_call)
-    result: dict[str, Any] = dict(model=model, data=str(data), batch_size=batch_size, steps=steps)
-    result |= dict(repeat=repeat, xla=config.xla, device=state.device)
+    result: dict[str, Any] = dict(model=model, data=os.fspath(data), batch_size=batch_size)
+    result |= dict(steps=steps, repeat=repeat, xla=config.xla, device=state.device)
     result |= {f"{name}_images_per_second": steps * batch_size / t for name, t in best.items()}
     result |= {f"pipeline_vs_{name}": t / best["pipeline"] for name, t in list(best.items())[1:]}
     targets = {**TARGETS, "keras_fit": KERAS_FIT_TARGETS[model]}  # (a)/(b) has none: see above
-    result["headline_targets"] = {
-        f"pipeline_vs_{name}": target for name, target in targets.items() if name in methods
-    }
-    return result
+    headline = {f"pipeline_vs_{name}": t for name, t in targets.items() if name in methods}
+    return result | dict(headline_targets=headline)
 
 
 def format_report(result: dict) -> str:
-    """Human-readable lines: images/s per method, the headline ratios against their targets, and
-    (a)/(b) apart, for reference."""
+    """Images/s per method, the headline ratios against their targets, and (a)/(b) apart."""
     lines = [
         f"{result['model']}, batch {result['batch_size']}, {result['steps']} steps x best of "
         f"{result['repeat']}, {result['data']}, {result['device']}"
         + (", XLA" if result.get("xla") else "")
     ]
     for name in ("pipeline", "synthetic", "synthetic_fresh", "keras_fit", "resident"):
-        key = f"{name}_images_per_second"
-        if key in result:
-            lines.append(f"  {name:15s} {result[key]:12,.0f} images/s")
+        if f"{name}_images_per_second" in result:
+            lines.append(f"  {name:15s} {result[f'{name}_images_per_second']:12,.0f} images/s")
     lines.append("  headline:")
     for key, target in result["headline_targets"].items():
         met = "met" if result[key] >= target else "not met"
-        lines.append(f"  {_ratio_name(key):27s} {result[key]:6.3f}  target >= {target:g}, {met}")
+        name = "pipeline / " + key.removeprefix("pipeline_vs_").replace("_", " ")
+        lines.append(f"  {name:27s} {result[key]:6.3f}  target >= {target:g}, {met}")
     lines.append("  reference only (one batch reused stays in the L2 cache; no fresh input can):")
-    reused = result["pipeline_vs_synthetic"]
-    lines.append(f"  {_ratio_name('pipeline_vs_synthetic'):27s} {reused:6.3f}")
+    lines.append(f"  {'pipeline / synthetic':27s} {result['pipeline_vs_synthetic']:6.3f}")
     return "\n".join(lines)
-
-
-def _ratio_name(key: str) -> str:
-    return "pipeline / " + key.removeprefix("pipeline_vs_").replace("_", " ")

@@ -1,8 +1,5 @@
-"""Training configuration as data: one frozen dataclass and one table of presets.
-
-`seed` presets reproduce the classic TensorFlow tutorials (their initialisers, optimisers and
-schedules); `modern` presets are what gets good accuracy quickly with the same architectures.
-"""
+"""Training configuration as data: one frozen dataclass and one table of presets: `seed` ones
+reproduce the classic TensorFlow tutorials, `modern` ones train the same architectures well."""
 
 from __future__ import annotations
 
@@ -14,6 +11,10 @@ from mnist_data.errors import MnistDataError
 
 MODELS = ("softmax", "mlp", "lenet")
 PRESETS = ("seed", "modern")
+SCHEDULES = ("constant", "staircase", "cosine")
+_LIMITS = [(name, ">=", 1) for name in ("batch_size", "epochs", "steps_per_call", "max_steps")]
+_LIMITS += [("batches_per_fetch", ">=", 1), ("eval_batch_size", ">=", 1), ("op_threads", ">=", 0)]
+_LIMITS += [("epochs", "<=", 10**6), ("op_threads", "<=", 1024)]
 
 
 class TrainError(MnistDataError, ValueError):
@@ -51,35 +52,22 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse settings no run can use, naming the setting, before anything is written."""
+        values = dataclasses.asdict(self) | dict(l2=self.l2 or 1.0)  # an l2 of zero is fine
         problems = [
-            f"{name} must be >= {low}, got {value}"
-            for name, low in (("batch_size", 1), ("epochs", 1), ("steps_per_call", 1))
-            + (("batches_per_fetch", 1), ("eval_batch_size", 1), ("max_steps", 1))
-            + (("op_threads", 0),)
-            if (value := getattr(self, name)) is not None and value < low
+            f"{name} must be {sign} {limit}, got {values[name]}"
+            for name, sign, limit in _LIMITS
+            if values[name] is not None and (values[name] - limit) * (1 if sign == "<=" else -1) > 0
         ]
         problems += [
-            f"{name} must be <= {high}, got {value}"
-            for name, high in (("epochs", 10**6), ("op_threads", 1024))
-            if (value := getattr(self, name)) is not None and value > high
-        ]
-        problems += [
-            f"{name} must be {'>= 0' if name == 'l2' else '> 0'}, got {value}"
-            for name, value in (
-                ("learning_rate", self.learning_rate),
-                ("decay_rate", self.decay_rate),
-                ("l2", self.l2 or 1.0),  # zero is fine
-            )
-            if not (value > 0 and math.isfinite(value))
+            f"{name} must be {'>= 0' if name == 'l2' else '> 0'}, got {getattr(self, name)}"
+            for name in ("learning_rate", "decay_rate", "l2")
+            if not (values[name] > 0 and math.isfinite(values[name]))
         ]
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:  # NaN fails this too
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.seed < 2**32:
             problems.append(f"seed must be in 0..2**32-1, got {self.seed}")
-        for name, allowed in (
-            ("optimizer", ("sgd", "adam")),
-            ("schedule", ("constant", "staircase", "cosine")),
-        ):
+        for name, allowed in (("optimizer", ("sgd", "adam")), ("schedule", SCHEDULES)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if problems:

@@ -1,8 +1,5 @@
-"""The three reference architectures as Keras models taking float32 [B,28,28,1] and giving logits.
-
-Logits, not probabilities: the loss applies a numerically stable softmax cross-entropy, and the
-SavedModel's serving signature applies the softmax.
-"""
+"""The three reference architectures as Keras models: float32 [B,28,28,1] to logits (the loss
+and the SavedModel's signature apply the softmax)."""
 
 from __future__ import annotations
 
@@ -12,10 +9,7 @@ CLASSES = 10  # outputs of every reference model: the digits (or Fashion-MNIST's
 
 
 def build_model(model: str, preset: str, *, dtype: Any = None) -> Any:
-    """A fresh, built `keras.Sequential` for `model` in the variant `preset` uses.
-
-    `dtype` is a Keras dtype policy for every layer but the last (e.g. "mixed_bfloat16").
-    """
+    """A built `keras.Sequential` for `model` as `preset` has it; `dtype`: a layer policy."""
     import keras
     from keras import initializers, layers
 

@@ -30,10 +30,7 @@ def save_png(figure: Figure, path: str | os.PathLike) -> Path:
 
 
 def curves_figure(history: list[dict], title: str = "") -> Figure:
-    """Loss (left) and accuracy (right) per epoch, train and test, as a 1000x400 px figure.
-
-    Epochs are integer ticks with half an epoch of margin, so a one-epoch run shows its
-    points in the middle of each panel rather than on an edge."""
+    """Loss and accuracy per epoch, train and test, as a 1000x400 px figure."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -69,8 +66,7 @@ def predictions_figure(
     *,
     columns: int = 8,
 ) -> Figure:
-    """The images as the data holds them (0 black, 255 white), each captioned with the predicted
-    and true class (by name when `names` are given); mistakes are captioned and framed in red."""
+    """The images captioned with predicted and true class; mistakes in red."""
     from matplotlib.figure import Figure
 
     columns = max(1, min(columns, len(images)))

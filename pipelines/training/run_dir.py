@@ -1,8 +1,5 @@
 """A run directory: its files, its lock, what it records of its data, and whether a resume
-continues it.
-
-The data string is examined here only (`portable_data`, `data_exists`, `data_fingerprint`).
-"""
+continues it."""
 
 from __future__ import annotations
 
@@ -16,7 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mnist_data.fs import first_missing_folder, is_temp_name, locked, remove_empty_folders
+import mnist_data
+from mnist_data import fs
+from mnist_data.sources.catalog import CATALOG, SPLITS
+from mnist_data.sources.source import MANIFEST, Source, split_files
 from pipelines.training.config import TrainConfig, TrainError, config_from_dict, get_config
 
 CONFIG, METRICS, SUMMARY, CHECKPOINTS = "config.json", "metrics.json", "summary.json", "checkpoints"
@@ -34,26 +34,24 @@ def epochs(count: int) -> str:
 
 @contextlib.contextmanager
 def claimed(out: Path) -> Iterator[None]:
-    """Hold `out`'s lock while a run writes in it; remove what a start that failed made.
-
-    Refuses a file, a directory of other files, and a directory another run holds."""
+    """Hold `out`'s lock while a run writes in it; remove what a start that failed made."""
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: not a directory; --out names the run directory to create")
     if out.is_dir() and not (out / CONFIG).is_file():
-        if any(not is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
+        if any(not fs.is_temp_name(p) and p.name != LOCK_FILE for p in out.iterdir()):
             raise TrainError(
                 f"{out} holds other files but no training run; choose a new or empty directory"
             )
-    created = first_missing_folder(out)  # the first folder this run makes
+    created = fs.first_missing_folder(out)  # the first folder this run makes
     out.mkdir(parents=True, exist_ok=True)
-    with locked(out / LOCK_FILE, TrainError(f"{out} is in use by another training run")):
+    with fs.locked(out / LOCK_FILE, TrainError(f"{out} is in use by another training run")):
         try:
             yield
         except BaseException:
             if created is not None and not (out / CONFIG).exists():
                 # Only folders left empty above it: another run may have put its own beside it.
                 shutil.rmtree(out, ignore_errors=True)
-                remove_empty_folders(out.parent, created)
+                fs.remove_empty_folders(out.parent, created)
             raise
 
 
@@ -67,8 +65,8 @@ def resolve_run(
     format: str | None = None,
     **overrides: Any,
 ) -> tuple[TrainConfig, str | os.PathLike, str | None]:
-    """The config, data and format a run into `out` trains with: on `resume` of a recorded run,
-    the run's own; else the preset's. Non-None `overrides`, `preset`, `data` and `format` win."""
+    """Config, data and format of a run into `out`: the run's own on `resume`, else the preset's;
+    non-None `overrides`, `preset`, `data` and `format` win."""
     if resume and (Path(out) / CONFIG).is_file():
         config = load_run_config(Path(out)).replace(model=model, preset=preset, **overrides)
         if data is None:
@@ -86,6 +84,8 @@ def resolve_run(
 def recorded(run_dir: Path) -> dict:
     """RUN_DIR/config.json as a table, or a TrainError naming it."""
     path = run_dir / CONFIG
+    if not path.is_file():
+        raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
     try:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -110,82 +110,61 @@ def run_data(run_dir: Path) -> tuple[str, str | None]:
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise TrainError(f"{path}: missing, {run_dir} is not a training run directory")
     values = recorded(run_dir)
     try:
         return config_from_dict(values)
     except (ValueError, TypeError) as exc:  # TrainError (a ValueError) included: name the file
-        raise TrainError(f"{path}: not a usable run configuration ({exc})") from None
+        raise TrainError(f"{run_dir / CONFIG}: not a usable run configuration ({exc})") from None
 
 
 def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
     """The class names of the catalog dataset a run was trained on, when they are not digits."""
-    import mnist_data
-
     try:
         data, _ = run_data(run_dir)
     except (OSError, ValueError):
         return None
-    names = mnist_data.class_names(data)
+    return shown_names(mnist_data.class_names(data))
+
+
+def shown_names(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Class names worth showing: None for the digits."""
     return None if names is None or all(name.isdigit() for name in names) else names
 
 
 def data_exists(data: str) -> bool:
-    from mnist_data.sources.catalog import CATALOG
-
     return data in CATALOG or Path(data).exists()
 
 
-def portable_data(data: str | os.PathLike) -> str:
-    """`data` as a run records it: a catalog name as is (names win over same-named folders, as
-    when loading), the sample's name where it stood in for an `mnist` not to be had (so a later
-    download cannot switch a resumed run's data), a directory as an absolute path."""
-    from mnist_data.sources.catalog import CATALOG
-    from mnist_data.sources.source import FALLBACK_DATASET, locate
-
-    if os.fspath(data) == "mnist" and locate("mnist", "train") is None:
-        return FALLBACK_DATASET
-    if os.fspath(data) in CATALOG or not Path(data).exists():
-        return os.fspath(data)
-    return str(Path(data).resolve())
+def portable_data(source: Source) -> str:
+    """The data as a run records it: its catalog name (the sample's, if it stood in), or path."""
+    return source.dataset.name if source.dataset else str(source.path.resolve())
 
 
-def data_fingerprint(data: str | os.PathLike) -> str:
-    """A digest of what `data`'s files hold now: a converted directory's manifest and listings,
-    or each IDX file's SHA-256. Why: the files at a recorded path can be replaced under it."""
-    from mnist_data.conversion.run import describe_source
-    from mnist_data.sources.catalog import CATALOG, SPLITS
-    from mnist_data.sources.source import MANIFEST
-
-    data = portable_data(data)
-    digest, directory = hashlib.sha256(), Path(data)
-    if data not in CATALOG and (directory / MANIFEST).is_file():
+def data_fingerprint(source: Source) -> str:
+    """A digest of the data's files now: the files at a recorded path can be replaced."""
+    digest = hashlib.sha256()
+    if source.manifest is not None:
         for name in (MANIFEST, *(f"{split}.csv" for split in SPLITS)):
-            if (directory / name).is_file():
-                digest.update(name.encode() + b"\0" + (directory / name).read_bytes())
+            if (source.path / name).is_file():
+                digest.update(name.encode() + b"\0" + (source.path / name).read_bytes())
     else:
-        digest.update(json.dumps(describe_source(data, SPLITS)["files"], sort_keys=True).encode())
+        files = {p.name: fs.file_digest(p) for split in SPLITS for p in split_files(source, split)}
+        digest.update(json.dumps(files, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
-def check_unchanged(run_dir: Path, data: str | os.PathLike, advice: str) -> None:
+def check_unchanged(run_dir: Path, source: Source, advice: str) -> None:
     """TrainError if the run's data no longer holds what it held when the run started."""
     fingerprint = recorded(run_dir).get("data_fingerprint")
-    if fingerprint and fingerprint != data_fingerprint(data):
+    if fingerprint and fingerprint != data_fingerprint(source):
         raise TrainError(
-            f"{data}: its files changed since the run in {run_dir} started on them; {advice}"
+            f"{os.fspath(source)}: its files changed since the run in {run_dir} started on them; "
+            f"{advice}"
         )
 
 
 def check_start(
-    config: TrainConfig,
-    out: Path,
-    data: str | os.PathLike,
-    format: str | None,
-    resume: bool,
-    checkpointed: int,
+    config: TrainConfig, out: Path, source: Source, resume: bool, checkpointed: int
 ) -> None:
     """Refuse to overwrite an earlier run unless resuming, and a resume that would not continue
     it: same data, and only the run's length may change, not under a schedule that spans it."""
@@ -195,8 +174,6 @@ def check_start(
         )
     if not (resume and (out / CONFIG).is_file()):
         return
-    from mnist_data import resolve_source
-
     if config.epochs < checkpointed:
         raise TrainError(
             f"{out}: {epochs(checkpointed)} are done already; --epochs {config.epochs} would end "
@@ -205,9 +182,7 @@ def check_start(
     before, now = dataclasses.asdict(load_run_config(out)), dataclasses.asdict(config)
     data_before = recorded(out).get("data")
     if data_before is not None and data_exists(data_before):  # else taken at the word of `data`
-        format_before = recorded(out).get("format") or resolve_source(data_before).kind
-        before |= dict(data=data_before, format=format_before)
-        now |= dict(data=portable_data(data), format=format or resolve_source(data).kind)
+        before["data"], now["data"] = data_before, portable_data(source)
     changed = [name for name in now if before[name] != now[name]]
     length_only = set(changed) <= {"epochs", "max_steps"}
     if changed and (not length_only or before["schedule"] == "cosine"):
@@ -218,20 +193,19 @@ def check_start(
             "resume with the run's own settings and data or choose another --out"
         )
     if "data" in now:
-        check_unchanged(out, data, "resuming would train on other examples: choose another --out")
+        check_unchanged(out, source, "resuming would train on other examples: choose another --out")
 
 
-def record(config: TrainConfig, data: str | os.PathLike, format: str | None) -> dict:
+def record(config: TrainConfig, source: Source, format: str | None) -> dict:
     """What RUN_DIR/config.json holds: the config, the data as recorded and its fingerprint."""
-    recorded = dict(
-        data=portable_data(data), format=format, data_fingerprint=data_fingerprint(data)
+    data = dict(
+        data=portable_data(source), format=format, data_fingerprint=data_fingerprint(source)
     )
-    return dataclasses.asdict(config) | recorded
+    return dataclasses.asdict(config) | data
 
 
 def read_history(out: Path, done: int) -> list[dict]:
-    """The metrics of the `done` epochs a checkpoint holds. metrics.json is written just before
-    each checkpoint: an epoch it has ahead of the checkpoint is dropped."""
+    """The metrics of the `done` epochs a checkpoint holds (metrics.json may be one ahead)."""
     try:
         history = json.loads((out / METRICS).read_text())["epochs"][:done]
         if len(history) == done and all(EPOCH_KEYS <= record.keys() for record in history):

@@ -9,15 +9,14 @@ from typing import Any
 
 import numpy as np
 
-import pipelines
 from mnist_data.errors import DatasetError
+from mnist_data.sources.source import Source
 from pipelines.training.config import TrainConfig, TrainError
 from pipelines.training.models import CLASSES
 
 
 def use_op_threads(count: int | None) -> bool:
-    """Run TensorFlow's ops on `count` threads; whether in effect (only before TF's first op).
-    Why: a model of tiny ops steps faster on one thread, and leaves the other cores to tf.data."""
+    """Run TF's ops on `count` threads (tiny ops step faster on one); whether in effect."""
     import tensorflow as tf
 
     threads = tf.config.threading
@@ -48,23 +47,12 @@ def local_devices() -> tuple[Any, str]:
     return strategy, f"{len(gpus)} x {name} (host: {host})"
 
 
-def set_op_determinism(enabled: bool) -> None:
-    """Op determinism on or off. XLA has no deterministic kernels for some gradients
-    (MaxPoolGrad), so XLA runs switch it off; TF exports only the switch-on half."""
-    from tensorflow.python.framework import config
-
-    (config.enable_op_determinism if enabled else config.disable_op_determinism)()
-
-
-def as_tensors(dataset: Any, what: str = "the dataset") -> tuple[Any, Any]:
-    """Every batch of a finite dataset as two tensors; TrainError naming `what` if empty."""
+def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
+    """A split as the models take it (as make_dataset hands it): float32 [N,H,W,1], int32."""
     import tensorflow as tf
 
-    batches = list(dataset)
-    if not batches:
-        raise TrainError(f"{what} holds no examples")
-    images, labels = zip(*batches)
-    return tf.concat(images, 0), tf.concat(labels, 0)
+    pixels = tf.cast(tf.constant(images[..., None]), tf.float32) * (1.0 / 255.0)
+    return pixels, tf.cast(tf.constant(labels), tf.int32)
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
@@ -82,8 +70,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
 
 
 def check_examples(data: Any, split: str, shape: tuple, labels: Any) -> None:
-    """DatasetError for images the models cannot take, or labels past their 10 outputs (sets
-    converted with --num-classes would train on NaN losses, not fail)."""
+    """DatasetError for images the models cannot take or labels past their outputs."""
     if tuple(shape) != (28, 28):
         raise DatasetError(
             f"{data}: {split} images are {'x'.join(map(str, shape))}; "
@@ -126,21 +113,21 @@ class State:
         return self.strategy.num_replicas_in_sync
 
 
-def read_data(config: TrainConfig, data: Any, format: str | None, need_train: bool) -> tuple:
+def read_data(config: TrainConfig, source: Source, format: str | None, need_train: bool) -> tuple:
     """The test split as tensors, and the train split as arrays (None if not `need_train`)."""
     from pipelines.input.readers import read_arrays
 
-    test = as_tensors(
-        pipelines.make_dataset(data, "test", config.eval_batch_size, format=format, shuffle=False),
-        f"{data}: the test split, on which a run reports its accuracy,",
-    )
-    check_examples(data, "test", test[0].shape[1:3], test[1].numpy())
-    if not need_train:
-        return test, None
-    train = read_arrays(data, "train", format=format)
-    check_examples(data, "train", train[0].shape[1:3], train[1])
-    if len(train[1]) < config.batch_size:
+    name, splits = os.fspath(source), ("test", "train")[: 1 + need_train]
+    arrays = {split: read_arrays(source, split, format=format) for split in splits}
+    for split, (images, labels) in arrays.items():
+        check_examples(name, split, images.shape[1:3], labels)
+    if not len(arrays["test"][1]):
         raise TrainError(
-            f"{data}: batch size {config.batch_size} exceeds the {len(train[1])} training examples"
+            f"{name}: the test split, on which a run reports its accuracy, holds no examples"
         )
-    return test, train
+    train = arrays.get("train")
+    if train and len(train[1]) < config.batch_size:
+        raise TrainError(
+            f"{name}: batch size {config.batch_size} exceeds the {len(train[1])} training examples"
+        )
+    return as_tensors(*arrays["test"]), train

@@ -1,17 +1,13 @@
-"""The compiled training step, the epoch loop and evaluation, as functions over a run's `State`.
-
-One call of a compiled loop runs `steps_per_call` steps (from a tf.data iterator, or from tensors
-resident on the device): Python runs once per K steps. The benchmark drives these same loops."""
+"""The compiled step, the epoch loop and evaluation over a run's `State`. One call of a compiled
+loop runs `steps_per_call` steps, from a tf.data iterator or tensors resident on the device."""
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from mnist_data.sources.source import Source
 from pipelines.training import setup
 from pipelines.training.config import TrainConfig, TrainError
 from pipelines.training.models import build_model, kernels
@@ -19,25 +15,26 @@ from pipelines.training.setup import State
 
 
 def create_state(
-    config: TrainConfig, data: str | os.PathLike, format: str | None = None, *, need_train=True
+    config: TrainConfig, source: Source, format: str | None = None, *, need_train: bool = True
 ) -> State:
     """Read the data, build the models and optimizer, and compile the step and loops."""
     import keras
     import tensorflow as tf
-
-    from pipelines.input.dataset import dataset_from_arrays
+    from tensorflow.python.framework import config as tf_config
 
     keras.utils.set_random_seed(config.seed)
-    setup.set_op_determinism(config.deterministic and not config.xla)
+    # XLA has no deterministic kernels for some gradients (MaxPoolGrad); TF exports only "enable"
+    determinism = config.deterministic and not config.xla
+    (tf_config.enable_op_determinism if determinism else tf_config.disable_op_determinism)()
     strategy, device = setup.local_devices()
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = on_gpu if config.mixed_precision is None else config.mixed_precision
     single = strategy.num_replicas_in_sync == 1
-    test, train = setup.read_data(config, data, format, need_train)
+    test, train = setup.read_data(config, source, format, need_train)
     steps = len(train[1]) // config.batch_size if train else 1
     resident = None
     if train and single and (on_gpu if config.resident is None else config.resident):
-        resident = setup.as_tensors(dataset_from_arrays(*train, 10_000, shuffle=False))
+        resident = setup.as_tensors(*train)
     # Stacked batches are sliced on one replica only; every epoch fills an element.
     fetch = max(1, min(config.batches_per_fetch, config.steps_per_call, steps)) if single else 1
     dtype = "mixed_bfloat16" if mixed else None
@@ -114,9 +111,7 @@ def update_averages(state: State) -> None:
 def _steps_from_iterator(
     state: State, iterator: Any, fetches: Any, room: Any, limit: Any
 ) -> tuple[Any, Any, Any]:
-    """Train on `fetches` elements of `state.fetch` stacked batches, at most `limit` steps;
-    `room`: full batches the epoch still holds (its last element may hold fewer, plus a skipped
-    remainder). Plain next(): callers ask for no more elements than the epoch holds."""
+    """Train on `fetches` elements of stacked batches, at most `limit` and `room` steps."""
     import tensorflow as tf
 
     size, fetch = state.config.batch_size, state.fetch
@@ -156,9 +151,7 @@ def steps_left(state: State) -> int:
 def train_epoch(
     state: State, epoch: int, on_steps: Callable[[int], Any] = lambda n: None
 ) -> tuple[float, float, int]:
-    """Run one epoch (or until max_steps); return mean loss, train accuracy, examples seen.
-
-    The epoch's order depends on the seed and the epoch only, so a resumed run sees the same."""
+    """Run one epoch (or until max_steps); mean loss, train accuracy, examples seen."""
     import tensorflow as tf
 
     from pipelines.input.dataset import dataset_from_arrays
@@ -220,17 +213,6 @@ def evaluate(state: State) -> tuple[float, float]:
     return loss_sum / int(images.shape[0]), hit_sum / int(images.shape[0])
 
 
-def sample_predictions(state: State, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first `count` test digits as uint8, their labels, and the predicted probabilities."""
-    import tensorflow as tf
-
-    sync_eval_model(state)
-    images, labels = state.test[0][:count], state.test[1][:count]
-    probabilities = tf.nn.softmax(tf.cast(state.eval_model(images, training=False), tf.float32))
-    pixels = np.round(images.numpy().reshape(-1, 28, 28) * 255).astype(np.uint8)
-    return pixels, labels.numpy(), probabilities.numpy()
-
-
 def restore(state: State, checkpoint: str, *, partial: bool) -> None:
     """Load `checkpoint` into `state`; TrainError naming it if damaged or another model's."""
     import tensorflow as tf
@@ -239,8 +221,8 @@ def restore(state: State, checkpoint: str, *, partial: bool) -> None:
         status = state.checkpoint.restore(checkpoint)
         status.expect_partial() if partial else status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
-        reason = " ".join(str(getattr(exc, "message", exc)).split())[:300]
+        why = " ".join(str(getattr(exc, "message", exc)).split())[:300]
         raise TrainError(
             f"{checkpoint}: cannot restore this run's checkpoint, damaged or another model's "
-            f"({reason})"
+            f"({why})"
         ) from None

@@ -10,7 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mnist_data.fs import write_json_atomic
+from mnist_data.sources.source import Source, resolve_source
 from pipelines.training import run_dir as rd
 from pipelines.training import setup, step
 from pipelines.training.config import TrainConfig, TrainError
@@ -19,7 +22,7 @@ from pipelines.training.setup import State
 
 def train(
     config: TrainConfig,
-    data: str | os.PathLike,
+    data: str | os.PathLike | Source,
     out: str | os.PathLike,
     *,
     format: str | None = None,
@@ -27,55 +30,42 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[dict], Any] | None = None,
 ) -> dict:
-    """Train `config` on `data` into run directory `out` (`resume`: from its last checkpoint);
-    return the summary. `on_epoch(record)` is called after each epoch's checkpoint."""
-    out = Path(out)
-    with rd.claimed(out):
-        return _train(config, data, out, format, resume, progress, on_epoch)
-
-
-def _train(
-    config: TrainConfig,
-    data: str | os.PathLike,
-    out: Path,
-    format: str | None,
-    resume: bool,
-    progress: bool,
-    on_epoch: Callable[[dict], Any] | None,
-) -> dict:
+    """Train `config` on `data` into run directory `out`; return the summary."""
     import tensorflow as tf
 
-    latest = tf.train.latest_checkpoint(str(out / rd.CHECKPOINTS))
-    done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by epoch
-    rd.check_start(config, out, data, format, resume, done)
-    setup.use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started yet
-    state = step.create_state(config, data, format)
-    write_json_atomic(out / rd.CONFIG, rd.record(config, data, format))
-    manager = tf.train.CheckpointManager(state.checkpoint, str(out / rd.CHECKPOINTS), 2)
-    history: list[dict] = []
-    if resume and not latest and list((out / rd.CHECKPOINTS).glob("ckpt-*.index")):
-        raise TrainError(
-            f"{out / rd.CHECKPOINTS / 'checkpoint'}: missing or damaged, so the run's checkpoints "
-            "cannot be found; starting over would overwrite them (train into another --out)"
-        )
-    if resume and latest:
-        step.restore(state, latest, partial=False)
-        history = rd.read_history(out, int(state.epoch.numpy()))
-    writer = tf.summary.create_file_writer(str(out / rd.TENSORBOARD))
-    while int(state.epoch.numpy()) < config.epochs and step.steps_left(state) > 0:
-        record = _run_epoch(state, int(state.epoch.numpy()), progress)
-        history.append(record)
-        _summarise(writer, record)
-        state.epoch.assign(record["epoch"])
-        write_json_atomic(out / rd.METRICS, {"epochs": history})
-        manager.save(checkpoint_number=record["epoch"])
-        if on_epoch is not None:
-            on_epoch(record)
-    writer.close()
-    _write_outputs(state, out, history)
-    summary = _summary(config, history, state.device) | {"data": rd.portable_data(data)}
-    write_json_atomic(out / rd.SUMMARY, summary)
-    return summary
+    out, source = Path(out), resolve_source(data)
+    with rd.claimed(out):
+        latest = tf.train.latest_checkpoint(str(out / rd.CHECKPOINTS))
+        done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by epoch
+        rd.check_start(config, out, source, resume, done)
+        if resume and not latest and list((out / rd.CHECKPOINTS).glob("ckpt-*.index")):
+            raise TrainError(
+                f"{out / rd.CHECKPOINTS / 'checkpoint'}: missing or damaged, so the run's "
+                "checkpoints cannot be found; starting over would overwrite them"
+            )
+        setup.use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started
+        state = step.create_state(config, source, format)
+        write_json_atomic(out / rd.CONFIG, rd.record(config, source, format))
+        manager = tf.train.CheckpointManager(state.checkpoint, str(out / rd.CHECKPOINTS), 2)
+        history: list[dict] = []
+        if resume and latest:
+            step.restore(state, latest, partial=False)
+            history = rd.read_history(out, int(state.epoch.numpy()))
+        writer = tf.summary.create_file_writer(str(out / rd.TENSORBOARD))
+        while int(state.epoch.numpy()) < config.epochs and step.steps_left(state) > 0:
+            record = _run_epoch(state, int(state.epoch.numpy()), progress)
+            history.append(record)
+            _summarise(writer, record)
+            state.epoch.assign(record["epoch"])
+            write_json_atomic(out / rd.METRICS, {"epochs": history})
+            manager.save(checkpoint_number=record["epoch"])
+            if on_epoch is not None:
+                on_epoch(record)
+        writer.close()
+        _write_outputs(state, out, history, rd.shown_names(source.classes))
+        summary = _summary(config, history, state.device) | {"data": rd.portable_data(source)}
+        write_json_atomic(out / rd.SUMMARY, summary)
+        return summary
 
 
 def _run_epoch(state: State, epoch: int, progress: bool) -> dict:
@@ -104,23 +94,24 @@ def _run_epoch(state: State, epoch: int, progress: bool) -> dict:
     return record | dict(seconds=seconds, examples_per_second=examples / seconds)
 
 
-def _write_outputs(state: State, out: Path, history: list[dict]) -> None:
+def _write_outputs(state: State, out: Path, history: list[dict], names: Any) -> None:
     """The charts and the SavedModel of a finished run."""
     from pipelines.training import reports
     from pipelines.training.export import export_saved_model
 
     title = f"{state.config.model} / {state.config.preset}"
     reports.save_png(reports.curves_figure(history, title), out / rd.CURVES)
-    images, labels, probabilities = step.sample_predictions(state, 64)
-    names = rd.class_names_of_run(out)
-    figure = reports.predictions_figure(images, labels, probabilities.argmax(-1), names)
+    step.sync_eval_model(state)
+    images, labels = state.test[0][:64], state.test[1][:64]
+    predicted = np.argmax(state.eval_model(images, training=False), -1)
+    pixels = np.round(images.numpy().reshape(-1, 28, 28) * 255).astype(np.uint8)
+    figure = reports.predictions_figure(pixels, labels.numpy(), predicted, names)
     reports.save_png(figure, out / rd.PREDICTIONS)
     export_saved_model(state.eval_model, out / rd.SAVED_MODEL)
 
 
 def _summarise(writer: Any, record: dict) -> None:
-    """TensorBoard scalars via the core `tf.summary.write` op (tf.summary.scalar needs the
-    tensorboard package; this writes the same event records without it)."""
+    """TensorBoard scalars via the core op (tf.summary.scalar needs the tensorboard package)."""
     import tensorflow as tf
     from tensorflow.core.framework import summary_pb2
 
@@ -140,7 +131,5 @@ def _summary(config: TrainConfig, history: list[dict], device: str) -> dict:
     summary = dict(model=config.model, preset=config.preset, epochs=len(history))
     summary |= dict(steps=last.get("step", 0), batch_size=config.batch_size)
     summary |= {key: last.get(key) for key in ("test_accuracy", "train_accuracy", "loss")}
-    summary |= dict(
-        train_seconds=seconds, examples_per_second=examples / seconds if seconds else None
-    )
+    summary |= dict(train_seconds=seconds, examples_per_second=seconds and examples / seconds)
     return summary | dict(device=device, xla=config.xla, seed=config.seed)
