@@ -10,7 +10,7 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 TEMP_MARKER = ".tmp-"
@@ -28,6 +28,29 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 def temp_name_for(final: Path) -> Path:
     """A hidden sibling of `final` unique to this writer, marked temporary by TEMP_MARKER."""
     return final.with_name(f".{final.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def write_many_atomic(files: Iterable[tuple[str, bytes]]) -> None:
+    """Write many small files, each under a temporary name then renamed, without syncing them.
+    Bare os calls on str paths: for a small PNG, Path and context-manager overhead costs as much
+    as encoding it (docs/BENCHMARKS.md, converters)."""
+    suffix = f"{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
+    for final, blob in files:
+        folder, _, name = final.rpartition("/")
+        tmp = f"{folder}/.{name}{suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(blob)
+                while view:  # a write may take less than it was given (a size limit, a signal)
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise OSError(exc.errno, exc.strerror, final) from None
 
 
 def is_temp_name(path: Path) -> bool:

@@ -16,7 +16,7 @@ from mnist_data.checks import is_whole
 from mnist_data.conversion.run import PROGRESS_DIR, convert, load_source, wait_all
 from mnist_data.errors import ConvertError
 from mnist_data.formats.png import encode_gray_pngs
-from mnist_data.fs import write_bytes_atomic
+from mnist_data.fs import write_bytes_atomic, write_many_atomic
 from mnist_data.sources.catalog import SPLITS
 from mnist_data.sources.load import class_names
 
@@ -120,8 +120,7 @@ def _export_split(out, folders, compress_level, progress, pool, split, images, l
 def _write_chunk(out: Path, paths: list[str], images: np.ndarray, level: int, marker: Path) -> int:
     """Write one chunk's PNGs, each atomically, then its marker (one sync, not one a file)."""
     blobs = encode_gray_pngs(images, level)
-    for relative, blob in zip(paths, blobs):
-        write_bytes_atomic(out / relative, blob, durable=False)
+    write_many_atomic((f"{out}/{relative}", blob) for relative, blob in zip(paths, blobs))
     os.sync()  # the chunk's files reach the disk before the marker that lets a rerun skip them
     write_bytes_atomic(marker, b"")
     return sum(map(len, blobs))
