@@ -18,6 +18,7 @@ import pipelines
 from mnist_data_cli import build_parser, main
 from mnist_data_cli.quiet_start import _is_start_up_chatter
 from pipelines.input.service import dispatcher_checks, worker_checks
+from pipelines.training.setup import use_op_threads
 
 COMMAND = [sys.executable, "-m", "mnist_data_cli"]
 
@@ -131,6 +132,11 @@ def test_the_command_and_the_api_refuse_the_same_values_alike(tmp_path: Path, ca
             ["to-tfrecord", "mnist-sample", out, "--num-classes", "0"],
             lambda: mnist_data.to_tfrecord("mnist-sample", out, num_classes=0),
             "num_classes must be a whole number >= 1, got 0",
+        ),
+        (
+            ["bench", "train", "softmax", "--op-threads", "-3"],
+            lambda: use_op_threads(-3),
+            "op_threads must be a whole number in 0..1024, got -3",
         ),
         (
             ["serve", "dispatcher", "--port", "99999"],

@@ -153,6 +153,8 @@ def test_overwrite_deletes_only_what_mnist_data_wrote(tmp_path: Path, monkeypatc
     (out / "notes.txt").unlink()
     shutil.rmtree(out / "models")
     assert to_tfrecord("mnist-sample", out, shards=2, overwrite=True, progress=False)["files"] == 4
+    (out / ".mnist-data-run.json").unlink()  # output copied without its hidden run file
+    assert to_tfrecord("mnist-sample", out, overwrite=True, progress=False)["files"] == 2
     tree = tmp_path / "png"
     to_png("mnist-sample", tree, splits="test", progress=False)
     (tree / "test" / "3" / "README").write_text("about the threes")  # inside a class folder

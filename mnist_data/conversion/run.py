@@ -19,11 +19,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mnist_data.checks import check_whole
-from mnist_data.errors import ConvertError
+from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.fs import file_digest, is_temp_name, locked, remove_stale_temps, write_json_atomic
 from mnist_data.sources.catalog import SPLITS
 from mnist_data.sources.load import load_splits
-from mnist_data.sources.source import MANIFEST, Source, resolve_source, split_files
+from mnist_data.sources.source import MANIFEST, Source, read_manifest, resolve_source, split_files
 
 RUN_FILE = ".mnist-data-run.json"
 PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk
@@ -135,7 +135,9 @@ def _claimed(out: Path, identity: dict, overwrite: bool) -> Iterator[None]:
         try:
             out.mkdir(parents=True, exist_ok=True)
             held.enter_context(locked(out, busy))
-            if not marker.exists() and any(not is_temp_name(p) for p in out.iterdir()):
+            if not (marker.exists() or _has_our_manifest(out)) and any(
+                not is_temp_name(p) for p in out.iterdir()
+            ):
                 raise ConvertError(  # never clear what we did not write
                     f"{out} is not empty and holds no mnist-data output; "
                     "choose a new or empty directory"
@@ -212,3 +214,11 @@ def _clear(out: Path) -> None:
         if entry.name == RUN_FILE:
             continue
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def _has_our_manifest(out: Path) -> bool:
+    """A finished output copied without its run file is still ours to overwrite."""
+    try:
+        return bool(read_manifest(out))
+    except DatasetError:
+        return False

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_data.checks import check_whole
 from mnist_data.errors import DatasetError
 from mnist_data.sources.source import Source
 from pipelines.training.config import TrainConfig, TrainError
@@ -20,6 +21,8 @@ def use_op_threads(count: int | None) -> bool:
     import tensorflow as tf
 
     threads = tf.config.threading
+    if count is not None:  # TensorFlow aborts the process on a negative count
+        check_whole("op_threads", count, 0, 1024, TrainError)
     if not count:
         return False
     try:

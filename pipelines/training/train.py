@@ -33,8 +33,9 @@ def train(
     """Train `config` on `data` into run directory `out`; return the summary."""
     import tensorflow as tf
 
-    out, source = Path(out), resolve_source(data)
+    out = Path(out)
     with rd.claimed(out):
+        source = resolve_source(data)  # a run in use is refused before any download
         latest = tf.train.latest_checkpoint(str(out / rd.CHECKPOINTS))
         done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by epoch
         rd.check_start(config, out, source, resume, done)
