@@ -121,7 +121,7 @@ def test_the_command_and_the_api_refuse_the_same_values_alike(tmp_path: Path, ca
         (
             ["to-png", "mnist-sample", out, "--compress-level", "12"],
             lambda: mnist_data.to_png("mnist-sample", out, compress_level=12),
-            "compress_level must be 0..9, found 12",
+            "compress_level must be a whole number in 0..9, got 12",
         ),
         (
             ["to-tfrecord", "mnist-sample", out, "--workers", "0"],

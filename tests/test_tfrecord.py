@@ -233,7 +233,7 @@ def test_impossible_sharding_and_worker_counts_are_refused(tmp_path: Path) -> No
         (dict(shards=2001), "2001 shards for 1600 records"),
         (dict(shard_size=0), "shard_size must be a whole number >= 1, got 0"),
         (dict(shard_size=2.5), "shard_size must be a whole number >= 1, got 2.5"),
-        (dict(compress_level=12), "compress_level must be 0..9"),
+        (dict(compress_level=12), "compress_level must be a whole number in 0..9, got 12"),
         (dict(workers=0), "workers must be a whole number >= 1, got 0"),
         (dict(workers="2"), "workers must be a whole number >= 1, got '2'"),
     ):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_data.checks import is_whole
+from mnist_data.checks import check_whole
 from mnist_data.conversion.run import PROGRESS_DIR, convert, load_source, wait_all
 from mnist_data.errors import ConvertError
 from mnist_data.formats.png import encode_gray_pngs
@@ -31,8 +31,7 @@ def check_choice(name: str, value: object, known: tuple[str, ...]) -> None:
 
 
 def check_compress_level(compress_level: object) -> int:
-    if not (is_whole(compress_level, 0) and compress_level <= 9):
-        raise ConvertError(f"compress_level must be 0..9, found {compress_level!r}")
+    check_whole("compress_level", compress_level, 0, 9, ConvertError)
     return int(compress_level)
 
 

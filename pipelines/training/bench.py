@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mnist_data.checks import is_whole
+from mnist_data.checks import check_whole
 from mnist_data.sources.source import resolve_source
 from pipelines.training import setup, step
 from pipelines.training.config import TrainError, get_config
@@ -112,8 +112,7 @@ def bench_train(
     import pipelines
 
     for name, value in (("steps", steps), ("repeat", repeat)):
-        if not is_whole(value, 1):
-            raise TrainError(f"{name} must be a whole number >= 1, got {value!r}")
+        check_whole(name, value, 1, error=TrainError)
     per_call, source = min(steps, 96), resolve_source(data)
     config = get_config(
         model, "modern", batch_size=batch_size, resident=False, steps_per_call=per_call, xla=xla
