@@ -74,10 +74,21 @@ def _emit(summary: object, text: str, target: str | None) -> None:
         print(text)
 
 
+def _look_in_data_dir(args: argparse.Namespace) -> None:
+    """`--data-dir DIR`: a dataset name given stands for its files in DIR (as `data_dir=`)."""
+    if args.command == "fetch" or not getattr(args, "data_dir", None):
+        return
+    for key in ("source", "data"):
+        if getattr(args, key, None) in mnist_data.CATALOG:
+            found = mnist_data.resolve_source(getattr(args, key), args.data_dir, fallback=False)
+            setattr(args, key, found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _one_line_warnings()
     try:
+        _look_in_data_dir(args)
         if args.prepare:  # checks that need no TensorFlow run before it starts
             args.prepare(args)
         if args.tensorflow and not args.debug:

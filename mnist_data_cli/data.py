@@ -31,8 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("info", help="shapes, dtypes, classes and MD5s of IDX data")
     p.add_argument("source", nargs="?", default="mnist", help="dataset, IDX directory or IDX file")
-    p.add_argument("--data-dir", help="directory searched first (default: the user cache dir)")
-    add_options(p, "--num-classes", "--json")
+    add_options(p, "--data-dir", "--num-classes", "--json")
     p.set_defaults(run=_info)
 
     p = commands.add_parser(
@@ -68,7 +67,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="dataset name or directory of IDX files")
     p.add_argument("out", help="output directory")
-    p.add_argument("--splits", nargs="+", choices=SPLITS, default=SPLITS, help="splits to convert")
+    add_options(p, "--data-dir")
+    p.add_argument("--splits", nargs="+", default=SPLITS, help="splits to convert")
     p.add_argument("--workers", type=int, help="worker threads (default: one per core)")
     p.add_argument("--compress-level", type=int, default=1, help="deflate level of PNGs, 0-9")
     p.add_argument("--overwrite", action="store_true", help="replace earlier output in OUT")

@@ -14,7 +14,7 @@ def register(commands: argparse._SubParsersAction, benchmarks: argparse._SubPars
     """Add `serve` to `commands` and `pipeline` to `benchmarks`."""
     p = benchmarks.add_parser("pipeline", help="input pipeline throughput (no model work)")
     p.add_argument("--source", default="fashion-mnist", help="dataset, IDX, TFRecord or PNG dir")
-    add_options(p, "--format", "--batch-size", "--epochs", "--repeat", "--json")
+    add_options(p, "--data-dir", "--format", "--batch-size", "--epochs", "--repeat", "--json")
     p.set_defaults(batch_size=256, epochs=3, repeat=3, run=_bench, tensorflow=True)
     p.add_argument("--compare", action="store_true", help="also the tutorial's and tfds' pipelines")
     p.add_argument("--service", help="grpc://HOST:PORT of a tf.data service dispatcher")

@@ -60,6 +60,7 @@ OPTIONS = {
     "--quiet": dict(action="store_false", dest="progress", default=True, help="no progress bars"),
     "--num-classes": dict(type=int, help="labels are 0..N-1 (default: the catalog's, else 10)"),
     "--data": dict(help="dataset name, IDX directory, or converted TFRecord/PNG directory"),
+    "--data-dir": dict(help="where a dataset name's files are looked for first (or downloaded)"),
     "--format": dict(choices=FORMATS, help="input format (default: detected from the data)"),
     "--batch-size": dict(type=int, help="examples per batch"),
     "--epochs": dict(type=int, help="passes over the data"),

@@ -28,13 +28,13 @@ def register(commands: argparse._SubParsersAction, benchmarks: argparse._SubPars
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--preset", choices=PRESETS, help="default: modern (on --resume: the run's)")
     p.add_argument("--seed", type=int, help="random seed, 0..2**32-1 (default: 0)")
-    add_options(p, "--data", "--format", "--epochs", "--batch-size", "--xla", "--op-threads")
-    add_options(p, "--quiet", "--json")
+    add_options(p, "--data", "--data-dir", "--format", "--epochs", "--batch-size", "--xla")
+    add_options(p, "--op-threads", "--quiet", "--json")
     p.set_defaults(run=_train, prepare=_resolve_train, tensorflow=True)
 
     p = commands.add_parser("evaluate", help="test accuracy of a run's latest checkpoint")
     p.add_argument("run_dir")
-    add_options(p, "--data", "--format", "--json")
+    add_options(p, "--data", "--data-dir", "--format", "--json")
     p.set_defaults(run=_evaluate, tensorflow=True)
 
     p = commands.add_parser(
@@ -58,8 +58,8 @@ def register(commands: argparse._SubParsersAction, benchmarks: argparse._SubPars
     )
     p.add_argument("model", choices=MODELS)
     p.add_argument("--steps", type=int, default=400, help="timed steps per method")
-    add_options(p, "--data", "--format", "--batch-size", "--repeat", "--xla", "--op-threads")
-    add_options(p, "--json")
+    add_options(p, "--data", "--data-dir", "--format", "--batch-size", "--repeat", "--xla")
+    add_options(p, "--op-threads", "--json")
     p.set_defaults(data="mnist-sample", batch_size=128, repeat=3, run=_bench, tensorflow=True)
 
 

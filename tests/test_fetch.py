@@ -13,7 +13,7 @@ from mnist_data import FetchError, fetch
 from mnist_data.sources.fetch import part_path
 from mnist_data_cli import main
 
-NAMES = [f.name for f in catalog.CATALOG["mnist-sample"].files.values()]
+NAMES = [f.name for f in catalog.CATALOG["mnist-sample"].files]
 
 
 @pytest.fixture

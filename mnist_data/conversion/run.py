@@ -20,14 +20,15 @@ from tqdm import tqdm
 
 from mnist_data.checks import check_whole
 from mnist_data.errors import ConvertError, DatasetError
-from mnist_data.fs import file_digest, is_temp_name, locked, remove_stale_temps, write_json_atomic
-from mnist_data.sources.catalog import SPLITS
+from mnist_data.fs import is_temp_name, locked, remove_stale_temps, write_json_atomic
+from mnist_data.sources.catalog import ALL_SPLITS, CATALOG, STANDARD_SPLITS
+from mnist_data.sources.files import digest
 from mnist_data.sources.load import load_splits
 from mnist_data.sources.source import MANIFEST, Source, read_manifest, resolve_source, split_files
 
 RUN_FILE = ".mnist-data-run.json"
 PROGRESS_DIR = ".progress"  # to_png's markers: one empty file per finished chunk
-SHARD_NAME = re.compile(rf"^({'|'.join(SPLITS)})-\d{{5}}-of-\d{{5}}\.tfrecord(\.gz)?$")
+SHARD_NAME = re.compile(rf"^({'|'.join(ALL_SPLITS)})-\d{{5}}-of-\d{{5}}\.tfrecord(\.gz)?$")
 COUNTS = ("examples", "files", "bytes", "resumed_files", "resumed_examples")
 
 
@@ -36,14 +37,18 @@ def load_source(
 ) -> tuple[Source, dict]:
     """The resolved source and the requested splits' arrays, once each, in the catalog's order."""
     wanted = [splits] if isinstance(splits, str) else list(splits)
-    unknown = [split for split in wanted if split not in SPLITS]
+    if not isinstance(source, Source) and os.fspath(source) not in CATALOG:
+        source = resolve_source(source)  # a directory: its layout tells its splits
+    dataset = source.dataset if isinstance(source, Source) else CATALOG[os.fspath(source)]
+    known = dataset.splits if dataset else STANDARD_SPLITS
+    unknown = [split for split in wanted if split not in known]
     if unknown:
-        raise ConvertError(f"unknown split {unknown[0]!r}: expected {' and/or '.join(SPLITS)}")
+        raise ConvertError(f"unknown split {unknown[0]!r}: expected {' and/or '.join(known)}")
     if workers is not None:
         check_whole("workers", workers, 1, error=ConvertError)
     if num_classes is not None:
         check_whole("num_classes", num_classes, 1, error=ConvertError)
-    ordered = [split for split in SPLITS if split in wanted]
+    ordered = [split for split in known if split in wanted]
     source = resolve_source(source, splits=ordered, fallback=False)
     return source, load_splits(source, ordered, num_classes=num_classes)
 
@@ -53,7 +58,7 @@ def describe_source(source: str | os.PathLike | Source, splits: Iterable[str]) -
     splits = list(splits)
     source = resolve_source(source, splits=splits, fallback=False)
     files = [path for split in splits for path in split_files(source, split)]
-    return {"name": os.fspath(source), "files": {p.name: file_digest(p) for p in files}}
+    return {"name": os.fspath(source), "files": {p.name: digest(p) for p in files}}
 
 
 def convert(
@@ -185,12 +190,12 @@ def _difference(previous: dict, identity: dict, within: str = "") -> str:
 
 def _foreign_entries(out: Path) -> list[str]:
     """What in OUT no converter writes (a split folder's files other than PNGs included)."""
-    ours = {RUN_FILE, MANIFEST, PROGRESS_DIR, *(f"{split}.csv" for split in SPLITS)}
+    ours = {RUN_FILE, MANIFEST, PROGRESS_DIR, *(f"{split}.csv" for split in ALL_SPLITS)}
     foreign = []
     for entry in sorted(out.iterdir()):
         if entry.name in ours or is_temp_name(entry) or SHARD_NAME.match(entry.name):
             continue
-        if entry.name in SPLITS and entry.is_dir() and not entry.is_symlink():
+        if entry.name in ALL_SPLITS and entry.is_dir() and not entry.is_symlink():
             foreign += [
                 p.relative_to(out).as_posix()
                 for p in entry.rglob("*")

@@ -1,8 +1,10 @@
-"""The IDX codec: strict reader and deterministic writer. Gzip is told by its magic bytes, and
-the header is checked before the payload is allocated (a claim of 10**12 items fails at once)."""
+"""The IDX codec: strict reader and deterministic writer. Gzip and xz are told by their magic
+bytes, and the header is checked before the payload is allocated (a claim of 10**12 items fails
+at once)."""
 
 from __future__ import annotations
 
+import lzma
 import os
 import zlib
 from math import prod
@@ -19,6 +21,7 @@ from mnist_data.fs import write_bytes_atomic
 # than this many bytes per compressed byte is a lie we can reject before inflating.
 MAX_DEFLATE_RATIO = 1032
 MAX_HEADER_SIZE = 4 + 4 * 255
+XZ_MAGIC = b"\xfd7zXZ\x00"
 
 _TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 DTYPES = {code: np.dtype(name) for code, name in _TYPES.items()}  # the type byte's table
@@ -56,13 +59,17 @@ def parse_header(head: bytes | memoryview, name: str) -> IdxHeader:
     return IdxHeader(DTYPES[code], shape)
 
 
-def read_idx(source: Source) -> np.ndarray:
-    """Decode an IDX file (path) or IDX bytes, gzipped or not, into a writable native array."""
-    name, data = _read_source(source)
+def read_idx(source: Source, name: str | None = None) -> np.ndarray:
+    """Decode an IDX file (path) or IDX bytes (called `name` in errors), gzipped, xz-compressed
+    or not, into a writable native array."""
+    found, data = _read_source(source)
+    name = name or found
     if not data:
         raise IdxError(f"{name}: file is empty: expected an IDX header")
     if data[:2] == GZIP_MAGIC:
         header, raw = _inflate_idx(data, name)
+    elif data[:6] == XZ_MAGIC:
+        header, raw = _unxz_idx(data, name)
     else:
         header = parse_header(data[:MAX_HEADER_SIZE], name)
         _check_length(header, len(data), name)
@@ -109,7 +116,7 @@ def _read_source(source: Source) -> tuple[str, bytes]:
     try:
         with open(name, "rb") as handle:
             start = handle.read(MAX_HEADER_SIZE)
-            if start and start[:2] != GZIP_MAGIC:
+            if start and start[:2] != GZIP_MAGIC and start[:6] != XZ_MAGIC:
                 _check_length(parse_header(start, name), os.fstat(handle.fileno()).st_size, name)
             return name, start + handle.read()
     except IsADirectoryError:
@@ -143,3 +150,14 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
         ) from None
     _check_length(header, len(raw), name, inflated=True)
     return header, raw
+
+
+def _unxz_idx(data: bytes, name: str) -> tuple[IdxHeader, bytes]:
+    """Decompress an xz IDX stream after reading its header from the first bytes."""
+    try:
+        header = parse_header(lzma.LZMADecompressor().decompress(data, MAX_HEADER_SIZE), name)
+        raw = lzma.decompress(data)
+    except lzma.LZMAError as exc:
+        raise IdxError(f"{name}: not a whole xz stream ({exc})") from None
+    _check_length(header, len(raw), name, inflated=True)
+    return header, bytearray(raw)

@@ -12,26 +12,42 @@ import numpy as np
 
 from mnist_data.formats.idx import read_idx
 from mnist_data.fs import TEMP_MARKER, atomic_path
+from mnist_data.sources.files import DataFile, Member, read_bytes
 
 
-def cache_entry(source: Path, cache_dir: Path) -> tuple[Path, str]:
+def cache_entry(source: DataFile, cache_dir: Path, variant: str = "") -> tuple[Path, str]:
     """The .npy path for `source` as it is now, and the prefix shared by all its versions."""
-    source = source.resolve()
-    stat = source.stat()
-    where = hashlib.sha1(str(source).encode()).hexdigest()[:12]
-    version = hashlib.sha1(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    file = (source.archive if isinstance(source, Member) else source).resolve()
+    stat = file.stat()
+    where = f"{file}:{source.member}" if isinstance(source, Member) else str(file)
+    where = hashlib.sha1(where.encode()).hexdigest()[:12]
+    version = f"{stat.st_size}:{stat.st_mtime_ns}{variant}"
+    version = hashlib.sha1(version.encode()).hexdigest()[:12]
     prefix = f"{where}-{source.name}-"
     return cache_dir / f"{prefix}{version}.npy", prefix
 
 
-def read_idx_cached(source: str | Path, cache_dir: str | Path | None) -> np.ndarray:
-    """read_idx, served from (and stored into) `cache_dir` when one is given."""
+def read_data_file(source: DataFile, transposed: bool = False) -> np.ndarray:
+    """read_idx of a file or of an archive member; images stored `transposed` made upright."""
+    if isinstance(source, Member):
+        array = read_idx(read_bytes(source), str(source))
+    else:
+        array = read_idx(source)
+    if transposed and array.ndim == 3:
+        return np.ascontiguousarray(array.transpose(0, 2, 1))
+    return array
+
+
+def read_idx_cached(
+    source: DataFile, cache_dir: str | Path | None, transposed: bool = False
+) -> np.ndarray:
+    """read_data_file, served from (and stored into) `cache_dir` when one is given."""
     if cache_dir is None:
-        return read_idx(source)
-    entry, prefix = cache_entry(Path(source), Path(cache_dir))
+        return read_data_file(source, transposed)
+    entry, prefix = cache_entry(source, Path(cache_dir), " upright" if transposed else "")
     with contextlib.suppress(ValueError, OSError):
         return np.load(entry, mmap_mode="c", allow_pickle=False)
-    array = read_idx(source)
+    array = read_data_file(source, transposed)
     with contextlib.suppress(OSError):
         _store(array, entry, prefix)
     return array

@@ -15,14 +15,7 @@ from tqdm import tqdm
 
 from mnist_data.errors import FetchError
 from mnist_data.fs import file_digest, locked, publish
-from mnist_data.sources.catalog import (
-    ROLES,
-    SPLITS,
-    STANDARD_STEMS,
-    RemoteFile,
-    get_dataset,
-    user_cache_dir,
-)
+from mnist_data.sources.catalog import SPLITS, RemoteFile, check_split, get_dataset, user_cache_dir
 
 CHUNK = 1 << 16
 ATTEMPTS_PER_MIRROR = 3
@@ -47,20 +40,26 @@ def fetch(
 ) -> Path:
     """Download what is missing of `splits` into `data_dir` (default: the user cache); return it."""
     spec = get_dataset(os.fspath(dataset))
-    directory = Path(data_dir) if data_dir is not None else user_cache_dir() / spec.name
+    directory = Path(data_dir) if data_dir is not None else user_cache_dir() / spec.folder
     urls = tuple(mirrors or spec.mirrors)
     if not urls:
         raise FetchError(f"{spec.name} has no mirrors: it is embedded and needs no download")
-    wanted = [spec.files[(split, role)] for split in splits for role in ROLES]
+    wanted = spec.remote_files([check_split(split, spec) for split in splits])
     directory.mkdir(parents=True, exist_ok=True)  # an OSError here names the directory
     with locked(directory):  # processes fetching into one directory take turns
         for remote in wanted:
-            _fetch_file(remote, directory, urls, progress=progress, timeout=timeout)
+            _fetch_file(remote, directory, urls, wanted, progress=progress, timeout=timeout)
     return directory
 
 
 def _fetch_file(
-    remote: RemoteFile, directory: Path, mirrors: Sequence[str], *, progress: bool, timeout: float
+    remote: RemoteFile,
+    directory: Path,
+    mirrors: Sequence[str],
+    wanted: list[RemoteFile],
+    *,
+    progress: bool,
+    timeout: float,
 ) -> None:
     """Download one file from the first mirror that has it; FetchError naming every failure."""
     target = directory / remote.name
@@ -80,7 +79,7 @@ def _fetch_file(
             failures.append(f"{url}: {exc}")
             unreachable |= isinstance(exc, _Unreachable)
     found = f"; {target} is there but its md5 is {present}, not the published one"
-    names = ", ".join(f"{stem}.gz" for stem in STANDARD_STEMS.values())
+    names = ", ".join(file.name for file in wanted)
     advice = f" Offline? Place the published files ({names}) in {directory} and run again."
     raise FetchError(
         f"could not download {remote.name} (md5 {remote.md5}) from any mirror "
@@ -100,7 +99,7 @@ def _download(url: str, remote: RemoteFile, part: Path, *, progress: bool, timeo
         except (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError) as exc:
             error = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
             continue
-        if part.stat().st_size < remote.size:
+        if remote.size and part.stat().st_size < remote.size:
             error = "connection closed before the end of the file"
             continue
         found = file_digest(part, "md5")
@@ -113,8 +112,9 @@ def _download(url: str, remote: RemoteFile, part: Path, *, progress: bool, timeo
     raise _Unreachable(error)
 
 
-def _append(url: str, part: Path, size: int, *, progress: bool, timeout: float) -> None:
-    """Append the rest of `url` to `part`, never beyond the file's `size` bytes."""
+def _append(url: str, part: Path, size: int | None, *, progress: bool, timeout: float) -> None:
+    """Append the rest of `url` to `part`, never beyond the file's `size` bytes (if known; a cut
+    transfer is then told by http.client, from the response's length)."""
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "mnist-data"})
     if have:
@@ -136,7 +136,7 @@ def _append(url: str, part: Path, size: int, *, progress: bool, timeout: float) 
         with open(part, "ab" if have else "wb") as sink, bar:
             while block := response.read(CHUNK):
                 have += len(block)
-                if have > size:
+                if size and have > size:
                     raise FetchError(f"the server sent more than the {size} bytes of the file")
                 sink.write(block)  # a full disk raises OSError: no mirror can help
                 bar.update(len(block))

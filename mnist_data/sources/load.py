@@ -12,10 +12,10 @@ import numpy as np
 
 from mnist_data.errors import DatasetError
 from mnist_data.formats.idx import read_idx
-from mnist_data.fs import file_digest
 from mnist_data.sources.cache import read_idx_cached
 from mnist_data.sources.catalog import CATALOG, SPLITS, user_cache_dir
-from mnist_data.sources.source import Source, SplitFiles, resolve_source, split_files
+from mnist_data.sources.files import DataFile, SplitFiles, digest, read_bytes
+from mnist_data.sources.source import Source, resolve_source, split_files
 
 SourceSpec = str | os.PathLike | Source
 PathSpec = str | os.PathLike | None
@@ -28,8 +28,9 @@ def resolve(source: SourceSpec, split: str, data_dir: PathSpec = None, **kw: boo
 
 def load(
     source: SourceSpec = "mnist", split: str = "train", data_dir: PathSpec = None, **options: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split; `options` as for load_splits."""
+) -> tuple[np.ndarray, ...]:
+    """Images uint8 [N, 28, 28] and labels uint8 [N] of one split, the way a person reads them;
+    `options` as for load_splits (extra=True adds QMNIST's int32 [N, 8] label table)."""
     return load_splits(source, [split], data_dir, **options)[split]
 
 
@@ -42,36 +43,79 @@ def load_splits(
     cache: bool = True,
     num_classes: int | None = None,
     fallback: bool = True,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    extra: bool = False,
+) -> dict[str, tuple[np.ndarray, ...]]:
     """Several splits of a catalog name, IDX directory or Source, decoded in parallel and cached
     as memory-mapped .npy unless not `cache`; not `fallback`: no sample for a missing MNIST."""
     splits = [splits] if isinstance(splits, str) else list(splits)
     source = resolve_source(source, data_dir, splits=splits, download=download, fallback=fallback)
     files = {split: split_files(source, split) for split in splits}
     cache_dir = user_cache_dir() / "decoded" if cache else None
-    paths = [path for found in files.values() for path in found]
+    paths = list(dict.fromkeys(path for found in files.values() for path in found))
+    transposed = {found.images for found in files.values()} if _transposed(source) else set()
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
-        arrays = iter(pool.map(lambda path: read_idx_cached(path, cache_dir), paths))
+        read = pool.map(lambda f: read_idx_cached(f, cache_dir, f in transposed), paths)
+        arrays = dict(zip(paths, read))
     classes = num_classes or (len(source.classes) if source.classes else 10)
     result = {}
     for split, found in files.items():
-        result[split] = images, labels = next(arrays), next(arrays)
-        for path, array, ndim in ((found.images, images, 3), (found.labels, labels, 1)):
-            if array.ndim != ndim or array.dtype != np.uint8:
-                what = f"{array.dtype} {array.shape}"
-                raise DatasetError(f"{path}: expected {ndim}-d uint8 IDX data, found {what}")
-        if len(images) != len(labels):
-            raise DatasetError(
-                f"{found.images.parent}: {found.images.name} holds {len(images)} images but "
-                f"{found.labels.name} holds {len(labels)} labels"
-            )
-        if len(labels) and int(labels.max()) >= classes:
-            bad = int(np.argmax(labels >= classes))
-            raise DatasetError(
-                f"{found.labels}: label {int(labels[bad])} at index {bad} is out of range: "
-                f"expected 0..{classes - 1}"
-            )
+        images, table = arrays[found.images], arrays[found.labels]
+        images, labels, table = _as_read(source, split, found, images, table)
+        labels = _class_labels(source, found.labels, labels, classes)
+        if extra and table is None:
+            raise DatasetError(f"{found.labels}: class labels only; extra=True is for qmnist's")
+        result[split] = (images, labels, table) if extra else (images, labels)
     return result
+
+
+def _as_read(source: Source, split: str, found: SplitFiles, images, table) -> tuple:
+    """A split's images (upright) and class labels, and the whole label table if it has one."""
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DatasetError(f"{found.images}: expected 3-d uint8 IDX data, found {_kind(images)}")
+    if not (table.ndim == 1 and table.dtype == np.uint8) and not (
+        table.ndim == 2 and table.dtype.kind == "i" and table.shape[1]
+    ):
+        raise DatasetError(f"{found.labels}: expected 1-d uint8 IDX labels, found {_kind(table)}")
+    if len(images) != len(table):
+        raise DatasetError(
+            f"{found.images.parent}: {found.images.name} holds {len(images)} images but "
+            f"{found.labels.name} holds {len(table)} labels"
+        )
+    if source.dataset:
+        rows = slice(*source.dataset.splits[split][2:])
+        images, table = images[rows], table[rows]
+    return images, table if table.ndim == 1 else table[:, 0], table if table.ndim == 2 else None
+
+
+def _class_labels(source: Source, path: DataFile, labels: np.ndarray, classes: int) -> np.ndarray:
+    """Labels as class indices 0..classes-1 (through the mapping file, if any), checked."""
+    if source.label_values:  # EMNIST letters: stored as 1..26
+        lookup = np.full(256, -1, np.int16)
+        lookup[list(source.label_values)] = np.arange(len(source.label_values))
+        mapped = lookup[labels]
+        bad = np.flatnonzero(mapped < 0)[:1]
+        if len(bad):
+            raise DatasetError(
+                f"{path}: label {int(labels[bad[0]])} at index {int(bad[0])} is not one of the "
+                f"labels {min(source.label_values)}..{max(source.label_values)} of "
+                f"{source.dataset.mapping.rsplit('/', 1)[-1]}"
+            )
+        return mapped.astype(np.uint8)
+    if len(labels) and (int(labels.max()) >= classes or int(labels.min()) < 0):
+        bad = int(np.argmax((labels >= classes) | (labels < 0)))
+        raise DatasetError(
+            f"{path}: label {int(labels[bad])} at index {bad} is out of range: "
+            f"expected 0..{classes - 1}"
+        )
+    return labels.astype(np.uint8, copy=False)
+
+
+def _transposed(source: Source) -> bool:
+    return bool(source.dataset and source.dataset.transposed)
+
+
+def _kind(array: np.ndarray) -> str:
+    return f"{array.dtype} {array.shape}"
 
 
 def class_names(source: SourceSpec) -> tuple[str, ...] | None:
@@ -87,18 +131,16 @@ def class_names(source: SourceSpec) -> tuple[str, ...] | None:
         return None
 
 
-def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
+def describe_file(path: DataFile, array: np.ndarray | None = None) -> dict:
     """Shape, dtype, MD5, catalog match and (for integer vectors) the count of each value."""
     array = read_idx(path) if array is None else array
-    md5 = file_digest(path, "md5")
-    match = [
-        f"{d.name}/{f.name}" for d in CATALOG.values() for f in d.files.values() if f.md5 == md5
-    ]
+    md5 = digest(path, "md5")
+    match = [f"{d.name}/{f.name}" for d in CATALOG.values() for f in d.files if f.md5 == md5]
     summary = {
         "file": str(path),
         "shape": list(array.shape),
         "dtype": str(array.dtype),
-        "bytes": path.stat().st_size,
+        "bytes": path.stat().st_size if isinstance(path, Path) else len(read_bytes(path)),
         "md5": md5,
         "catalog_match": match[0] if match else None,
     }

@@ -10,35 +10,30 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from mnist_data.checks import is_whole
 from mnist_data.errors import DatasetError, FetchError
 from mnist_data.sources.catalog import (
     CATALOG,
-    ROLES,
     SPLITS,
-    STANDARD_STEMS,
+    STANDARD_SPLITS,
     Dataset,
     check_split,
     get_dataset,
     search_dirs,
 )
 from mnist_data.sources.fetch import fetch
+from mnist_data.sources.files import SplitFiles, find, read_mapping
 
 MANIFEST = "manifest.json"
 FORMATS = ("tfrecord", "png")
 FALLBACK_DATASET = "mnist-sample"
 
 
-class SplitFiles(NamedTuple):
-    images: Path
-    labels: Path
-
-
 @dataclass(frozen=True)
 class Source:
-    """A resolved data source: IDX files in `path`, or a converter's output ("tfrecord", "png")."""
+    """A resolved data source: IDX files in `path` (laid out as `dataset`'s, when it is one of
+    the catalog's), or a converter's output ("tfrecord", "png")."""
 
     kind: str
     path: Path
@@ -46,10 +41,12 @@ class Source:
     manifest: dict | None = None
     classes: tuple[str, ...] | None = None
     fallback: bool = False  # the embedded sample standing in for an unavailable MNIST
+    name: str | None = None  # the catalog name it was resolved from
+    label_values: tuple[int, ...] | None = None  # the stored label of each class (EMNIST)
 
     def __fspath__(self) -> str:
         """The catalog name, else the directory: what resolves to this source again."""
-        return self.dataset.name if self.dataset else str(self.path)
+        return self.name or str(self.path)
 
     __str__ = __fspath__
 
@@ -70,9 +67,10 @@ def resolve_source(
     name = os.fspath(spec)
     if name not in CATALOG:
         return _directory_source(name)
-    dataset, splits = CATALOG[name], [check_split(split) for split in splits]
+    dataset = CATALOG[name]
+    splits = [check_split(split, dataset) for split in splits]
     dirs = search_dirs(dataset, data_dir)
-    found = next((d for d in dirs if all(files_in(d, split) for split in splits)), None)
+    found = next((d for d in dirs if all(files_in(d, s, dataset) for s in splits)), None)
     failure = None
     if found is None and download:
         try:
@@ -80,8 +78,8 @@ def resolve_source(
         except (FetchError, OSError) as exc:  # OSError: the files cannot be stored here
             failure = exc
     if found is not None:
-        return Source("idx", found, dataset, classes=dataset.classes)
-    missing = [split for split in splits if not any(files_in(d, split) for d in dirs)]
+        return idx_source(found, dataset, name=name)
+    missing = [split for split in splits if not any(files_in(d, split, dataset) for d in dirs)]
     if name == "mnist" and fallback:
         why = f"could not be downloaded ({failure})" if failure else "downloading is off"
         were = "split is" if len(missing) == 1 else "splits are"
@@ -91,24 +89,47 @@ def resolve_source(
             stacklevel=_first_outside_package(),
         )
         sample = CATALOG[FALLBACK_DATASET]
-        return Source("idx", sample.embedded_dir, sample, classes=sample.classes, fallback=True)
+        return idx_source(sample.embedded_dir, sample, name=sample.name, fallback=True)
     hint = f": {failure}" if failure else f"; run `mnist-data fetch --dataset {name}`"
     raise DatasetError(f"dataset {name!r} ({', '.join(missing)}) was not found locally{hint}")
 
 
+def idx_source(directory: Path, dataset: Dataset | None, **more: object) -> Source:
+    """IDX files laid out as `dataset`'s, with its class names (from its mapping file, if any)."""
+    if dataset is None:
+        return Source("idx", directory, **more)
+    classes, values = dataset.classes, None
+    if dataset.mapping:
+        mapping = find(directory, dataset.mapping, dataset.archive)
+        if mapping is None:
+            raise DatasetError(f"{directory}: no {dataset.mapping.rsplit('/', 1)[-1]} here")
+        classes, values = read_mapping(mapping)
+    return Source("idx", directory, dataset, classes=classes, label_values=values, **more)
+
+
 def _directory_source(name: str) -> Source:
-    """IDX files, or a converter's output (told by its manifest)."""
+    """IDX files (the standard names, or those of one catalog dataset), or a converter's output
+    (told by its manifest)."""
     path = Path(name)
     if not path.is_dir():
         raise DatasetError(
             f"{name!r} is neither a known dataset ({', '.join(CATALOG)}) nor a directory"
         )
-    if not (path / MANIFEST).is_file():
+    if (path / MANIFEST).is_file():
+        manifest = read_manifest(path)
+        origin = manifest.get("source")
+        dataset = CATALOG.get(str(origin.get("name"))) if isinstance(origin, dict) else None
+        return Source(manifest["format"], path, None, manifest, dataset and dataset.classes)
+    if any(files_in(path, split) for split in SPLITS):
         return Source("idx", path)
-    manifest = read_manifest(path)
-    origin = manifest.get("source")
-    dataset = CATALOG.get(str(origin.get("name"))) if isinstance(origin, dict) else None
-    return Source(manifest["format"], path, None, manifest, dataset and dataset.classes)
+    held = [d for d in CATALOG.values() if any(files_in(path, s, d) for s in d.splits)]
+    if len(held) > 1:  # EMNIST's zip holds six
+        names = ", ".join(d.name for d in held)
+        raise DatasetError(
+            f"{path} holds the files of several datasets ({names}): name one, as in "
+            f"`--data {held[0].name} --data-dir {path}` (Python: data_dir={str(path)!r})"
+        )
+    return idx_source(path, held[0] if held else None)
 
 
 def _first_outside_package() -> int:
@@ -121,34 +142,35 @@ def _first_outside_package() -> int:
 
 def split_files(source: Source, split: str) -> SplitFiles:
     """The IDX files of one split; the one error for a converter's output where IDX is read."""
-    check_split(split)
+    check_split(split, source.dataset)
     if source.kind != "idx":
         raise DatasetError(
             f"{source.path} holds converted output ({source.kind}; see its {MANIFEST}), not IDX "
             f"files: `mnist-data verify {source.path}` checks it, make_dataset reads it"
         )
-    found = files_in(source.path, split)
+    found = files_in(source.path, split, source.dataset)
     if found is None:
-        wanted = " and ".join(STANDARD_STEMS[(split, role)] + "[.gz]" for role in ROLES)
+        names = (source.dataset.splits if source.dataset else STANDARD_SPLITS)[split]
+        wanted = " and ".join(name.rsplit("/", 1)[-1] for name in names[:2])
         raise DatasetError(f"{source.path}: no {split} split here: expected {wanted}")
     return found
 
 
-def files_in(directory: Path, split: str) -> SplitFiles | None:
-    """The split's files in `directory` (gzipped or raw, dashed or dotted), or None."""
-    found = []
-    for role in ROLES:
-        stem = STANDARD_STEMS[(split, role)]
-        dotted = stem.replace("-idx", ".idx")
-        names = (f"{stem}.gz", stem, dotted, f"{dotted}.gz")
-        found.append(next((directory / n for n in names if (directory / n).is_file()), None))
+def files_in(directory: Path, split: str, dataset: Dataset | None = None) -> SplitFiles | None:
+    """The split's files in `directory` (as `dataset` lays them out), or None."""
+    names = (dataset.splits if dataset else STANDARD_SPLITS).get(split)
+    if names is None:
+        return None
+    archive = dataset.archive if dataset else None
+    found = [find(directory, name, archive) for name in names[:2]]
     return None if None in found else SplitFiles(*found)
 
 
 def locate(name: str, split: str, data_dir: str | os.PathLike | None = None) -> SplitFiles | None:
     """A catalog dataset's files of one split, from the first directory holding them, or None."""
-    dirs = search_dirs(get_dataset(name), data_dir)
-    return next(filter(None, (files_in(directory, split) for directory in dirs)), None)
+    dataset = get_dataset(name)
+    found = (files_in(directory, split, dataset) for directory in search_dirs(dataset, data_dir))
+    return next(filter(None, found), None)
 
 
 def read_manifest(directory: str | os.PathLike) -> dict:

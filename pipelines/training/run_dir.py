@@ -16,6 +16,7 @@ from typing import Any
 import mnist_data
 from mnist_data import fs
 from mnist_data.sources.catalog import CATALOG, SPLITS
+from mnist_data.sources.files import digest
 from mnist_data.sources.source import MANIFEST, Source, split_files
 from pipelines.training.config import TrainConfig, TrainError, config_from_dict, get_config
 
@@ -137,20 +138,20 @@ def data_exists(data: str) -> bool:
 
 def portable_data(source: Source) -> str:
     """The data as a run records it: its catalog name (the sample's, if it stood in), or path."""
-    return source.dataset.name if source.dataset else str(source.path.resolve())
+    return source.name or str(source.path.resolve())
 
 
 def data_fingerprint(source: Source) -> str:
     """A digest of the data's files now: the files at a recorded path can be replaced."""
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256()
     if source.manifest is not None:
         for name in (MANIFEST, *(f"{split}.csv" for split in SPLITS)):
             if (source.path / name).is_file():
-                digest.update(name.encode() + b"\0" + (source.path / name).read_bytes())
+                hasher.update(name.encode() + b"\0" + (source.path / name).read_bytes())
     else:
-        files = {p.name: fs.file_digest(p) for split in SPLITS for p in split_files(source, split)}
-        digest.update(json.dumps(files, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
+        files = {p.name: digest(p) for split in SPLITS for p in split_files(source, split)}
+        hasher.update(json.dumps(files, sort_keys=True).encode())
+    return hasher.hexdigest()[:16]
 
 
 def check_unchanged(run_dir: Path, source: Source, advice: str) -> None:
