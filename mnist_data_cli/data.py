@@ -12,7 +12,10 @@ from mnist_data.conversion.verify import verify
 from mnist_data.sources.catalog import CATALOG, SPLITS
 from mnist_data.sources.fetch import fetch
 from mnist_data.sources.load import describe
+from mnist_data.sources.source import resolve_source
 from mnist_data_cli.options import add_options, call, plural
+from mnist_data_cli.quiet_start import start_tensorflow_quietly
+from pipelines.input.sheet import check_per_class, contact_sheet
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -29,10 +32,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_options(p, "--quiet", "--json")
     p.set_defaults(run=_fetch)
 
-    p = commands.add_parser("info", help="shapes, dtypes, classes and MD5s of IDX data")
-    p.add_argument("source", nargs="?", default="mnist", help="dataset, IDX directory or IDX file")
-    add_options(p, "--data-dir", "--num-classes", "--json")
-    p.set_defaults(run=_info)
+    p = commands.add_parser("info", help="IDX shapes and MD5s or OUT's manifest; --grid: examples")
+    p.add_argument("source", nargs="?", default="mnist", help="dataset, IDX directory or file, OUT")
+    add_options(p, "--data-dir", "--num-classes", "--grid", "--per-class", "--json")
+    p.set_defaults(run=_info, per_class=10, prepare=lambda args: check_per_class(args.per_class))
 
     p = commands.add_parser(
         "to-tfrecord",
@@ -97,6 +100,26 @@ def _fetch(args: argparse.Namespace) -> tuple:
 
 def _info(args: argparse.Namespace) -> tuple:
     summary = call(describe, args)
+    text = _idx_lines(summary) if "files" in summary else _output_lines(summary)
+    if args.grid:
+        source = resolve_source(args.source, args.data_dir, download=False)
+        if source.kind == "tfrecord" and not args.debug:
+            start_tensorflow_quietly()  # read to draw: TensorFlow's start-up lines kept away
+        summary["grid"] = str(contact_sheet(source, args.grid, per_class=args.per_class))
+        text.append(f"contact sheet: {summary['grid']}")
+    return summary, "\n".join(text), 0
+
+
+def _output_lines(summary: dict) -> list[str]:
+    settings = [f"{key} {summary[key]}" for key in ("encoding", "compression") if key in summary]
+    kind = summary["format"] + (f" ({', '.join(settings)})" if settings else "")
+    text = [f"{summary['source']}: {kind}, converted from {summary['converted_from']}"]
+    text += [f"{split:5s} {records:,} records" for split, records in summary["splits"].items()]
+    classes = summary["classes"]
+    return [*text, f"classes: {', '.join(classes) if classes else 'not named'}"]
+
+
+def _idx_lines(summary: dict) -> list[str]:
     text = []
     for entry in summary["files"]:
         split = f"{entry['split']:5s} " if "split" in entry else ""
@@ -107,4 +130,4 @@ def _info(args: argparse.Namespace) -> tuple:
         )
         if "per_class" in entry:
             text.append(f"      per class: {entry['per_class']}")
-    return summary, "\n".join(text), 0
+    return text

@@ -59,6 +59,8 @@ OPTIONS = {
     ),
     "--quiet": dict(action="store_false", dest="progress", default=True, help="no progress bars"),
     "--num-classes": dict(type=int, help="labels are 0..N-1 (default: the catalog's, else 10)"),
+    "--grid": dict(metavar="PATH", help="also draw random examples of each class into PATH (PNG)"),
+    "--per-class": dict(type=int, metavar="N", help="examples of each class on the --grid sheet"),
     "--data": dict(help="dataset name, IDX directory, or converted TFRecord/PNG directory"),
     "--data-dir": dict(help="where a dataset name's files are looked for first (or downloaded)"),
     "--format": dict(choices=FORMATS, help="input format (default: detected from the data)"),

@@ -1,11 +1,12 @@
-"""pipelines: tf.data input over mnist_data's outputs, and the reference trainers; imported on
-first use, so that `import pipelines` does not import TensorFlow."""
+"""pipelines: tf.data input over mnist_data's outputs, contact sheets of them, and the reference
+trainers; imported on first use, so that `import pipelines` does not import TensorFlow."""
 
 import importlib
 
 FORMATS = ("idx", "tfrecord", "png")  # what make_dataset reads: IDX, to_tfrecord or to_png output
 _HOMES = {
     "make_dataset": "pipelines.input.dataset",
+    "contact_sheet": "pipelines.input.sheet",
     "train": "pipelines.training.train",
     "evaluate": "pipelines.training.export",
     "predict": "pipelines.training.export",

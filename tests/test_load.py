@@ -155,9 +155,12 @@ def test_a_source_is_resolved_once_and_converted_output_is_refused_as_idx(tmp_pa
     converted = resolve_source(out)
     assert converted.kind == "png" and converted.manifest["format"] == "png"
     assert converted.classes == source.classes and class_names(out) == source.classes
-    for wrong in (lambda: load(out, "test"), lambda: describe(out), lambda: to_png(out, tmp_path)):
+    for wrong in (lambda: load(out, "test"), lambda: to_png(out, tmp_path)):
         with pytest.raises(DatasetError, match=f"{out} holds converted output \\(png; see"):
             wrong()
+    summary = describe(out)  # `info` on converted output: its manifest
+    assert summary["format"] == "png" and summary["converted_from"] == "mnist-sample"
+    assert summary["splits"] == {"test": 400} and summary["classes"] == list(source.classes)
 
 
 def test_describe_counts_sparse_label_values_without_a_huge_table(tmp_path) -> None:

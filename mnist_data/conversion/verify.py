@@ -9,6 +9,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from google_crc32c import value as crc32c
 from PIL import Image
 
@@ -16,7 +17,7 @@ from mnist_data.conversion.run import RUN_FILE
 from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.formats.tfrecord import count_records
 from mnist_data.fs import file_digest
-from mnist_data.sources.source import MANIFEST, read_manifest
+from mnist_data.sources.source import MANIFEST, Source, read_manifest
 
 
 @dataclass
@@ -37,6 +38,34 @@ def read_listing(directory: str | os.PathLike, split: str) -> list[tuple[int, di
     with open(Path(directory) / f"{split}.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         return [(reader.line_num, row) for row in reader]
+
+
+def png_listing(source: Source, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
+    listing, numbered = source.path / f"{split}.csv", read_listing(source.path, split)
+    expected = source.manifest["splits"][split]["records"]
+    classes = len(source.manifest.get("classes", [])) or 10
+    if len(numbered) != expected:
+        raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
+    files, labels, index = [], np.zeros(expected, np.int64), np.zeros(expected, np.int64)
+    for i, (line, row) in enumerate(numbered):
+        try:
+            files.append(str(source.path / row["file"]))
+            labels[i], index[i] = int(row["label"]), int(row["index"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise DatasetError(
+                f"{listing}: line {line}: not a row of file, label and index: {row}"
+            ) from None
+        if not 0 <= labels[i] < classes:
+            raise DatasetError(
+                f"{listing}: line {line}: label {labels[i]} is not one of the "
+                f"{classes} classes of the manifest"
+            )
+    if not np.array_equal(np.sort(index), np.arange(expected)):
+        raise DatasetError(
+            f"{listing}: its indices are not 0..{expected - 1}, each once (a row copied?)"
+        )
+    return files, labels, index
 
 
 def verify(out: str | os.PathLike) -> VerifyReport:

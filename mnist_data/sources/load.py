@@ -157,11 +157,14 @@ def describe_file(path: DataFile, array: np.ndarray | None = None) -> dict:
 def describe(
     source: SourceSpec, data_dir: PathSpec = None, *, num_classes: int | None = None
 ) -> dict:
-    """Summarise a catalog dataset, a directory of IDX files, or one IDX file (`info`)."""
+    """Summarise a catalog dataset, a directory of IDX files, one IDX file, or a converter's
+    output (from its manifest) (`info`)."""
     name = os.fspath(source)
     if Path(name).is_file():
         return {"source": name, "files": [describe_file(Path(name))]}
     resolved = resolve_source(source, data_dir, download=False)
+    if resolved.manifest:
+        return {"source": name, **describe_output(resolved)}
     arrays = load_splits(resolved, SPLITS, num_classes=num_classes)
     files = [
         {"split": split, **describe_file(path, array)}
@@ -169,3 +172,16 @@ def describe(
         for path, array in zip(split_files(resolved, split), arrays[split])
     ]
     return {"source": name, "files": files}
+
+
+def describe_output(source: Source) -> dict:
+    """A converter's output as its manifest records it: format, records per split, classes."""
+    manifest = source.manifest
+    summary = {"format": manifest["format"]}
+    summary |= {key: manifest[key] for key in ("encoding", "compression") if key in manifest}
+    origin = manifest.get("source")
+    summary["converted_from"] = origin.get("name") if isinstance(origin, dict) else None
+    splits = manifest["splits"]
+    summary["splits"] = {split: splits[split]["records"] for split in SPLITS if split in splits}
+    summary["classes"] = list(source.classes or manifest.get("classes") or []) or None
+    return summary

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from mnist_data.conversion.verify import png_listing
 from mnist_data.fs import locked
 from mnist_data.sources.source import Source
-from pipelines.input.readers import png_listing, shard_paths
+from pipelines.input.readers import shard_paths
 
 _HELD: dict[str, contextlib.ExitStack] = {}  # prefix -> its lock, held until the process ends
 

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 import mnist_data
-from mnist_data.conversion.verify import read_listing
+from mnist_data.conversion.verify import png_listing
 from mnist_data.errors import DatasetError
 from mnist_data.formats.png import END as PNG_END
 from mnist_data.formats.png import SIGNATURE as PNG_SIGNATURE
@@ -125,34 +125,6 @@ def _tfrecord_chunks(source: Source, split: str, options: PipelineOptions) -> tf
     return records.map(
         parse, num_parallel_calls=options.parallel_calls, deterministic=options.deterministic
     )
-
-
-def png_listing(source: Source, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
-    listing, numbered = source.path / f"{split}.csv", read_listing(source.path, split)
-    expected = source.manifest["splits"][split]["records"]
-    classes = len(source.manifest.get("classes", [])) or 10
-    if len(numbered) != expected:
-        raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
-    files, labels, index = [], np.zeros(expected, np.int64), np.zeros(expected, np.int64)
-    for i, (line, row) in enumerate(numbered):
-        try:
-            files.append(str(source.path / row["file"]))
-            labels[i], index[i] = int(row["label"]), int(row["index"])
-        except (KeyError, TypeError, ValueError, OverflowError):
-            raise DatasetError(
-                f"{listing}: line {line}: not a row of file, label and index: {row}"
-            ) from None
-        if not 0 <= labels[i] < classes:
-            raise DatasetError(
-                f"{listing}: line {line}: label {labels[i]} is not one of the "
-                f"{classes} classes of the manifest"
-            )
-    if not np.array_equal(np.sort(index), np.arange(expected)):
-        raise DatasetError(
-            f"{listing}: its indices are not 0..{expected - 1}, each once (a row copied?)"
-        )
-    return files, labels, index
 
 
 def _png_chunks(source: Source, split: str, options: PipelineOptions) -> tf.data.Dataset:
