@@ -235,3 +235,16 @@ def test_converters_and_pipelines_take_either_directory(tmp_path: Path) -> None:
         images, labels = next(iter(make_dataset(source, "test", batch_size=4000, shuffle=False)))
         assert np.array_equal(labels.numpy(), expected[1])
         assert np.array_equal(np.rint(images.numpy()[..., 0] * 255), expected[0])
+
+
+def test_the_contact_sheet_shows_both_splits_upright(tmp_path: Path) -> None:
+    from test_sheet import check_sheet
+
+    from pipelines import contact_sheet
+
+    extracted = extract_split(emnist_zip(tmp_path / "gzip.zip"), "letters", tmp_path / "l")
+    truth = {split: mnist_data.load(extracted, split) for split in ("train", "test")}
+    check_sheet(contact_sheet(extracted, tmp_path / "sheet.png"), truth, rows=26, per_class=10)
+    qmnist = qmnist_files(tmp_path / "q")
+    truth = {split: mnist_data.load(qmnist, split) for split in ("train", "test")}
+    check_sheet(contact_sheet(qmnist, tmp_path / "q.png", per_class=3), truth, 10, 3)

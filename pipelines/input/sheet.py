@@ -78,7 +78,7 @@ def contact_sheet(
 def _holds(source: Source, split: str) -> bool:
     if source.manifest:
         return split in source.manifest["splits"]
-    return files_in(source.path, split) is not None
+    return files_in(source.path, split, source.dataset) is not None
 
 
 def _examples(source: Source, split: str) -> tuple[np.ndarray, Callable[[int], np.ndarray]]:
