@@ -58,7 +58,7 @@ OPTIONS = {
         help="also write the summary as JSON to PATH; bare or '-': print only the JSON",
     ),
     "--quiet": dict(action="store_false", dest="progress", default=True, help="no progress bars"),
-    "--num-classes": dict(type=int, help="labels are 0..N-1 (default: the catalog's, else 10)"),
+    "--num-classes": dict(type=int, help="labels are 0..N-1 (default: the data's class count)"),
     "--data": dict(help="dataset name, IDX directory, or converted TFRecord/PNG directory"),
     "--format": dict(choices=FORMATS, help="input format (default: detected from the data)"),
     "--batch-size": dict(type=int, help="examples per batch"),

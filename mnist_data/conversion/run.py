@@ -22,7 +22,7 @@ from mnist_data.checks import check_whole
 from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.fs import file_digest, is_temp_name, locked, remove_stale_temps, write_json_atomic
 from mnist_data.sources.catalog import SPLITS
-from mnist_data.sources.load import load_splits
+from mnist_data.sources.load import class_count, class_list, load_splits
 from mnist_data.sources.source import MANIFEST, Source, read_manifest, resolve_source, split_files
 
 RUN_FILE = ".mnist-data-run.json"
@@ -33,8 +33,9 @@ COUNTS = ("examples", "files", "bytes", "resumed_files", "resumed_examples")
 
 def load_source(
     source: str | os.PathLike, splits: str | Iterable[str], workers: int | None, num_classes
-) -> tuple[Source, dict]:
-    """The resolved source and the requested splits' arrays, once each, in the catalog's order."""
+) -> tuple[Source, dict, list[str]]:
+    """The resolved source, the requested splits' arrays (once each, in the catalog's order) and
+    the names of its classes (`num_classes` of them, else as many as the source has)."""
     wanted = [splits] if isinstance(splits, str) else list(splits)
     unknown = [split for split in wanted if split not in SPLITS]
     if unknown:
@@ -45,7 +46,9 @@ def load_source(
         check_whole("num_classes", num_classes, 1, error=ConvertError)
     ordered = [split for split in SPLITS if split in wanted]
     source = resolve_source(source, splits=ordered, fallback=False)
-    return source, load_splits(source, ordered, num_classes=num_classes)
+    arrays = load_splits(source, ordered, num_classes=num_classes)
+    count = num_classes or class_count(source, [labels for _, labels in arrays.values()])
+    return source, arrays, class_list(source, count)
 
 
 def describe_source(source: str | os.PathLike | Source, splits: Iterable[str]) -> dict:
@@ -78,7 +81,7 @@ def convert(
         )
     ((height, width),) = set(sizes.values())
     identity = {"kind": kind, "source": describe_source(source, arrays), "options": options}
-    manifest = {**manifest, "format": kind, "version": 1, "source": identity["source"]}
+    manifest = {**manifest, "format": kind, "version": 2, "source": identity["source"]}
     image = {"height": int(height), "width": int(width), "channels": 1}
     manifest.update(options=options, image=image, splits={})
     started, counts = time.perf_counter(), Counter({key: 0 for key in COUNTS})

@@ -52,7 +52,6 @@ def load_splits(
     paths = [path for found in files.values() for path in found]
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
         arrays = iter(pool.map(lambda path: read_idx_cached(path, cache_dir), paths))
-    classes = num_classes or (len(source.classes) if source.classes else 10)
     result = {}
     for split, found in files.items():
         result[split] = images, labels = next(arrays), next(arrays)
@@ -65,6 +64,7 @@ def load_splits(
                 f"{found.images.parent}: {found.images.name} holds {len(images)} images but "
                 f"{found.labels.name} holds {len(labels)} labels"
             )
+        classes = num_classes or class_count(source, [labels])
         if len(labels) and int(labels.max()) >= classes:
             bad = int(np.argmax(labels >= classes))
             raise DatasetError(
@@ -85,6 +85,20 @@ def class_names(source: SourceSpec) -> tuple[str, ...] | None:
         return resolve_source(name).classes
     except DatasetError:  # gone, or its manifest is damaged: no names known
         return None
+
+
+def class_count(source: Source, labels: Iterable[np.ndarray] = ()) -> int:
+    """The number of a source's classes: of its class names when known, else max(10, largest
+    label + 1) over the `labels` at hand."""
+    if source.classes:
+        return len(source.classes)
+    return max([10, *(int(np.max(y)) + 1 for y in labels if len(y))])
+
+
+def class_list(source: Source, count: int) -> list[str]:
+    """Names of `count` classes: the source's class names, else the labels as text "0".."N-1"."""
+    names = list(source.classes or ())
+    return names if len(names) == count else [str(label) for label in range(count)]
 
 
 def describe_file(path: Path, array: np.ndarray | None = None) -> dict:
