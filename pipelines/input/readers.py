@@ -131,7 +131,7 @@ def png_listing(source: Source, split: str) -> tuple[list[str], np.ndarray, np.n
     """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
     listing, numbered = source.path / f"{split}.csv", read_listing(source.path, split)
     expected = source.manifest["splits"][split]["records"]
-    classes = len(source.manifest.get("classes", [])) or 10
+    classes = len(source.manifest.get("classes", []))
     if len(numbered) != expected:
         raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
     files, labels, index = [], np.zeros(expected, np.int64), np.zeros(expected, np.int64)
