@@ -58,7 +58,7 @@ OPTIONS = {
         help="also write the summary as JSON to PATH; bare or '-': print only the JSON",
     ),
     "--quiet": dict(action="store_false", dest="progress", default=True, help="no progress bars"),
-    "--num-classes": dict(type=int, help="labels are 0..N-1 (default: the catalog's, else 10)"),
+    "--num-classes": dict(type=int, help="labels are 0..N-1 (default: the data's class count)"),
     "--grid": dict(metavar="PATH", help="also draw random examples of each class into PATH (PNG)"),
     "--per-class": dict(type=int, metavar="N", help="examples of each class on the --grid sheet"),
     "--data": dict(help="dataset name, IDX directory, or converted TFRecord/PNG directory"),

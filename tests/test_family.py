@@ -248,3 +248,22 @@ def test_the_contact_sheet_shows_both_splits_upright(tmp_path: Path) -> None:
     qmnist = qmnist_files(tmp_path / "q")
     truth = {split: mnist_data.load(qmnist, split) for split in ("train", "test")}
     check_sheet(contact_sheet(qmnist, tmp_path / "q.png", per_class=3), truth, 10, 3)
+
+
+def test_lenet_trains_47_ways_on_emnist_balanced_and_predict_names_characters(
+    served_emnist, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from mnist_data_cli import main
+    from pipelines.training.export import predict
+
+    run = tmp_path / "run"
+    argv = ["train", "lenet", "--data", "emnist-balanced", "--epochs", "1", "--out", str(run)]
+    assert main([*argv, "--batch-size", "400", "--quiet"]) == 0
+    classes = catalog.CATALOG["emnist-balanced"].classes
+    Image.fromarray(letter_l()).save(tmp_path / "l.png")
+    (answer,) = predict(run, [tmp_path / "l.png"], top=47)
+    assert len(answer["predictions"]) == 47
+    assert {guess["name"] for guess in answer["predictions"]} == set(classes)  # all named
+    assert main(["evaluate", str(run)]) == 0

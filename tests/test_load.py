@@ -21,7 +21,7 @@ from mnist_data import (
     write_idx,
 )
 from mnist_data.sources.cache import cache_entry
-from mnist_data.sources.load import describe, describe_file
+from mnist_data.sources.load import class_count, class_list, describe, describe_file
 
 
 def copy_sample(sample_dir: Path, target: Path) -> Path:
@@ -92,8 +92,19 @@ def test_count_mismatch_and_label_range(tmp_path: Path, sample_dir: Path) -> Non
     bad = labels.copy()
     bad[7] = 12
     write_idx(directory / "t10k-labels-idx1-ubyte.gz", bad)
-    with pytest.raises(DatasetError, match="label 12 at index 7 is out of range"):
-        load(directory, "test")
+    with pytest.raises(DatasetError, match="label 12 at index 7 is out of range: expected 0..9"):
+        load(directory, "test", num_classes=10)
+    with pytest.raises(DatasetError, match="label 12 at index 7 is out of range: expected 0..9"):
+        load("mnist-sample", "test", data_dir=directory)  # the catalog's: past its ten names
+
+
+def test_a_sources_class_count_is_its_names_else_its_largest_label_plus_one(sample_dir) -> None:
+    sample, unnamed = resolve_source("mnist-sample"), resolve_source(sample_dir)
+    labels = [np.array([3, 46], np.uint8), np.array([], np.uint8)]
+    assert (class_count(sample, labels), class_count(unnamed, labels)) == (10, 47)
+    assert class_count(unnamed) == class_count(unnamed, [np.array([2])]) == 10  # at least 10
+    assert class_list(unnamed, 12) == [str(label) for label in range(12)]
+    assert class_list(sample, 10) == list("0123456789") and class_list(sample, 12)[-1] == "11"
 
 
 def test_cache_is_used_then_invalidated_when_source_changes(

@@ -99,11 +99,11 @@ def test_keras_labels_of_name_folders_map_back_through_the_manifest(
         out / "test", color_mode="grayscale", image_size=(28, 28), shuffle=False, batch_size=400
     )
     images, keras_labels = next(iter(dataset))
-    classes = json.loads((out / "manifest.json").read_text())["classes"]
+    folders = json.loads((out / "manifest.json").read_text())["folders"]
     assert (
-        dataset.class_names == sorted(classes) != classes
+        dataset.class_names == sorted(folders) != folders
     )  # alphabetical order is not the dataset's
-    labels = np.array([classes.index(dataset.class_names[k]) for k in keras_labels.numpy()])
+    labels = np.array([folders.index(dataset.class_names[k]) for k in keras_labels.numpy()])
     want_images, want_labels = mnist_data.load("mnist-sample", "test")
     pixels = images.numpy()[..., 0].astype(np.uint8)
     for image, label in zip(pixels, labels):  # each image Keras read carries its own dataset label
@@ -114,12 +114,12 @@ def test_keras_labels_of_name_folders_map_back_through_the_manifest(
     )
 
 
-def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> None:
+def test_sets_with_more_classes_convert_with_as_many_as_their_labels_need(tmp_path: Path) -> None:
     from mnist_data import DatasetError, to_tfrecord, write_idx
     from mnist_data.formats.tfrecord_read import read_tfrecord_split
 
     rng = np.random.default_rng(1)
-    letters = tmp_path / "letters"  # an EMNIST-letters-like set: 26 classes
+    letters = tmp_path / "letters"  # an EMNIST-letters-like set without names: 26 classes
     letters.mkdir()
     for prefix, count in (("train", 260), ("t10k", 52)):
         write_idx(
@@ -130,12 +130,15 @@ def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> No
             letters / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 26).astype(np.uint8)
         )
     with pytest.raises(DatasetError, match="out of range: expected 0..9"):
-        to_png(letters, tmp_path / "refused", progress=False)
-    to_png(letters, tmp_path / "png", num_classes=26, progress=False)
+        to_png(letters, tmp_path / "refused", num_classes=10, progress=False)
+    to_png(letters, tmp_path / "png", progress=False)
     folders = sorted(
         p.name for p in (tmp_path / "png" / "train").iterdir()
     )  # Keras' order of the classes
     assert folders == [f"{label:02d}" for label in range(26)]
+    manifest = json.loads((tmp_path / "png" / "manifest.json").read_text())
+    assert manifest["folders"] == folders
+    assert manifest["classes"] == [str(label) for label in range(26)]
     assert all(
         p.parent.name == f"{int(p.stem) % 26:02d}"
         for p in (tmp_path / "png" / "train").rglob("*.png")
@@ -147,8 +150,10 @@ def test_sets_with_more_classes_convert_when_told_how_many(tmp_path: Path) -> No
     ]  # as a tree of unpadded folders, written before, records it
     run_file.write_text(json.dumps(identity))
     with pytest.raises(ConvertError, match=r"different run \(options.digit_width added\)"):
-        to_png(letters, tmp_path / "png", num_classes=26, progress=False)
-    to_tfrecord(letters, tmp_path / "tfr", num_classes=26, progress=False)
+        to_png(letters, tmp_path / "png", progress=False)
+    to_tfrecord(letters, tmp_path / "tfr", splits=["test"], num_classes=30, progress=False)
+    manifest = json.loads((tmp_path / "tfr" / "manifest.json").read_text())
+    assert manifest["classes"] == [str(label) for label in range(30)]
     np.testing.assert_array_equal(
         read_tfrecord_split(tmp_path / "tfr", "test")[1], np.arange(52) % 26
     )

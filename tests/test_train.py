@@ -683,32 +683,6 @@ def test_trains_from_converted_tfrecords(tmp_path):
     assert summary["test_accuracy"] > 0.7
 
 
-def test_predictions_name_the_classes_of_a_named_dataset(tmp_path, fashion_dir):
-    import mnist_data
-    from pipelines.training.run_dir import class_names_of_run
-
-    converted = tmp_path / "converted"  # the names follow a dataset through its conversion
-    mnist_data.to_tfrecord("fashion-mnist", converted / "tfrecord", splits="test", progress=False)
-    mnist_data.to_png("fashion-mnist", converted / "png", splits="test", progress=False)
-    mnist_data.to_tfrecord(SAMPLE, converted / "digits", splits="test", progress=False)
-    (converted / "damaged").mkdir()
-    (converted / "damaged" / "manifest.json").write_text('{"source": {"name": ["fashion-mnist"]}}')
-    run = tmp_path / "run"
-    run.mkdir()
-    for data, names in (
-        ("fashion-mnist", "T-shirt/top"),
-        (SAMPLE, None),
-        (str(tmp_path), None),
-        (str(converted / "tfrecord"), "T-shirt/top"),
-        (str(converted / "png"), "T-shirt/top"),
-        (str(converted / "digits"), None),
-        (str(converted / "damaged"), None),
-    ):
-        (run / "config.json").write_text(json.dumps({"model": "softmax", "data": data}))
-        found = class_names_of_run(run)
-        assert (found[0] if found else None) == names, data
-
-
 def test_a_run_records_a_catalog_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
     from mnist_data import resolve_source
     from pipelines.training.run_dir import portable_data
@@ -798,33 +772,6 @@ def test_a_run_on_mnist_records_the_sample_when_the_sample_stood_in(
     shutil.copytree(sample_dir, tmp_path / "data" / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "data"))
     assert portable_data(resolve_source("mnist")) == "mnist"
-
-
-def test_labels_past_the_models_outputs_are_refused_before_training(tmp_path):
-    import mnist_data
-
-    images, labels = mnist_data.load(SAMPLE, "train")
-    source = tmp_path / "letters"
-    source.mkdir()
-    for prefix, count in (("train", 1600), ("t10k", 400)):
-        mnist_data.write_idx(source / f"{prefix}-images-idx3-ubyte.gz", images[:count])
-        mnist_data.write_idx(
-            source / f"{prefix}-labels-idx1-ubyte.gz", (labels[:count] * 2 + 1).astype(np.uint8)
-        )
-    mnist_data.to_tfrecord(
-        source, tmp_path / "tfr", num_classes=26, progress=False
-    )  # as the docs suggest for letters
-    for xla in (False, True):
-        with pytest.raises(
-            mnist_data.DatasetError,
-            match="labels go up to 19; the reference models have 10 outputs",
-        ):
-            train_quiet(
-                get_config("mlp", "modern", epochs=1, xla=xla),
-                tmp_path / "run",
-                data=str(tmp_path / "tfr"),
-            )
-    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_whose_data_was_replaced_under_its_path_neither_resumes_nor_evaluates_on_it(

@@ -59,9 +59,8 @@ def tutorial_feed_images_per_second(source: str, batch_size: int, steps: int) ->
 
     images, labels = mnist_data.load(source, "train")
     data = DataSet(images, labels.astype("int32"), reshape=False, seed=0)
-    state = create_state(
-        get_config("softmax", "modern", batch_size=batch_size), source, need_train=False
-    )
+    config = get_config("softmax", "modern", batch_size=batch_size)
+    state = create_state(config, mnist_data.resolve_source(source), need_train=False)
     step = tf.function(functools.partial(one_step, state))
     step(*data.next_batch(batch_size))
     started = time.perf_counter()

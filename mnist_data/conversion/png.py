@@ -63,18 +63,15 @@ def to_png(
     progress: bool = True,
 ) -> dict:
     """Export the splits of `source` as 8-bit grayscale PNGs in class folders; returns the summary.
-    `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10)."""
+    `num_classes`: labels are 0..num_classes - 1 (default: as many as the source has classes)."""
     compress_level = check_compress_level(compress_level)
-    source, arrays = load_source(source, splits, workers, num_classes)
-    num_classes = num_classes or max(
-        [10] + [int(labels.max()) + 1 for _, labels in arrays.values() if len(labels)]
-    )
-    folders = folder_names(source, labels_as, num_classes)
+    source, arrays, classes = load_source(source, splits, workers, num_classes)
+    folders = folder_names(source, labels_as, len(classes))
     options = {"compress_level": compress_level, "labels_as": labels_as, "splits": list(arrays)}
-    if labels_as == "digits" and num_classes > 10:  # a tree of unpadded folders is another run
+    if labels_as == "digits" and len(classes) > 10:  # a tree of unpadded folders is another run
         options["digit_width"] = len(folders[0])
     writer = partial(_export_split, Path(out), folders, compress_level, progress)
-    manifest = {"classes": folders}
+    manifest = {"classes": classes, "folders": folders}
     return convert("png", source, out, arrays, options, manifest, writer, workers, overwrite)
 
 

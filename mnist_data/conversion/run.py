@@ -23,7 +23,7 @@ from mnist_data.errors import ConvertError, DatasetError
 from mnist_data.fs import is_temp_name, locked, remove_stale_temps, write_json_atomic
 from mnist_data.sources.catalog import ALL_SPLITS, CATALOG, STANDARD_SPLITS
 from mnist_data.sources.files import digest
-from mnist_data.sources.load import load_splits
+from mnist_data.sources.load import class_count, class_list, load_splits
 from mnist_data.sources.source import MANIFEST, Source, read_manifest, resolve_source, split_files
 
 RUN_FILE = ".mnist-data-run.json"
@@ -34,8 +34,9 @@ COUNTS = ("examples", "files", "bytes", "resumed_files", "resumed_examples")
 
 def load_source(
     source: str | os.PathLike, splits: str | Iterable[str], workers: int | None, num_classes
-) -> tuple[Source, dict]:
-    """The resolved source and the requested splits' arrays, once each, in the catalog's order."""
+) -> tuple[Source, dict, list[str]]:
+    """The resolved source, the requested splits' arrays (once each, in the catalog's order) and
+    the names of its classes (`num_classes` of them, else as many as the source has)."""
     wanted = [splits] if isinstance(splits, str) else list(splits)
     if not isinstance(source, Source) and os.fspath(source) not in CATALOG:
         source = resolve_source(source)  # a directory: its layout tells its splits
@@ -50,7 +51,9 @@ def load_source(
         check_whole("num_classes", num_classes, 1, error=ConvertError)
     ordered = [split for split in known if split in wanted]
     source = resolve_source(source, splits=ordered, fallback=False)
-    return source, load_splits(source, ordered, num_classes=num_classes)
+    arrays = load_splits(source, ordered, num_classes=num_classes)
+    count = num_classes or class_count(source, [labels for _, labels in arrays.values()])
+    return source, arrays, class_list(source, count)
 
 
 def describe_source(source: str | os.PathLike | Source, splits: Iterable[str]) -> dict:
@@ -83,7 +86,7 @@ def convert(
         )
     ((height, width),) = set(sizes.values())
     identity = {"kind": kind, "source": describe_source(source, arrays), "options": options}
-    manifest = {**manifest, "format": kind, "version": 1, "source": identity["source"]}
+    manifest = {**manifest, "format": kind, "version": 2, "source": identity["source"]}
     image = {"height": int(height), "width": int(width), "channels": 1}
     manifest.update(options=options, image=image, splits={})
     started, counts = time.perf_counter(), Counter({key: 0 for key in COUNTS})

@@ -60,12 +60,12 @@ def to_tfrecord(
     progress: bool = True,
 ) -> dict:
     """Convert the splits of `source` into TFRecord shards and OUT/manifest.json; returns a summary.
-    `num_classes` admits labels up to num_classes - 1 (default: the catalog's count, else 10)."""
+    `num_classes`: labels are 0..num_classes - 1 (default: as many as the source has classes)."""
     compression = (compression or "none").lower()  # TensorFlow spells it "GZIP"
     check_choice("encoding", encoding, ENCODINGS)
     check_choice("compression", compression, COMPRESSIONS)
     compress_level = check_compress_level(compress_level)
-    source, arrays = load_source(source, splits, workers, num_classes)
+    source, arrays, classes = load_source(source, splits, workers, num_classes)
     for _, labels in arrays.values():  # refuse impossible sharding before anything is written
         shard_bounds(len(labels), shards, shard_size)
     shards, shard_size = (None if n is None else int(n) for n in (shards, shard_size))  # NumPy's
@@ -78,6 +78,7 @@ def to_tfrecord(
         "splits": list(arrays),
     }
     extra = {"encoding": encoding, "compression": compression, "feature_spec": FEATURE_SPEC}
+    extra["classes"] = classes
     split_writer = partial(_convert_split, Path(out), options, progress)
     return convert(
         "tfrecord", source, out, arrays, options, extra, split_writer, workers, overwrite

@@ -44,7 +44,7 @@ def png_listing(source: Source, split: str) -> tuple[list[str], np.ndarray, np.n
     """Paths, labels and source indices from OUT/<split>.csv, checked against the manifest."""
     listing, numbered = source.path / f"{split}.csv", read_listing(source.path, split)
     expected = source.manifest["splits"][split]["records"]
-    classes = len(source.manifest.get("classes", [])) or 10
+    classes = len(source.manifest.get("classes", []))
     if len(numbered) != expected:
         raise DatasetError(f"{listing}: {len(numbered)} rows, manifest says {expected}")
     files, labels, index = [], np.zeros(expected, np.int64), np.zeros(expected, np.int64)
@@ -113,6 +113,7 @@ def _verify_tfrecords(out: Path, manifest: dict, report: VerifyReport) -> None:
 def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
     image = manifest.get("image", {"height": 28, "width": 28})  # older manifests lack it
     size = (image["width"], image["height"])
+    folders = manifest.get("folders", manifest.get("classes", []))  # version 1: in "classes"
     for split, entry in manifest["splits"].items():
         listing = f"{split}.csv"
         try:
@@ -130,12 +131,12 @@ def _verify_png_tree(out: Path, manifest: dict, report: VerifyReport) -> None:
         ]
         for line, row in numbered:
             where = f"{listing}: line {line}"
-            report.problems += _row_problems(out, where, row, manifest.get("classes", []), size)
+            report.problems += _row_problems(out, where, row, folders, size)
         report.files += len(numbered)
         report.records += len(numbered)
 
 
-def _row_problems(out: Path, where: str, row: dict, classes: list, size: tuple) -> list[str]:
+def _row_problems(out: Path, where: str, row: dict, folders: list, size: tuple) -> list[str]:
     """What is wrong with one listed PNG: its row, its folder, or the image in the file."""
     try:
         file, label, _ = row["file"], int(row["label"]), int(row["index"])
@@ -143,11 +144,11 @@ def _row_problems(out: Path, where: str, row: dict, classes: list, size: tuple) 
     except (KeyError, TypeError, ValueError):
         return [f"{where}: bad row {row}"]
     problems, folder = [], Path(file).parent.name
-    if classes and not 0 <= label < len(classes):
-        problems.append(f"{where}: label {label} is not one of the {len(classes)} classes")
-    elif classes and folder != classes[label]:
+    if folders and not 0 <= label < len(folders):
+        problems.append(f"{where}: label {label} is not one of the {len(folders)} classes")
+    elif folders and folder != folders[label]:
         problems.append(
-            f"{file}: in folder {folder!r}, but its label {label} is {classes[label]!r}"
+            f"{file}: in folder {folder!r}, but its label {label} is {folders[label]!r}"
         )
     try:
         with Image.open(out / file) as image:

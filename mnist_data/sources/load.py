@@ -56,11 +56,11 @@ def load_splits(
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
         read = pool.map(lambda f: read_idx_cached(f, cache_dir, f in transposed), paths)
         arrays = dict(zip(paths, read))
-    classes = num_classes or (len(source.classes) if source.classes else 10)
     result = {}
     for split, found in files.items():
         images, table = arrays[found.images], arrays[found.labels]
         images, labels, table = _as_read(source, split, found, images, table)
+        classes = num_classes or class_count(source, [labels])
         labels = _class_labels(source, found.labels, labels, classes)
         if extra and table is None:
             raise DatasetError(f"{found.labels}: class labels only; extra=True is for qmnist's")
@@ -129,6 +129,20 @@ def class_names(source: SourceSpec) -> tuple[str, ...] | None:
         return resolve_source(name).classes
     except DatasetError:  # gone, or its manifest is damaged: no names known
         return None
+
+
+def class_count(source: Source, labels: Iterable[np.ndarray] = ()) -> int:
+    """The number of a source's classes: of its class names when known, else max(10, largest
+    label + 1) over the `labels` at hand."""
+    if source.classes:
+        return len(source.classes)
+    return max([10, *(int(np.max(y)) + 1 for y in labels if len(y))])
+
+
+def class_list(source: Source, count: int) -> list[str]:
+    """Names of `count` classes: the source's class names, else the labels as text "0".."N-1"."""
+    names = list(source.classes or ())
+    return names if len(names) == count else [str(label) for label in range(count)]
 
 
 def describe_file(path: DataFile, array: np.ndarray | None = None) -> dict:

@@ -119,7 +119,10 @@ def _directory_source(name: str) -> Source:
         manifest = read_manifest(path)
         origin = manifest.get("source")
         dataset = CATALOG.get(str(origin.get("name"))) if isinstance(origin, dict) else None
-        return Source(manifest["format"], path, None, manifest, dataset and dataset.classes)
+        # Version 1 named no classes (a PNG tree's "classes" were its folders): the catalog's.
+        recorded = manifest.get("version") != 1 and manifest.get("classes")
+        names = recorded or (dataset and dataset.classes)
+        return Source(manifest["format"], path, None, manifest, tuple(names) if names else None)
     if any(files_in(path, split) for split in SPLITS):
         return Source("idx", path)
     held = [d for d in CATALOG.values() if any(files_in(path, s, d) for s in d.splits)]
@@ -197,6 +200,9 @@ def manifest_problem(manifest: object) -> str | None:
         isinstance(image, dict) and all(is_whole(image.get(k), 1) for k in ("height", "width"))
     ):
         return "'image' needs whole 'height' and 'width'"
+    classes = manifest.get("classes", [])
+    if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
+        return "'classes' needs a list of class names"
     for split, entry in manifest["splits"].items():
         if not isinstance(entry, dict) or not is_whole(entry.get("records"), 0):
             return f"split {split!r} needs a whole 'records' count"

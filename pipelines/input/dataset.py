@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from mnist_data.checks import check_whole
 from mnist_data.errors import DatasetError
+from mnist_data.sources.load import class_count
 from mnist_data.sources.source import Source
 from pipelines.input.cache import cached
 from pipelines.input.options import PipelineOptions, tf_options
@@ -41,7 +42,7 @@ def make_dataset(
     flatten: bool = False,
     one_hot: bool = False,
     drop_remainder: bool = False,
-    num_classes: int = 10,
+    num_classes: int | None = None,
     normalize: bool = True,
     service: str | None = None,
     processing_mode: str = "distributed_epoch",
@@ -55,15 +56,15 @@ def make_dataset(
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
     check_numbers(batch_size, epochs, seed)
     source = source_for(source, split, format)
-    finish = _finisher(flatten, one_hot, num_classes, normalize)
     what = f"{source.path}: the {split} split"
-    if service:
-        if not isinstance(cache, bool):  # a folder, as str or Path
-            raise DatasetError(f"{what}: cache={cache!r} does not combine with service=")
-        service = dispatcher_target(service, service_timeout)
+    if service and not isinstance(cache, bool):  # a folder, as str or Path
+        raise DatasetError(f"{what}: cache={cache!r} does not combine with service=")
+    service = service and dispatcher_target(service, service_timeout)
     batching = (batch_size, epochs, shuffle, int(seed), drop_remainder)
-    if source.kind == "idx" or cache is True:  # in memory: service workers get it in the graph
-        images, labels = read_arrays(source, split, options=options)
+    in_memory = source.kind == "idx" or cache is True  # service workers get it in the graph
+    images, labels = read_arrays(source, split, options=options) if in_memory else (None, [])
+    finish = _finisher(flatten, one_hot, num_classes or class_count(source, [labels]), normalize)
+    if in_memory:
         # Service workers send uint8 batches (4x fewer bytes on the wire); else finish is fused.
         fused, finish = (None, finish) if service else (finish, None)
         batches = _from_arrays(images, labels, batching, fused, options, what)
@@ -93,7 +94,7 @@ def dataset_from_arrays(
     """`make_dataset`'s batches over a split in memory: a trainer reads it once for every epoch."""
     check_numbers(batch_size, epochs, seed)
     batching = (batch_size, epochs, shuffle, seed, drop_remainder)
-    finish = _finisher(False, False, 10, True)
+    finish = _finisher(False, False, None, True)
     return _finish(_from_arrays(images, labels, batching, finish), PipelineOptions())
 
 
@@ -113,7 +114,7 @@ def _finish(batches: tf.data.Dataset, options: PipelineOptions, finish=None) -> 
     return batches.prefetch(options.prefetch).with_options(tf_options(options))
 
 
-def _finisher(flatten: bool, one_hot: bool, num_classes: int, normalize: bool):
+def _finisher(flatten: bool, one_hot: bool, num_classes: int | None, normalize: bool):
     """The per-batch transform from uint8 [B, H, W] and integer labels to model inputs."""
 
     def finish(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

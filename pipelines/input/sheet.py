@@ -18,7 +18,7 @@ from mnist_data.conversion.verify import png_listing
 from mnist_data.errors import DatasetError
 from mnist_data.fs import write_bytes_atomic
 from mnist_data.sources.catalog import SPLITS
-from mnist_data.sources.load import describe_output
+from mnist_data.sources.load import class_count, class_list, describe_output
 from mnist_data.sources.source import Source, files_in
 
 SCALE = 2  # each pixel drawn as SCALE x SCALE: nearest neighbour, no smoothing
@@ -29,7 +29,6 @@ HEADER = 84  # title, counts and the splits' names above the tiles
 LABEL_PAD = 8  # between a class name and its row
 BACKGROUND, INK = 255, 0  # the sheet's paper and text; the tiles keep the data's own pixels
 FONT_SIZE = 15
-UINT8_LABELS = 256  # an IDX source without class names: a row for every label it holds
 
 
 def check_per_class(per_class: int) -> None:
@@ -55,10 +54,8 @@ def contact_sheet(
         splits = [split for split in SPLITS if _holds(source, split)] or ["train"]
     rng, blocks = np.random.default_rng(seed), {}
     read = [(split, *_examples(source, split)) for split in splits]
-    names = list(source.classes or [])
-    top = max((int(labels.max()) for _, labels, _ in read if len(labels)), default=0)
-    rows = max(len(names) or 10, top + 1)
-    names += [str(label) for label in range(len(names), rows)]
+    rows = class_count(source, [labels for _, labels, _ in read])
+    names = class_list(source, rows)
     for split, labels, pixels in read:
         blocks[split] = [
             [pixels(i) for i in _pick(labels == label, per_class, rng)] for label in range(rows)
@@ -88,8 +85,7 @@ def _examples(source: Source, split: str) -> tuple[np.ndarray, Callable[[int], n
         files, labels, _ = png_listing(source, split)
         return labels, lambda i: _decoded(files[i])
     if source.kind == "idx":
-        classes = None if source.classes else UINT8_LABELS
-        images, labels = mnist_data.load(source, split, num_classes=classes)
+        images, labels = mnist_data.load(source, split)
     else:
         from pipelines.input.readers import read_arrays  # imports TensorFlow
 

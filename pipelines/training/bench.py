@@ -30,7 +30,7 @@ def _keras_fit(state: State, dataset: Any) -> Callable[[int], Any]:
     import keras
 
     config = state.config
-    model = build_model(config.model, config.preset, dtype=state.dtype)
+    model = build_model(config.model, config.preset, len(state.classes), dtype=state.dtype)
     optimizer = setup.make_optimizer(config, state.steps_per_epoch)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])

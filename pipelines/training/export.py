@@ -15,7 +15,6 @@ from mnist_data.sources.source import Source, resolve_source
 from pipelines.training import run_dir as rd
 from pipelines.training import step
 from pipelines.training.config import TrainError
-from pipelines.training.models import CLASSES
 
 
 def _serving_module(model: Any) -> Any:
@@ -32,7 +31,7 @@ def _serving_module(model: Any) -> Any:
             return tf.nn.softmax(tf.cast(model(pixels, training=False), tf.float32))
 
         # An empty batch gets an empty answer: TensorFlow's CPU convolution fails on none.
-        empty = lambda: tf.zeros([0, CLASSES], tf.float32)  # noqa: E731
+        empty = lambda: tf.zeros([0, model.output_shape[-1]], tf.float32)  # noqa: E731
         return {"probabilities": tf.cond(tf.shape(images)[0] > 0, probabilities, empty)}
 
     module.serve = serve
@@ -40,7 +39,7 @@ def _serving_module(model: Any) -> Any:
 
 
 def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
-    """SavedModel mapping uint8 [N,28,28] to probabilities [N,10]; never half-written."""
+    """SavedModel mapping uint8 [N,28,28] to probabilities [N, classes]; never half-written."""
     import tensorflow as tf
 
     path, module = Path(path), _serving_module(model)
@@ -74,7 +73,8 @@ def evaluate(
     latest = tf.train.latest_checkpoint(str(run_dir / rd.CHECKPOINTS))
     if latest is None:
         raise TrainError(f"{run_dir / rd.CHECKPOINTS}: no checkpoint to evaluate")
-    state = step.create_state(config, source, format, need_train=False)
+    classes = rd.run_classes(run_dir)
+    state = step.create_state(config, source, format, need_train=False, classes=classes)
     step.restore(state, latest, partial=True)
     test_loss, test_acc = step.evaluate(state)
     result = dict(run_dir=str(run_dir), data=rd.portable_data(source), model=config.model)
@@ -103,7 +103,7 @@ def predict(
     except Exception as exc:  # TensorFlow's errors for a damaged model are of many kinds
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainError(f"{path}: not a readable SavedModel (damaged?): {detail}") from None
-    names = rd.class_names_of_run(Path(run_dir))
+    names = rd.shown_names(rd.run_classes(Path(run_dir)))
     digits, answers = [], []
     for path in images:
         answers.append({"image": os.fspath(path)})

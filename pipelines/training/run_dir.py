@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import mnist_data
 from mnist_data import fs
 from mnist_data.sources.catalog import CATALOG, SPLITS
 from mnist_data.sources.files import digest
@@ -91,8 +90,9 @@ def recorded(run_dir: Path) -> dict:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise TrainError(f"{path}: not readable ({exc})") from None
+    kinds = {"data": str, "format": str, "classes": list}
     if not isinstance(values, dict) or not all(
-        isinstance(values.get(key), (str, type(None))) for key in ("data", "format")
+        isinstance(values.get(key), (kind, type(None))) for key, kind in kinds.items()
     ):
         raise TrainError(f"{path}: not a run configuration mnist-data wrote")
     return values
@@ -118,18 +118,15 @@ def load_run_config(run_dir: Path) -> TrainConfig:
         raise TrainError(f"{run_dir / CONFIG}: not a usable run configuration ({exc})") from None
 
 
-def class_names_of_run(run_dir: Path) -> tuple[str, ...] | None:
-    """The class names of the catalog dataset a run was trained on, when they are not digits."""
-    try:
-        data, _ = run_data(run_dir)
-    except (OSError, ValueError):
-        return None
-    return shown_names(mnist_data.class_names(data))
+def run_classes(run_dir: Path) -> list[str]:
+    """The names of the classes a run's model answers with (a run that records none: 0..9)."""
+    names = recorded(run_dir).get("classes")
+    return [str(name) for name in names] if names else [str(label) for label in range(10)]
 
 
-def shown_names(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+def shown_names(names: list[str]) -> list[str] | None:
     """Class names worth showing: None for the digits."""
-    return None if names is None or all(name.isdigit() for name in names) else names
+    return None if all(name.isdigit() for name in names) else names
 
 
 def data_exists(data: str) -> bool:
@@ -165,10 +162,11 @@ def check_unchanged(run_dir: Path, source: Source, advice: str) -> None:
 
 
 def check_start(
-    config: TrainConfig, out: Path, source: Source, resume: bool, checkpointed: int
+    config: TrainConfig, out: Path, source: Source, resume: bool, checkpointed: int, classes: list
 ) -> None:
     """Refuse to overwrite an earlier run unless resuming, and a resume that would not continue
-    it: same data, and only the run's length may change, not under a schedule that spans it."""
+    it: same data and class count, and only the run's length may change, not under a schedule
+    that spans it."""
     if (out / CONFIG).is_file() and not resume:
         raise TrainError(
             f"{out}: already holds a training run; pass --resume or choose another --out"
@@ -181,6 +179,7 @@ def check_start(
             "the run before its checkpoint"
         )
     before, now = dataclasses.asdict(load_run_config(out)), dataclasses.asdict(config)
+    before["classes"], now["classes"] = len(run_classes(out)), len(classes)
     data_before = recorded(out).get("data")
     if data_before is not None and data_exists(data_before):  # else taken at the word of `data`
         before["data"], now["data"] = data_before, portable_data(source)
@@ -197,12 +196,13 @@ def check_start(
         check_unchanged(out, source, "resuming would train on other examples: choose another --out")
 
 
-def record(config: TrainConfig, source: Source, format: str | None) -> dict:
-    """What RUN_DIR/config.json holds: the config, the data as recorded and its fingerprint."""
+def record(config: TrainConfig, source: Source, format: str | None, classes: list) -> dict:
+    """What RUN_DIR/config.json holds: the config, the data as recorded, its fingerprint, and
+    the names of the model's classes."""
     data = dict(
         data=portable_data(source), format=format, data_fingerprint=data_fingerprint(source)
     )
-    return dataclasses.asdict(config) | data
+    return dataclasses.asdict(config) | data | dict(classes=classes)
 
 
 def read_history(out: Path, done: int) -> list[dict]:

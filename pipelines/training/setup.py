@@ -11,9 +11,9 @@ import numpy as np
 
 from mnist_data.checks import check_whole
 from mnist_data.errors import DatasetError
+from mnist_data.sources.load import class_count, class_list
 from mnist_data.sources.source import Source
 from pipelines.training.config import TrainConfig, TrainError
-from pipelines.training.models import CLASSES
 
 
 def use_op_threads(count: int | None) -> bool:
@@ -72,18 +72,18 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
     return (keras.optimizers.Adam if config.optimizer == "adam" else keras.optimizers.SGD)(rate)
 
 
-def check_examples(data: Any, split: str, shape: tuple, labels: Any) -> None:
-    """DatasetError for images the models cannot take or labels past their outputs."""
+def check_examples(data: Any, split: str, shape: tuple, labels: Any, classes: int) -> None:
+    """DatasetError for images the models cannot take or labels past their `classes` outputs."""
     if tuple(shape) != (28, 28):
         raise DatasetError(
             f"{data}: {split} images are {'x'.join(map(str, shape))}; "
             "the reference models take 28x28"
         )
     top = int(np.max(labels)) if len(labels) else 0
-    if top >= CLASSES:
+    if top >= classes:
         raise DatasetError(
-            f"{data}: {split} labels go up to {top}; the reference models have {CLASSES} outputs "
-            f"(classes 0..{CLASSES - 1})"
+            f"{data}: {split} labels go up to {top}; the model has {classes} outputs "
+            f"(classes 0..{classes - 1})"
         )
 
 
@@ -100,6 +100,7 @@ class State:
     resident: tuple | None  # the train split as device tensors, when resident
     steps_per_epoch: int
     fetch: int  # batches the pipeline hands over stacked in one element
+    classes: list[str]  # the names of the model's outputs
     model: Any = None
     eval_model: Any = None
     optimizer: Any = None
@@ -116,14 +117,19 @@ class State:
         return self.strategy.num_replicas_in_sync
 
 
-def read_data(config: TrainConfig, source: Source, format: str | None, need_train: bool) -> tuple:
-    """The test split as tensors, and the train split as arrays (None if not `need_train`)."""
+def read_data(
+    config: TrainConfig, source: Source, format: str | None, need_train: bool, classes: list | None
+) -> tuple:
+    """The test split as tensors, the train split as arrays (None if not `need_train`), and the
+    names of the model's classes: `classes`, else the data's."""
     from pipelines.input.readers import read_arrays
 
     name, splits = os.fspath(source), ("test", "train")[: 1 + need_train]
     arrays = {split: read_arrays(source, split, format=format) for split in splits}
+    seen = [labels for _, labels in arrays.values()]
+    classes = classes or class_list(source, class_count(source, seen))
     for split, (images, labels) in arrays.items():
-        check_examples(name, split, images.shape[1:3], labels)
+        check_examples(name, split, images.shape[1:3], labels, len(classes))
     if not len(arrays["test"][1]):
         raise TrainError(
             f"{name}: the test split, on which a run reports its accuracy, holds no examples"
@@ -133,4 +139,4 @@ def read_data(config: TrainConfig, source: Source, format: str | None, need_trai
         raise TrainError(
             f"{name}: batch size {config.batch_size} exceeds the {len(train[1])} training examples"
         )
-    return as_tensors(*arrays["test"]), train
+    return as_tensors(*arrays["test"]), train, classes

@@ -15,9 +15,15 @@ from pipelines.training.setup import State
 
 
 def create_state(
-    config: TrainConfig, source: Source, format: str | None = None, *, need_train: bool = True
+    config: TrainConfig,
+    source: Source,
+    format: str | None = None,
+    *,
+    need_train: bool = True,
+    classes: list[str] | None = None,
 ) -> State:
-    """Read the data, build the models and optimizer, and compile the step and loops."""
+    """Read the data, build the models (one output for each of `classes`, by default the data's)
+    and optimizer, and compile the step and loops."""
     import keras
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
@@ -30,7 +36,7 @@ def create_state(
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = on_gpu if config.mixed_precision is None else config.mixed_precision
     single = strategy.num_replicas_in_sync == 1
-    test, train = setup.read_data(config, source, format, need_train)
+    test, train, classes = setup.read_data(config, source, format, need_train, classes)
     steps = len(train[1]) // config.batch_size if train else 1
     resident = None
     if train and single and (on_gpu if config.resident is None else config.resident):
@@ -38,10 +44,10 @@ def create_state(
     # Stacked batches are sliced on one replica only; every epoch fills an element.
     fetch = max(1, min(config.batches_per_fetch, config.steps_per_call, steps)) if single else 1
     dtype = "mixed_bfloat16" if mixed else None
-    state = State(config, strategy, device, dtype, test, train, resident, steps, fetch)
+    state = State(config, strategy, device, dtype, test, train, resident, steps, fetch, classes)
     with strategy.scope():
-        state.model = build_model(config.model, config.preset, dtype=dtype)
-        state.eval_model = build_model(config.model, config.preset, dtype=dtype)
+        state.model = build_model(config.model, config.preset, len(classes), dtype=dtype)
+        state.eval_model = build_model(config.model, config.preset, len(classes), dtype=dtype)
         state.optimizer = setup.make_optimizer(config, steps)
         state.optimizer.build(state.model.trainable_variables)
         state.ema = [tf.Variable(v, trainable=False) for v in state.model.trainable_variables]
