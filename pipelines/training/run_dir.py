@@ -162,11 +162,10 @@ def check_unchanged(run_dir: Path, source: Source, advice: str) -> None:
 
 
 def check_start(
-    config: TrainConfig, out: Path, source: Source, resume: bool, checkpointed: int, classes: list
+    config: TrainConfig, out: Path, source: Source, resume: bool, checkpointed: int
 ) -> None:
     """Refuse to overwrite an earlier run unless resuming, and a resume that would not continue
-    it: same data and class count, and only the run's length may change, not under a schedule
-    that spans it."""
+    it: same data, and only the run's length may change, not under a schedule that spans it."""
     if (out / CONFIG).is_file() and not resume:
         raise TrainError(
             f"{out}: already holds a training run; pass --resume or choose another --out"
@@ -179,7 +178,6 @@ def check_start(
             "the run before its checkpoint"
         )
     before, now = dataclasses.asdict(load_run_config(out)), dataclasses.asdict(config)
-    before["classes"], now["classes"] = len(run_classes(out)), len(classes)
     data_before = recorded(out).get("data")
     if data_before is not None and data_exists(data_before):  # else taken at the word of `data`
         before["data"], now["data"] = data_before, portable_data(source)
@@ -194,6 +192,17 @@ def check_start(
         )
     if "data" in now:
         check_unchanged(out, source, "resuming would train on other examples: choose another --out")
+
+
+def check_classes(out: Path, resume: bool, classes: list) -> None:
+    """A resume on data of another class count (its own data gone, say) would train another
+    model: refused, once the data's count is known."""
+    before = len(run_classes(out)) if resume and (out / CONFIG).is_file() else len(classes)
+    if before != len(classes):
+        raise TrainError(
+            f"{out}: resuming would not continue its run (classes {before} -> {len(classes)}); "
+            "resume with the run's own data or choose another --out"
+        )
 
 
 def record(config: TrainConfig, source: Source, format: str | None, classes: list) -> dict:

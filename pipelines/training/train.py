@@ -38,14 +38,15 @@ def train(
         source = resolve_source(data)  # a run in use is refused before any download
         latest = tf.train.latest_checkpoint(str(out / rd.CHECKPOINTS))
         done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by epoch
-        setup.use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started
-        state = step.create_state(config, source, format)  # the data's class count is known
-        rd.check_start(config, out, source, resume, done, state.classes)
+        rd.check_start(config, out, source, resume, done)  # before the data is read
         if resume and not latest and list((out / rd.CHECKPOINTS).glob("ckpt-*.index")):
             raise TrainError(
                 f"{out / rd.CHECKPOINTS / 'checkpoint'}: missing or damaged, so the run's "
                 "checkpoints cannot be found; starting over would overwrite them"
             )
+        setup.use_op_threads(config.op_threads)  # in effect only if TensorFlow has not started
+        state = step.create_state(config, source, format)
+        rd.check_classes(out, resume, state.classes)
         write_json_atomic(out / rd.CONFIG, rd.record(config, source, format, state.classes))
         manager = tf.train.CheckpointManager(state.checkpoint, str(out / rd.CHECKPOINTS), 2)
         history: list[dict] = []
