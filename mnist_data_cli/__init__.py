@@ -25,7 +25,8 @@ class _Formatter(argparse.HelpFormatter):
         text, default = action.help or "", action.default
         if default in (None, argparse.SUPPRESS) or type(default) is bool or "default" in text:
             return text
-        return f"{text} (default: %(default)s)"
+        shown = " ".join(default) if isinstance(default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,13 +76,19 @@ def _emit(summary: object, text: str, target: str | None) -> None:
 
 
 def _look_in_data_dir(args: argparse.Namespace) -> None:
-    """`--data-dir DIR`: a dataset name given stands for its files in DIR (as `data_dir=`)."""
-    if args.command == "fetch" or not getattr(args, "data_dir", None):
-        return
-    for key in ("source", "data"):
-        if getattr(args, key, None) in mnist_data.CATALOG:
-            found = mnist_data.resolve_source(getattr(args, key), args.data_dir, fallback=False)
-            setattr(args, key, found)
+    """`--data-dir DIR`: the dataset name given stands for its files in DIR (as `data_dir=`)."""
+    if args.command in ("fetch", "info") or not getattr(args, "data_dir", None):
+        return  # these two take data_dir themselves
+    key = "source" if hasattr(args, "source") else "data"
+    name, splits = getattr(args, key), getattr(args, "splits", mnist_data.sources.catalog.SPLITS)
+    if name not in mnist_data.CATALOG:
+        given = "" if name is None else f", not {name}"
+        raise mnist_data.DatasetError(
+            f"--data-dir {args.data_dir} says where a dataset name's files are: give the name"
+            f"{given} (one of {', '.join(mnist_data.CATALOG)})"
+        )
+    found = mnist_data.resolve_source(name, args.data_dir, splits=splits, fallback=False)
+    setattr(args, key, found)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="catalog name",
     )
     p.add_argument("--data-dir", help="target directory (default: the user cache dir)")
+    p.add_argument("--splits", nargs="+", default=SPLITS, help="splits to read")
     p.add_argument("--mirror", action="append", dest="mirrors", help="base URL, tried in order")
     add_options(p, "--quiet", "--json")
     p.set_defaults(run=_fetch)
@@ -71,7 +72,7 @@ def _conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="dataset name or directory of IDX files")
     p.add_argument("out", help="output directory")
     add_options(p, "--data-dir")
-    p.add_argument("--splits", nargs="+", default=SPLITS, help="splits to convert")
+    p.add_argument("--splits", nargs="+", default=SPLITS, help="splits to read")
     p.add_argument("--workers", type=int, help="worker threads (default: one per core)")
     p.add_argument("--compress-level", type=int, default=1, help="deflate level of PNGs, 0-9")
     p.add_argument("--overwrite", action="store_true", help="replace earlier output in OUT")

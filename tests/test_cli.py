@@ -45,6 +45,7 @@ def test_every_subcommand_has_help_that_shows_its_defaults(words: tuple, capsys)
     for action in LEAVES[words]._actions:
         default = action.default
         if default not in (None, argparse.SUPPRESS) and not isinstance(default, bool):
+            default = "".join(default) if isinstance(default, (list, tuple)) else default
             assert "".join(f"(default: {default})".split()) in shown, action
 
 

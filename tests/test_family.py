@@ -267,3 +267,38 @@ def test_lenet_trains_47_ways_on_emnist_balanced_and_predict_names_characters(
     assert len(answer["predictions"]) == 47
     assert {guess["name"] for guess in answer["predictions"]} == set(classes)  # all named
     assert main(["evaluate", str(run)]) == 0
+
+
+def test_folders_of_names_differing_only_in_case_carry_their_number() -> None:
+    from mnist_data.conversion.png import folder_names
+
+    folders = folder_names("emnist-balanced", "names", 47)
+    assert folders[10] == "10-A" and folders[36] == "36-a" and folders[0] == "00-0"
+    assert folder_names("emnist-letters", "names", 26)[:2] == ["Aa", "Bb"]
+
+
+def test_a_run_on_a_data_dir_evaluates_from_it_again(monkeypatch, tmp_path: Path) -> None:
+    from mnist_data_cli import main
+
+    emnist_zip(tmp_path / "gzip.zip")
+    letters = dataclasses.replace(
+        catalog.CATALOG["emnist-letters"], mirrors=("http://127.0.0.1:9/",)
+    )
+    monkeypatch.setitem(catalog.CATALOG, "emnist-letters", letters)  # no download can happen
+    run, given = str(tmp_path / "run"), ["--data", "emnist-letters", "--data-dir", str(tmp_path)]
+    assert main(["train", "softmax", *given, "--epochs", "1", "--out", run, "--quiet"]) == 0
+    assert main(["evaluate", run]) == 0  # the run knows where its data is
+    with pytest.raises(DatasetError, match="not found locally"):
+        mnist_data.load("emnist-letters", "test", download=False)
+    with pytest.raises(DatasetError, match="label 11 at index 0 is out of range: expected 0..4"):
+        mnist_data.load("emnist-letters", "train", tmp_path, num_classes=5)
+
+
+def test_info_and_the_sheet_show_every_converted_split(tmp_path: Path, capsys) -> None:
+    from mnist_data_cli import main
+
+    out = tmp_path / "tfr"
+    mnist_data.to_tfrecord(qmnist_files(tmp_path / "q"), out, splits=["nist"], progress=False)
+    assert main(["info", str(out), "--grid", str(tmp_path / "g.png"), "--per-class", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "nist  1,600 records" in text and "train" not in text.replace("records", "")

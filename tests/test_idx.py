@@ -279,3 +279,17 @@ def test_many_small_gzip_members_across_input_windows(tmp_path) -> None:
     path.write_bytes(path.read_bytes()[:-7])  # the last member cut short
     with pytest.raises(IdxError, match="truncated gzip stream|corrupt gzip stream"):
         read_idx(path)
+
+
+def test_xz_files_are_read_and_never_inflated_past_their_header() -> None:
+    import lzma
+
+    from mnist_data.formats.idx import encode_idx
+
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    assert np.array_equal(read_idx(lzma.compress(encode_idx(images))), images)
+    claim = encode_idx(images[:1])  # a header of one image, then 5 MB of zeros
+    with pytest.raises(IdxError, match="declares uint8 \\(1, 28, 28\\), which needs 800 bytes"):
+        read_idx(lzma.compress(claim + bytes(5 << 20)), "bomb.xz")
+    with pytest.raises(IdxError, match="cut.xz: the xz stream is cut short"):
+        read_idx(lzma.compress(encode_idx(images))[:-30], "cut.xz")

@@ -20,6 +20,7 @@ import numpy as np
 
 from mnist_data import read_idx
 from mnist_data.formats.idx import encode_idx, gzip_compress
+from mnist_data.fs import write_bytes_atomic
 from mnist_data.sources.cache import read_idx_cached
 from mnist_data.sources.files import Member, read_bytes
 
@@ -34,8 +35,7 @@ def from_zip(archive: Path, cache: Path) -> np.ndarray:
 def extracted(archive: Path, cache: Path) -> np.ndarray:
     target = cache / "emnist" / Path(MEMBER).name
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(read_bytes(Member(archive, MEMBER)))
-    os.sync()
+    write_bytes_atomic(target, read_bytes(Member(archive, MEMBER)))  # as an extraction would
     return read_idx_cached(target, cache / "decoded", transposed=True)
 
 

@@ -37,7 +37,8 @@ def check_compress_level(compress_level: object) -> int:
 
 def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) -> list[str]:
     """Class folder names: the number (zero-padded past 10 classes, as Keras sorts folders by
-    name), or the dataset's class name made safe for a path."""
+    name), or the dataset's class name made safe for a path (after the number, if two names
+    differ only in case)."""
     check_choice("labels_as", labels_as, LABELS_AS)
     if labels_as == "digits":
         return [f"{label:0{len(str(num_classes - 1))}d}" for label in range(num_classes)]
@@ -47,7 +48,11 @@ def folder_names(source: str | os.PathLike, labels_as: str, num_classes: int) ->
             f"{source}: {len(names) or 'no'} class names known for {num_classes} classes; "
             "use digit labels (labels_as='digits', --labels-as digits)"
         )
-    return [name.replace("/", "-").replace(" ", "_") for name in names]
+    folders = [name.replace("/", "-").replace(" ", "_") for name in names]
+    if len({folder.lower() for folder in folders}) < len(folders):  # EMNIST's "A" and "a"
+        width = len(str(num_classes - 1))  # one folder each on a case-insensitive disk too
+        return [f"{label:0{width}d}-{folder}" for label, folder in enumerate(folders)]
+    return folders
 
 
 def to_png(

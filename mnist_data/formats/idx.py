@@ -152,12 +152,19 @@ def _inflate_idx(data: bytes, name: str) -> tuple[IdxHeader, np.ndarray | bytear
     return header, raw
 
 
-def _unxz_idx(data: bytes, name: str) -> tuple[IdxHeader, bytes]:
-    """Decompress an xz IDX stream after reading its header from the first bytes."""
+def _unxz_idx(data: bytes, name: str) -> tuple[IdxHeader, bytearray]:
+    """Decompress an xz IDX stream no further than its header declares (plus one byte, to tell
+    a longer stream)."""
+    stream = lzma.LZMADecompressor()
     try:
-        header = parse_header(lzma.LZMADecompressor().decompress(data, MAX_HEADER_SIZE), name)
-        raw = lzma.decompress(data)
+        raw = bytearray(stream.decompress(data, MAX_HEADER_SIZE))
+        header = parse_header(raw, name)
+        raw += stream.decompress(b"", header.total_size + 1 - len(raw))
     except lzma.LZMAError as exc:
         raise IdxError(f"{name}: not a whole xz stream ({exc})") from None
+    except MemoryError:
+        raise IdxError(f"{name}: IDX header declares shape {header.shape}: no memory") from None
     _check_length(header, len(raw), name, inflated=True)
-    return header, bytearray(raw)
+    if not stream.eof:
+        raise IdxError(f"{name}: the xz stream is cut short")
+    return header, raw

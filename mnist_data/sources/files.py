@@ -80,6 +80,13 @@ def read_bytes(file: DataFile) -> bytes:
             raise DatasetError(f"{file}: damaged in its archive ({exc})") from None
 
 
+def size(file: DataFile) -> int:
+    if isinstance(file, Path):
+        return file.stat().st_size
+    with open_archive(file.archive) as archive:
+        return archive.getinfo(file.member).file_size
+
+
 def digest(file: DataFile, algorithm: str = "sha256") -> str:
     if isinstance(file, Path):
         return file_digest(file, algorithm)

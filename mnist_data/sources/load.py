@@ -11,11 +11,16 @@ from typing import Any
 import numpy as np
 
 from mnist_data.errors import DatasetError
-from mnist_data.formats.idx import read_idx
-from mnist_data.sources.cache import read_idx_cached
-from mnist_data.sources.catalog import CATALOG, SPLITS, user_cache_dir
-from mnist_data.sources.files import DataFile, SplitFiles, digest, read_bytes
-from mnist_data.sources.source import Source, resolve_source, split_files
+from mnist_data.sources.cache import read_data_file, read_idx_cached
+from mnist_data.sources.catalog import (
+    ALL_SPLITS,
+    CATALOG,
+    SPLITS,
+    STANDARD_SPLITS,
+    user_cache_dir,
+)
+from mnist_data.sources.files import DataFile, SplitFiles, digest, size
+from mnist_data.sources.source import Source, files_in, resolve_source, split_files
 
 SourceSpec = str | os.PathLike | Source
 PathSpec = str | os.PathLike | None
@@ -100,7 +105,7 @@ def _class_labels(source: Source, path: DataFile, labels: np.ndarray, classes: i
                 f"labels {min(source.label_values)}..{max(source.label_values)} of "
                 f"{source.dataset.mapping.rsplit('/', 1)[-1]}"
             )
-        return mapped.astype(np.uint8)
+        labels = mapped
     if len(labels) and (int(labels.max()) >= classes or int(labels.min()) < 0):
         bad = int(np.argmax((labels >= classes) | (labels < 0)))
         raise DatasetError(
@@ -147,14 +152,14 @@ def class_list(source: Source, count: int) -> list[str]:
 
 def describe_file(path: DataFile, array: np.ndarray | None = None) -> dict:
     """Shape, dtype, MD5, catalog match and (for integer vectors) the count of each value."""
-    array = read_idx(path) if array is None else array
+    array = read_data_file(path) if array is None else array
     md5 = digest(path, "md5")
     match = [f"{d.name}/{f.name}" for d in CATALOG.values() for f in d.files if f.md5 == md5]
     summary = {
         "file": str(path),
         "shape": list(array.shape),
         "dtype": str(array.dtype),
-        "bytes": path.stat().st_size if isinstance(path, Path) else len(read_bytes(path)),
+        "bytes": size(path),
         "md5": md5,
         "catalog_match": match[0] if match else None,
     }
@@ -179,12 +184,15 @@ def describe(
     resolved = resolve_source(source, data_dir, download=False)
     if resolved.manifest:
         return {"source": name, **describe_output(resolved)}
-    arrays = load_splits(resolved, SPLITS, num_classes=num_classes)
+    layout = resolved.dataset.splits if resolved.dataset else STANDARD_SPLITS
+    splits = [s for s, names in layout.items() if names[2:] == (0, None)]  # not row ranges
+    splits = [s for s in splits if s in SPLITS or files_in(resolved.path, s, resolved.dataset)]
+    arrays = load_splits(resolved, splits, num_classes=num_classes)  # checked as loaded
     files = [
         {"split": split, **describe_file(path, array)}
-        for split in SPLITS
-        for path, array in zip(split_files(resolved, split), arrays[split])
-    ]
+        for split in splits
+        for path, array in zip(split_files(resolved, split), (arrays[split][0], None))
+    ]  # the labels as the file holds them (QMNIST's table, EMNIST letters' 1..26)
     return {"source": name, "files": files}
 
 
@@ -196,6 +204,6 @@ def describe_output(source: Source) -> dict:
     origin = manifest.get("source")
     summary["converted_from"] = origin.get("name") if isinstance(origin, dict) else None
     splits = manifest["splits"]
-    summary["splits"] = {split: splits[split]["records"] for split in SPLITS if split in splits}
+    summary["splits"] = {s: splits[s]["records"] for s in ALL_SPLITS if s in splits}
     summary["classes"] = list(source.classes or manifest.get("classes") or []) or None
     return summary

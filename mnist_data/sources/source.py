@@ -43,9 +43,11 @@ class Source:
     fallback: bool = False  # the embedded sample standing in for an unavailable MNIST
     name: str | None = None  # the catalog name it was resolved from
     label_values: tuple[int, ...] | None = None  # the stored label of each class (EMNIST)
+    data_dir: str | None = None  # where the name was looked for first, when given
 
     def __fspath__(self) -> str:
-        """The catalog name, else the directory: what resolves to this source again."""
+        """The catalog name, else the directory: what resolves to this source again (with
+        `data_dir`)."""
         return self.name or str(self.path)
 
     __str__ = __fspath__
@@ -78,7 +80,8 @@ def resolve_source(
         except (FetchError, OSError) as exc:  # OSError: the files cannot be stored here
             failure = exc
     if found is not None:
-        return idx_source(found, dataset, name=name)
+        where = data_dir and str(Path(data_dir).resolve())
+        return idx_source(found, dataset, name=name, data_dir=where)
     missing = [split for split in splits if not any(files_in(d, split, dataset) for d in dirs)]
     if name == "mnist" and fallback:
         why = f"could not be downloaded ({failure})" if failure else "downloading is off"
@@ -129,8 +132,9 @@ def _directory_source(name: str) -> Source:
     if len(held) > 1:  # EMNIST's zip holds six
         names = ", ".join(d.name for d in held)
         raise DatasetError(
-            f"{path} holds the files of several datasets ({names}): name one, as in "
-            f"`--data {held[0].name} --data-dir {path}` (Python: data_dir={str(path)!r})"
+            f"{path} holds the files of several datasets ({names}): name one and give this "
+            f"folder as its data dir (`--data-dir {path}`; Python: "
+            f"resolve_source({held[0].name!r}, {str(path)!r}))"
         )
     return idx_source(path, held[0] if held else None)
 

@@ -17,7 +17,7 @@ from mnist_data.checks import check_whole
 from mnist_data.conversion.verify import png_listing
 from mnist_data.errors import DatasetError
 from mnist_data.fs import write_bytes_atomic
-from mnist_data.sources.catalog import SPLITS
+from mnist_data.sources.catalog import ALL_SPLITS, SPLITS
 from mnist_data.sources.load import class_count, class_list, describe_output
 from mnist_data.sources.source import Source, files_in
 
@@ -51,7 +51,8 @@ def contact_sheet(
     splits = [splits] if isinstance(splits, str) else splits
     source = mnist_data.resolve_source(source, splits=splits or SPLITS)
     if not splits:  # none held: reading train says what is missing
-        splits = [split for split in SPLITS if _holds(source, split)] or ["train"]
+        held = ALL_SPLITS if source.manifest else SPLITS  # in that order
+        splits = [split for split in held if _holds(source, split)] or ["train"]
     rng, blocks = np.random.default_rng(seed), {}
     read = [(split, *_examples(source, split)) for split in splits]
     rows = class_count(source, [labels for _, labels, _ in read])

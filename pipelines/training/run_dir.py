@@ -16,7 +16,7 @@ from typing import Any
 from mnist_data import fs
 from mnist_data.sources.catalog import CATALOG, SPLITS
 from mnist_data.sources.files import digest
-from mnist_data.sources.source import MANIFEST, Source, split_files
+from mnist_data.sources.source import MANIFEST, Source, resolve_source, split_files
 from pipelines.training.config import TrainConfig, TrainError, config_from_dict, get_config
 
 CONFIG, METRICS, SUMMARY, CHECKPOINTS = "config.json", "metrics.json", "summary.json", "checkpoints"
@@ -98,8 +98,9 @@ def recorded(run_dir: Path) -> dict:
     return values
 
 
-def run_data(run_dir: Path) -> tuple[str, str | None]:
-    """The data (and format) a run was trained on, from its config.json."""
+def run_data(run_dir: Path) -> tuple[str | Source, str | None]:
+    """The data (and format) a run was trained on, from its config.json: a dataset name found
+    in a `data_dir` is looked for there again."""
     values = recorded(run_dir)
     if not values.get("data"):
         raise TrainError(f"{run_dir / CONFIG}: the run does not record its data; give --data")
@@ -107,6 +108,8 @@ def run_data(run_dir: Path) -> tuple[str, str | None]:
         raise TrainError(
             f"{run_dir}: the run's data {values['data']} is no longer there; give --data"
         )
+    if isinstance(values.get("data_dir"), str):
+        return resolve_source(values["data"], values["data_dir"]), values.get("format")
     return values["data"], values.get("format")
 
 
@@ -211,7 +214,8 @@ def record(config: TrainConfig, source: Source, format: str | None, classes: lis
     data = dict(
         data=portable_data(source), format=format, data_fingerprint=data_fingerprint(source)
     )
-    return dataclasses.asdict(config) | data | dict(classes=classes)
+    where = {"data_dir": source.data_dir} if source.data_dir else {}
+    return dataclasses.asdict(config) | data | where | dict(classes=classes)
 
 
 def read_history(out: Path, done: int) -> list[dict]:
