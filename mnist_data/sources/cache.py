@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ import numpy as np
 from mnist_data.formats.idx import read_idx
 from mnist_data.fs import TEMP_MARKER, atomic_path
 from mnist_data.sources.files import DataFile, Member, read_bytes
+
+# numpy parses a .npy header with `ast`, which CPython 3.11 cannot do in two threads at once
+# (a spurious "AST constructor recursion depth mismatch"): the cache's files open one at a time.
+_HEADERS = threading.Lock()
 
 
 def cache_entry(source: DataFile, cache_dir: Path, variant: str = "") -> tuple[Path, str]:
@@ -45,7 +50,7 @@ def read_idx_cached(
     if cache_dir is None:
         return read_data_file(source, transposed)
     entry, prefix = cache_entry(source, Path(cache_dir), " upright" if transposed else "")
-    with contextlib.suppress(ValueError, OSError):
+    with contextlib.suppress(ValueError, OSError), _HEADERS:
         return np.load(entry, mmap_mode="c", allow_pickle=False)
     array = read_data_file(source, transposed)
     with contextlib.suppress(OSError):
