@@ -137,3 +137,15 @@ def test_class_names_follow_a_dataset_through_its_conversion(tmp_path: Path, fas
     ):
         found = mnist_data.class_names(data)
         assert (found[0] if found else None) == first, data
+
+
+def test_a_folder_counts_the_classes_of_all_its_splits(tmp_path):
+    from mnist_data import write_idx
+    from pipelines import make_dataset
+
+    images, labels = mnist_data.load("mnist-sample", "test")
+    for prefix, top in (("train", 12), ("t10k", 9)):  # the test split lacks classes 10..12
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.minimum(labels * 2, top))
+    _, one_hot = next(iter(make_dataset(tmp_path, "test", batch_size=8, one_hot=True)))
+    assert one_hot.shape == (8, 13)

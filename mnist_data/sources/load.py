@@ -138,9 +138,13 @@ def class_names(source: SourceSpec) -> tuple[str, ...] | None:
 
 def class_count(source: Source, labels: Iterable[np.ndarray] = ()) -> int:
     """The number of a source's classes: of its class names when known, else max(10, largest
-    label + 1) over the `labels` at hand."""
+    label + 1) over the `labels` at hand and, in a folder of IDX files, every split's (so that
+    the test split alone counts as many as train)."""
     if source.classes:
         return len(source.classes)
+    if source.kind == "idx":
+        found = (files_in(source.path, split, source.dataset) for split in SPLITS)
+        labels = [*labels, *(read_data_file(files.labels) for files in found if files)]
     return max([10, *(int(np.max(y)) + 1 for y in labels if len(y))])
 
 
