@@ -124,7 +124,11 @@ def _idx_lines(summary: dict) -> list[str]:
     text = []
     for entry in summary["files"]:
         split = f"{entry['split']:5s} " if "split" in entry else ""
-        match = entry["catalog_match"] or "MD5 not in the catalog: not published, or recompressed"
+        match = entry["catalog_match"] or (
+            "a member of an archive, whose MD5 the catalog checks"
+            if "archive" in entry
+            else "MD5 not in the catalog: not published, or recompressed"
+        )
         text.append(f"{split}{entry['file']}")
         text.append(
             f"      {entry['dtype']} {tuple(entry['shape'])}  md5 {entry['md5']}  ({match})"

@@ -93,6 +93,10 @@ def test_a_directory_of_one_splits_files_or_the_zip_is_a_source(tmp_path: Path) 
         images, labels = mnist_data.load(source, "train")
         assert np.array_equal(images, expected[0]) and np.array_equal(labels, expected[1])
         assert mnist_data.class_names(source)[labels[0]] == "Ll"
+    from mnist_data.sources.load import describe
+
+    files = describe("emnist-letters", archive.parent)["files"]
+    assert files[0]["archive"] == str(archive) and files[0]["shape"] == [1600, 28, 28]
     with pytest.raises(
         DatasetError, match="several datasets .*emnist-letters.*: name one.*--data-dir"
     ):

@@ -19,7 +19,7 @@ from mnist_data.sources.catalog import (
     STANDARD_SPLITS,
     user_cache_dir,
 )
-from mnist_data.sources.files import DataFile, SplitFiles, digest, size
+from mnist_data.sources.files import DataFile, Member, SplitFiles, digest, size
 from mnist_data.sources.source import Source, files_in, resolve_source, split_files
 
 SourceSpec = str | os.PathLike | Source
@@ -167,6 +167,8 @@ def describe_file(path: DataFile, array: np.ndarray | None = None) -> dict:
         "md5": md5,
         "catalog_match": match[0] if match else None,
     }
+    if isinstance(path, Member):  # the catalog holds the MD5 of its archive, not its members'
+        summary["archive"] = str(path.archive)
     if array.ndim == 1 and array.dtype.kind in "ui" and len(array) and array.min() >= 0:
         values, counts = np.unique(array, return_counts=True)  # sparse: labels may be huge numbers
         summary["per_class"] = (
