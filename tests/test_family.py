@@ -97,6 +97,8 @@ def test_a_directory_of_one_splits_files_or_the_zip_is_a_source(tmp_path: Path) 
 
     files = describe("emnist-letters", archive.parent)["files"]
     assert files[0]["archive"] == str(archive) and files[0]["shape"] == [1600, 28, 28]
+    with zipfile.ZipFile(archive) as opened:  # the member's own size, not the archive's
+        assert files[0]["bytes"] == opened.getinfo(files[0]["file"].split(":")[-1]).file_size
     with pytest.raises(
         DatasetError, match="several datasets .*emnist-letters.*: name one.*--data-dir"
     ):

@@ -61,11 +61,10 @@ def load_splits(
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
         read = pool.map(lambda f: read_idx_cached(f, cache_dir, f in transposed), paths)
         arrays = dict(zip(paths, read))
-    result = {}
+    result, classes = {}, num_classes or class_count(source)  # a folder's: all its splits'
     for split, found in files.items():
         images, table = arrays[found.images], arrays[found.labels]
         images, labels, table = _as_read(source, split, found, images, table)
-        classes = num_classes or class_count(source, [labels])
         labels = _class_labels(source, found.labels, labels, classes)
         if extra and table is None:
             raise DatasetError(f"{found.labels}: class labels only; extra=True is for qmnist's")
@@ -211,5 +210,5 @@ def describe_output(source: Source) -> dict:
     summary["converted_from"] = origin.get("name") if isinstance(origin, dict) else None
     splits = manifest["splits"]
     summary["splits"] = {s: splits[s]["records"] for s in ALL_SPLITS if s in splits}
-    summary["classes"] = list(source.classes or manifest.get("classes") or []) or None
+    summary["classes"] = list(source.classes) if source.classes else None  # v1 held folders
     return summary
