@@ -111,8 +111,8 @@ def test_interrupted_and_resumed_run_ends_at_the_same_weights(tmp_path, model, p
 
 def test_stacked_batches_train_exactly_like_single_batches(tmp_path):
     # 12 batches of 128 per epoch: elements of 5 batches give 5, 5, then 2 and a skipped remainder.
-    one = get_config("mlp", "modern", epochs=2, batches_per_fetch=1, steps_per_call=5)
-    stacked = one.replace(batches_per_fetch=5)
+    one = get_config("mlp", "modern", epochs=2, steps_per_call=1)
+    stacked = one.replace(steps_per_call=5)
     a = train_quiet(one, tmp_path / "one")
     b = train_quiet(stacked, tmp_path / "stacked")
     assert a["steps"] == b["steps"] == 24
@@ -652,21 +652,27 @@ from pipelines.training.train import train
 setup.local_devices = lambda: (
     tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), "2 x CPU"
 )
+from pipelines.training.config import TrainError
+try:
+    train(get_config("mlp", "seed", batch_size=201), "mnist-sample", sys.argv[1] + "-odd")
+except TrainError as error:
+    print(error)
 config = get_config("mlp", "seed", epochs=2)
 print(json.dumps(train(config, "mnist-sample", sys.argv[1], progress=False)))
 """
 
 
 def test_mirrored_strategy_over_two_devices_matches_one_device(tmp_path):
-    # Two logical CPUs stand in for two GPUs: same code path (distributed dataset, per-replica
-    # loss scaling, cross-replica EMA update), and the same result as one device.
-    out = subprocess.run(
+    # Two logical CPUs stand in for two GPUs: same code path (each replica's share of a batch,
+    # per-replica loss scaling, cross-replica EMA update), and the same result as one device.
+    lines = subprocess.run(
         [sys.executable, "-c", MIRRORED, str(tmp_path / "mirrored")],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.splitlines()[-1]
-    mirrored = json.loads(out)
+    ).stdout.splitlines()
+    assert "batch size 201 does not split evenly over 2 replicas" in lines
+    mirrored = json.loads(lines[-1])
     single = train_quiet(get_config("mlp", "seed", epochs=2), tmp_path / "single")
     assert mirrored["device"] == "2 x CPU" and mirrored["steps"] == single["steps"]
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-4)

@@ -118,13 +118,13 @@ def bench_train(
         model, "modern", batch_size=batch_size, resident=False, steps_per_call=per_call, xla=xla
     )
     state = step.create_state(config, source, format)
+    per_call = state.config.steps_per_call  # at most an epoch
     kw = dict(format=format, epochs=None, shuffle=True, seed=config.seed, drop_remainder=True)
-    # the batches our loop takes at once, as in training
-    iterator = iter(pipelines.make_dataset(source, "train", batch_size * state.fetch, **kw))
-    elements = lambda k: tf.constant(-(-k // state.fetch))  # noqa: E731
+    # elements of per_call batches, as the trainer takes them
+    iterator = iter(pipelines.make_dataset(source, "train", batch_size * per_call, **kw))
     methods: dict[str, Callable[[int], Any]] = {
         "pipeline": _chunked(
-            lambda k: state.run_steps(iterator, elements(k), *[tf.constant(k)] * 2)[1], per_call
+            lambda k: state.run_steps(*next(iterator), tf.constant(k))[1], per_call
         ),
         "synthetic": _synthetic(state, 1),
         "synthetic_fresh": _synthetic(state, max(2, FRESH_BYTES // (batch_size * 784 * 4))),

@@ -13,7 +13,7 @@ MODELS = ("softmax", "mlp", "lenet")
 PRESETS = ("seed", "modern")
 SCHEDULES = ("constant", "staircase", "cosine")
 _LIMITS = [(name, ">=", 1) for name in ("batch_size", "epochs", "steps_per_call", "max_steps")]
-_LIMITS += [("batches_per_fetch", ">=", 1), ("eval_batch_size", ">=", 1), ("op_threads", ">=", 0)]
+_LIMITS += [("eval_batch_size", ">=", 1), ("op_threads", ">=", 0)]
 _LIMITS += [("epochs", "<=", 10**6), ("op_threads", "<=", 1024)]
 
 
@@ -41,10 +41,8 @@ class TrainConfig:
     deterministic: bool = True  # op determinism (bit-exact resume); XLA runs without it
     mixed_precision: bool | None = None  # bfloat16 compute; None: only where a GPU runs it
     resident: bool | None = None  # whole split as device tensors; None: only on GPU
-    steps_per_call: int = 50  # training steps run by one call of the compiled loop
-    # Batches the loop takes from the pipeline at once (one element of batch_size x this):
-    # per-element hand-off costs ~100 us on a CPU, as much as a small model's step.
-    batches_per_fetch: int = 8
+    # Steps run by one call of the compiled loop, on one pipeline element stacking their batches
+    steps_per_call: int = 50
     eval_batch_size: int = 1000
     # Threads TensorFlow runs ops on (inter- and intra-op), set before TensorFlow starts;
     # None: TensorFlow's default, one per core. See setup.use_op_threads.

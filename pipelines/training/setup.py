@@ -99,7 +99,6 @@ class State:
     train: tuple | None  # images, labels as arrays (None: evaluation only)
     resident: tuple | None  # the train split as device tensors, when resident
     steps_per_epoch: int
-    fetch: int  # batches the pipeline hands over stacked in one element
     classes: list[str]  # the names of the model's outputs
     model: Any = None
     eval_model: Any = None
