@@ -113,12 +113,13 @@ def bench_train(
 
     for name, value in (("steps", steps), ("repeat", repeat)):
         check_whole(name, value, 1, error=TrainError)
-    per_call, source = min(steps, 96), resolve_source(data)
+    # calls of at most 96 steps, as even as `steps` allows: each takes a whole element
+    per_call, source = -(-steps // -(-steps // 96)), resolve_source(data)
     config = get_config(
         model, "modern", batch_size=batch_size, resident=False, steps_per_call=per_call, xla=xla
     )
     state = step.create_state(config, source, format)
-    per_call = state.config.steps_per_call  # at most an epoch
+    per_call = min(per_call, state.steps_per_epoch)  # an element holds at most an epoch
     kw = dict(format=format, epochs=None, shuffle=True, seed=config.seed, drop_remainder=True)
     # elements of per_call batches, as the trainer takes them
     iterator = iter(pipelines.make_dataset(source, "train", batch_size * per_call, **kw))

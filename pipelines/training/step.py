@@ -42,12 +42,6 @@ def create_state(
     resident = None
     if train and single and (on_gpu if config.resident is None else config.resident):
         resident = setup.as_tensors(*train)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise TrainError(
-            f"batch size {config.batch_size} does not split evenly over "
-            f"{strategy.num_replicas_in_sync} replicas"
-        )
-    config = config.replace(steps_per_call=min(config.steps_per_call, steps))  # an element
     dtype = "mixed_bfloat16" if mixed else None
     state = State(config, strategy, device, dtype, test, train, resident, steps, classes)
     with strategy.scope():
@@ -100,14 +94,18 @@ def one_step(state: State, images: Any, labels: Any) -> tuple[Any, Any]:
     hits (in tf.function)."""
     import tensorflow as tf
 
-    strategy, share = state.strategy, state.config.batch_size // state.replicas
-    if state.replicas > 1:
-        images, labels = (
-            strategy.experimental_distribute_values_from_function(
-                lambda context, rows=rows: rows[context.replica_id_in_sync_group * share :][:share]
-            )
-            for rows in (images, labels)
-        )
+    strategy, count, size = state.strategy, state.replicas, state.config.batch_size
+
+    def share(rows: Any) -> Any:  # replica r takes the r-th share, as even as the size allows
+        def of_replica(context: Any) -> Any:
+            r = context.replica_id_in_sync_group
+            with tf.device(rows.device):  # sliced where the batch is, copied share by share
+                return rows[size * r // count : size * (r + 1) // count]
+
+        return strategy.experimental_distribute_values_from_function(of_replica)
+
+    if count > 1:
+        images, labels = share(images), share(labels)
     loss, hits = strategy.run(state.step, (images, labels))
     loss = state.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
     hits = state.strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None)
@@ -180,7 +178,10 @@ def train_epoch(
             return state.run_resident_steps(order, tf.constant(done), tf.constant(k))
     else:  # an element per call, stacking its batches; the epoch's last holds the remainder
         batches = dataset_from_arrays(
-            *state.train, config.batch_size * per_call, seed=config.seed * 1009 + epoch
+            *state.train,
+            config.batch_size * per_call,
+            shuffle=True,
+            seed=config.seed * 1009 + epoch,
         )
         iterator = iter(batches)
 
