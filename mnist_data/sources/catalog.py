@@ -12,7 +12,6 @@ from typing import NamedTuple
 from mnist_data.errors import DatasetError
 
 SPLITS = ("train", "test")
-ROLES = ("images", "labels")
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample"
 
 

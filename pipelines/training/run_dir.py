@@ -22,8 +22,6 @@ from pipelines.training.config import TrainConfig, TrainError, config_from_dict,
 CONFIG, METRICS, SUMMARY, CHECKPOINTS = "config.json", "metrics.json", "summary.json", "checkpoints"
 CURVES, PREDICTIONS, TENSORBOARD = "curves.png", "predictions.png", "tensorboard"
 SAVED_MODEL, LOCK_FILE = "saved_model", ".mnist-data-train.lock"
-RUN_FILES = (CONFIG, METRICS, SUMMARY, CURVES, PREDICTIONS, TENSORBOARD, SAVED_MODEL)
-RUN_FILES += (CHECKPOINTS, LOCK_FILE)
 EPOCH_KEYS = {"epoch", "step", "loss", "train_accuracy", "test_loss", "test_accuracy"}
 EPOCH_KEYS |= {"seconds", "examples_per_second"}
 
