@@ -48,7 +48,7 @@ def _chunked(call: Callable[[int], Any], per_call: int) -> Callable[[int], None]
     return run
 
 
-def _synthetic(state: State, batches: int) -> Callable[[int], Any]:
+def _synthetic(state: State, batches: int, per_call: int) -> Callable[[int], Any]:
     """(b) and (b'): the loop over `batches` random batches held in memory, taken in turn."""
     import tensorflow as tf
 
@@ -61,16 +61,15 @@ def _synthetic(state: State, batches: int) -> Callable[[int], Any]:
         return total + step.one_step(state, images[rows], labels[rows])[0]
 
     loop = tf.function(lambda n: tf.foldl(add_step, tf.range(n), tf.constant(0.0)))
-    return _chunked(lambda k: loop(tf.constant(k)), state.config.steps_per_call)
+    return _chunked(lambda k: loop(tf.constant(k)), per_call)
 
 
-def _resident(resident: State) -> Callable[[int], Any]:
+def _resident(resident: State, per_call: int) -> Callable[[int], Any]:
     """(d): the loop over the split resident on the device, walking a shuffled order."""
     import tensorflow as tf
 
     count, size = len(resident.train[1]), resident.config.batch_size
     order = tf.argsort(tf.random.stateless_uniform([count], seed=[resident.config.seed, 0]))
-    per_call = resident.config.steps_per_call
     order = tf.tile(order, [1 + math.ceil(per_call * size / count)])  # a call may run past the end
     position = [0]
 
@@ -121,19 +120,22 @@ def bench_train(
     state = step.create_state(config, source, format)
     per_call = min(per_call, state.steps_per_epoch)  # an element holds at most an epoch
     kw = dict(format=format, epochs=None, shuffle=True, seed=config.seed, drop_remainder=True)
-    # elements of per_call batches, as the trainer takes them
+    # an element of per_call batches a call, as the trainer takes steps_per_call; every
+    # method runs calls of the same size
     iterator = iter(pipelines.make_dataset(source, "train", batch_size * per_call, **kw))
     methods: dict[str, Callable[[int], Any]] = {
         "pipeline": _chunked(
             lambda k: state.run_steps(*next(iterator), tf.constant(k))[1], per_call
         ),
-        "synthetic": _synthetic(state, 1),
-        "synthetic_fresh": _synthetic(state, max(2, FRESH_BYTES // (batch_size * 784 * 4))),
+        "synthetic": _synthetic(state, 1, per_call),
+        "synthetic_fresh": _synthetic(
+            state, max(2, FRESH_BYTES // (batch_size * 784 * 4)), per_call
+        ),
         "keras_fit": _keras_fit(state, pipelines.make_dataset(source, "train", batch_size, **kw)),
     }
-    if state.replicas == 1:  # several replicas take their batches from tf.data
+    if state.replicas == 1:  # a split is resident on one device only
         methods["resident"] = _resident(
-            step.create_state(config.replace(resident=True), source, format)
+            step.create_state(config.replace(resident=True), source, format), per_call
         )
     best = _best_seconds(methods, steps, repeat, warm_up=per_call)
     result: dict[str, Any] = dict(model=model, data=os.fspath(data), batch_size=batch_size)

@@ -107,9 +107,9 @@ def one_step(state: State, images: Any, labels: Any) -> tuple[Any, Any]:
     if count > 1:
         images, labels = share(images), share(labels)
     loss, hits = strategy.run(state.step, (images, labels))
-    loss = state.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-    hits = state.strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None)
-    if state.replicas > 1:  # mirrored averages are updated across replicas
+    loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+    hits = strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None)
+    if count > 1:  # mirrored averages are updated across replicas
         update_averages(state)
     return loss, hits
 
